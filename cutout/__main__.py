@@ -1,0 +1,3 @@
+from cutout.cli.main import main
+
+main()

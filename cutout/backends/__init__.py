@@ -1,0 +1,107 @@
+"""One Predictor interface over onnxruntime and PyTorch.
+
+A predictor takes a preprocessed batch (see :mod:`cutout.preprocess`) and returns the spec's mask output.
+:func:`create_predictor` picks the backend and device; asking for a GPU that is not there raises
+:class:`~cutout.errors.BackendError` — never a silent CPU fallback.
+
+    >>> from cutout.backends import create_predictor            # doctest: +SKIP
+    >>> predictor = create_predictor(get_spec("u2netp"), backend="onnx", device="cpu")
+    >>> predictor.predict(batch).shape                          # (N, h, w)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from cutout.errors import BackendError, UsageError
+from cutout.registry import ModelSpec
+
+BackendName = Literal["onnx", "torch"]
+
+
+class Predictor(Protocol):
+    """Runs one model on batches. ``predict``: (N, 3, h, w) float32 -> (N, h, w) float32 in [0, 1]."""
+
+    spec: ModelSpec
+    backend: BackendName
+    device: str
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every output of the network, (N, 1, h, w) each, in the model's order."""
+        ...
+
+
+@dataclass(frozen=True)
+class Device:
+    """A parsed ``--device``: ``cpu``, ``cuda`` (index 0) or ``cuda:N``."""
+
+    kind: Literal["auto", "cpu", "cuda"]
+    index: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Device:
+        value = text.strip().lower()
+        if value in ("auto", "cpu", "cuda"):
+            return cls(value)  # type: ignore[arg-type]
+        if value.startswith("cuda:") and value[5:].isdigit():
+            return cls("cuda", int(value[5:]))
+        raise UsageError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N (for example cuda:1)")
+
+    def __str__(self) -> str:
+        return "cuda:%d" % self.index if self.kind == "cuda" else self.kind
+
+
+def onnx_cuda_available() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def torch_cuda_available() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def choose_backend(backend: str, device: Device) -> tuple[BackendName, Device]:
+    """Resolve ``auto`` for backend and device: the fastest that is really there."""
+    if backend not in ("auto", "onnx", "torch"):
+        raise UsageError(f"unknown backend {backend!r}; use auto, onnx or torch")
+    if backend == "torch" and importlib.util.find_spec("torch") is None:
+        raise BackendError("the torch backend needs PyTorch: `pip install 'cutout[torch]'`, or use --backend onnx")
+    if backend == "auto":
+        if device.kind in ("auto", "cuda") and onnx_cuda_available():
+            backend = "onnx"
+        elif device.kind in ("auto", "cuda") and torch_cuda_available():
+            backend = "torch"
+        else:
+            backend = "onnx"
+    if device.kind == "auto":
+        cuda = onnx_cuda_available() if backend == "onnx" else torch_cuda_available()
+        device = Device("cuda") if cuda else Device("cpu")
+    return backend, device  # type: ignore[return-value]
+
+
+def create_predictor(
+    spec: ModelSpec, *, backend: str = "auto", device: str = "auto", weights: Path | None = None
+) -> Predictor:
+    """A ready predictor for ``spec``; ``weights`` overrides the resolved file (.onnx or .pth)."""
+    name, parsed = choose_backend(backend, Device.parse(device))
+    if weights is not None and backend == "auto":
+        name = "onnx" if weights.suffix == ".onnx" else "torch"
+    if name == "onnx":
+        from cutout.backends.onnx_backend import OnnxPredictor
+
+        return OnnxPredictor(spec, parsed, weights)
+    from cutout.backends.torch_backend import TorchPredictor
+
+    return TorchPredictor(spec, parsed, weights)

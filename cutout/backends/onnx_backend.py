@@ -1,0 +1,76 @@
+"""onnxruntime backend: CPU, and the CUDA and TensorRT providers when installed (``cutout[gpu]``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cutout.errors import BackendError
+from cutout.registry import ModelSpec
+
+
+class OnnxPredictor:
+    """An onnxruntime session for one model. Inputs with a static batch of 1 (rembg's files) run one by one."""
+
+    backend = "onnx"
+
+    def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None) -> None:
+        import onnxruntime as ort
+
+        from cutout.backends import Device
+        from cutout.convert import resolve_weights
+
+        assert isinstance(device, Device)
+        self.spec = spec
+        self.device = str(device)
+        path = weights if weights is not None else resolve_weights(spec, "onnx")
+        providers = _providers(device, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise BackendError(f"onnxruntime cannot load {path}: {error}") from error
+        if device.kind == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise BackendError(
+                f"onnxruntime could not start CUDA for {self.device} (CUDA/cuDNN libraries missing?); "
+                "use --device cpu, or fix the CUDA installation"
+            )
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.static_batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.static_batch is not None and batch.shape[0] != self.static_batch:
+            parts = [self.session.run(None, {self.input_name: item[None]}) for item in batch]
+            return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+        return list(self.session.run(None, {self.input_name: batch}))
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        index = self.spec.output.index
+        if self.static_batch is not None and batch.shape[0] != self.static_batch:
+            return np.concatenate([self.predict(item[None]) for item in batch])
+        output = self.session.run([self.session.get_outputs()[index].name], {self.input_name: batch})[0]
+        return np.asarray(output)[:, 0]
+
+
+def _providers(device: object, available: list[str]) -> list[object]:
+    from cutout.backends import Device
+
+    assert isinstance(device, Device)
+    if device.kind != "cuda":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in available:
+        raise BackendError(
+            f"--device {device} asked for a GPU, but this onnxruntime has no CUDA provider "
+            f"(available: {', '.join(available)}). Install `cutout[gpu]` (onnxruntime-gpu) or use --device cpu."
+        )
+    options = {"device_id": device.index}
+    providers: list[object] = []
+    if "TensorrtExecutionProvider" in available:
+        providers.append(("TensorrtExecutionProvider", {"device_id": device.index, "trt_fp16_enable": True}))
+    providers += [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
+    return providers

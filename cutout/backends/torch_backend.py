@@ -1,0 +1,59 @@
+"""PyTorch backend: CPU, or CUDA with fp16 and channels_last (``cutout[torch]``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cutout.errors import BackendError
+from cutout.registry import ModelSpec
+
+
+class TorchPredictor:
+    """A torch model for one spec. On CUDA it runs in fp16 with channels_last memory format."""
+
+    backend = "torch"
+
+    def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None) -> None:
+        import torch
+
+        from cutout.backends import Device
+        from cutout.convert import load_torch_model, resolve_weights
+
+        assert isinstance(device, Device)
+        if device.kind == "cuda":
+            if not torch.cuda.is_available():
+                raise BackendError(f"--device {device} asked for a GPU, but PyTorch sees no CUDA device; use --device cpu")
+            if device.index >= torch.cuda.device_count():
+                raise BackendError(
+                    f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)"
+                )
+        self.spec = spec
+        self.device = str(device)
+        self.torch_device = torch.device(self.device)
+        path = weights if weights is not None else resolve_weights(spec, "torch")
+        model = load_torch_model(spec, path).to(self.torch_device)
+        self.half = device.kind == "cuda"
+        if self.half:
+            model = model.half().to(memory_format=torch.channels_last)
+        self.model = model
+
+    def _forward(self, batch: np.ndarray) -> list[np.ndarray]:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.torch_device)
+        if self.half:
+            x = x.half().contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            if self.spec.architecture == "modnet":
+                outputs = [self.model(x, True)[2]]
+            else:
+                outputs = list(self.model(x))
+        return [o.float().cpu().numpy() for o in outputs]
+
+    def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self._forward(batch)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._forward(batch)[self.spec.output.index][:, 0]

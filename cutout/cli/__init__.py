@@ -1,0 +1,1 @@
+"""The command-line shell over :mod:`cutout.api`: one module per command."""

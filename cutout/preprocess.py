@@ -1,0 +1,112 @@
+"""Pure preprocessing and postprocessing, driven by a :class:`~cutout.registry.ModelSpec` only.
+
+Both backends call these functions, so they cannot disagree. The U2-Net family reproduces rembg exactly:
+Pillow LANCZOS to 320x320 (aspect ratio not kept), division by the image's own maximum, ImageNet mean/std,
+fused output min-max stretched, truncated to uint8 and resized back with LANCZOS. MODNet reproduces the
+official image demo: (x/255 - 0.5)/0.5, 'area' resize to the reference size rounded down to a multiple of 32,
+and the matte 'area'-resized back, then truncated to uint8 (FACTS.md section 2).
+
+    >>> import numpy as np
+    >>> from cutout.registry import get_spec
+    >>> x = model_input(get_spec("modnet"), np.zeros((1080, 1920, 3), np.uint8))
+    >>> x.shape
+    (1, 3, 512, 896)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from cutout.registry import InputRule, ModelSpec
+
+_PIL_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
+
+
+def plan_input_size(rule: InputRule, height: int, width: int) -> tuple[int, int]:
+    """The network input (height, width) for an image of ``height`` x ``width``."""
+    if rule.kind == "fixed":
+        return rule.size
+    ref = rule.reference_size
+    new_h, new_w = height, width
+    if max(height, width) < ref or min(height, width) > ref:
+        if width >= height:
+            new_h, new_w = ref, int(width / height * ref)
+        else:
+            new_h, new_w = int(height / width * ref), ref
+    new_h -= new_h % rule.multiple
+    new_w -= new_w % rule.multiple
+    return max(new_h, rule.multiple), max(new_w, rule.multiple)
+
+
+def area_resize(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize the last two axes by averaging, exactly like torch's ``F.interpolate(mode='area')``.
+
+    Output index i averages input indices floor(i*n/m) .. ceil((i+1)*n/m) - 1 on each axis (adaptive average
+    pooling); when enlarging this degenerates to a box (nearest-like) resample.
+
+    Shape: (..., H, W) float -> (..., height, width) float32.
+    """
+    out = _area_axis(np.asarray(array, dtype=np.float64), height, axis=-2)
+    return _area_axis(out, width, axis=-1).astype(np.float32)
+
+
+def _area_axis(array: np.ndarray, size: int, axis: int) -> np.ndarray:
+    n = array.shape[axis]
+    if n == size:
+        return array
+    i = np.arange(size)
+    start = (i * n) // size
+    end = ((i + 1) * n + size - 1) // size
+    zero_shape = list(array.shape)
+    zero_shape[axis] = 1
+    cumulative = np.concatenate([np.zeros(zero_shape), np.cumsum(array, axis=axis)], axis=axis)
+    total = np.take(cumulative, end, axis=axis) - np.take(cumulative, start, axis=axis)
+    count_shape = [1] * array.ndim
+    count_shape[axis] = size
+    return total / (end - start).reshape(count_shape)
+
+
+def model_input(spec: ModelSpec, rgb: np.ndarray) -> np.ndarray:
+    """The network input for one RGB image.
+
+    Shape: rgb (H, W, 3) uint8 -> (1, 3, h, w) float32 with (h, w) = :func:`plan_input_size`.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
+    height, width = plan_input_size(spec.input, rgb.shape[0], rgb.shape[1])
+    norm = spec.normalization
+    mean = np.asarray(norm.mean).reshape(3, 1, 1)
+    std = np.asarray(norm.std).reshape(3, 1, 1)
+    if spec.input.resample == "area":
+        # MODNet: normalise first, then average-resize the float tensor (the official order).
+        chw = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        chw = (chw - mean.astype(np.float32)) / std.astype(np.float32)
+        chw = area_resize(chw, height, width)
+    else:
+        # U2-Net / rembg: resize in uint8 with Pillow, divide by the image's own max, ImageNet stats in float64.
+        resized = Image.fromarray(rgb).resize((width, height), _PIL_RESAMPLE[spec.input.resample])
+        array = np.asarray(resized).astype(np.float64)
+        scale = array.max() if norm.divide_by == "max" else 255.0
+        chw = (array / max(scale, 1e-6)).transpose(2, 0, 1)
+        chw = (chw - mean) / std
+    return np.ascontiguousarray(chw[None], dtype=np.float32)
+
+
+def mask_from_output(spec: ModelSpec, prediction: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Turn one network output map into an 8-bit mask of the original image size.
+
+    Shape: prediction (h, w) float in [0, 1] -> (height, width) uint8.
+    """
+    pred = np.asarray(prediction, dtype=np.float32)
+    if pred.ndim != 2:
+        raise ValueError(f"expected an (h, w) prediction, got shape {pred.shape}")
+    rule = spec.output
+    if rule.minmax:
+        low, high = float(pred.min()), float(pred.max())
+        pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
+    if rule.resample == "area":
+        pred = area_resize(pred, height, width)
+        return (np.clip(pred, 0.0, 1.0) * 255).astype(np.uint8)
+    small = Image.fromarray((np.clip(pred, 0.0, 1.0) * 255).astype(np.uint8), mode="L")
+    return np.asarray(small.resize((width, height), _PIL_RESAMPLE[rule.resample]))

@@ -1,0 +1,49 @@
+"""Shared fixtures: where ../shared is, and the real U2-NetP weights.
+
+Integration tests need ``../shared`` (reference tensors, real images) and the real u2netp.onnx. Locally a
+missing one skips those tests; in CI (``CI=true``) it is a failure, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _need(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI requires this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """The ../shared folder (or $CUTOUT_SHARED)."""
+    path = Path(os.environ.get("CUTOUT_SHARED", ROOT.parent / "shared"))
+    if not (path / "reference" / "FACTS.md").is_file():
+        _need(f"../shared not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference(shared: Path) -> Path:
+    return shared / "reference"
+
+
+@pytest.fixture(scope="session")
+def u2netp_onnx() -> Path:
+    """The real rembg u2netp.onnx from the cutout cache (CI fetches it with `cutout weights pull u2netp`)."""
+    from cutout.registry import get_spec
+    from cutout.weights import cached_path
+
+    spec = get_spec("u2netp")
+    wf = spec.weight_file("onnx")
+    assert wf is not None
+    path = cached_path(spec, wf)
+    if not path.is_file():
+        _need(f"real u2netp.onnx not in the cache at {path}; run `cutout weights pull u2netp`")
+    return path

@@ -1,0 +1,77 @@
+"""The Python API on the real U2-NetP: input kinds, output kinds, sessions, batches and bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cutout
+from cutout.errors import InputError, UsageError
+
+pytestmark = pytest.mark.integration
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def session(u2netp_onnx: Path) -> cutout.Session:
+    return cutout.new_session(u2netp_onnx, backend="onnx", device="cpu")
+
+
+def test_output_kind_follows_input_kind(session: cutout.Session) -> None:
+    rgb = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    as_array = session.remove(rgb)
+    as_pil = session.remove(Image.fromarray(rgb))
+    as_bytes = session.remove(EXAMPLE.read_bytes())
+    assert isinstance(as_array, np.ndarray) and as_array.shape == (512, 512, 4)
+    assert isinstance(as_pil, Image.Image) and as_pil.mode == "RGBA"
+    assert isinstance(as_bytes, bytes) and Image.open(io.BytesIO(as_bytes)).size == (512, 512)
+    np.testing.assert_array_equal(as_array, np.asarray(as_pil))
+    # straight (not premultiplied) colour: the cutout keeps the image's colours
+    np.testing.assert_array_equal(as_array[..., :3], rgb)
+
+
+def test_mask_is_a_real_subject(session: cutout.Session) -> None:
+    mask = session.remove(np.asarray(Image.open(EXAMPLE).convert("RGB")), only_mask=True)
+    assert isinstance(mask, np.ndarray) and mask.shape == (512, 512) and mask.dtype == np.uint8
+    # the astronaut fills the centre-left; the corners of the flag/background at top right are background
+    assert mask[300:400, 150:300].mean() > 200
+    assert 0.15 < (mask > 127).mean() < 0.9
+
+
+def test_batch_equals_one_by_one(session: cutout.Session) -> None:
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(EXAMPLE.parent.glob("*.jpg"))]
+    batched = session.masks(images)
+    for image, mask in zip(images, batched, strict=True):
+        np.testing.assert_array_equal(mask, session.mask(image))
+
+
+def test_grey_and_rgba_arrays_are_accepted(session: cutout.Session) -> None:
+    grey = np.asarray(Image.open(EXAMPLE).convert("L"))
+    rgba = np.asarray(Image.open(EXAMPLE).convert("RGBA"))
+    assert session.remove(grey).shape == (512, 512, 4)
+    assert session.remove(rgba).shape == (512, 512, 4)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "empty"), (b"not an image at all", "not an image"), (EXAMPLE.read_bytes()[:5000], "truncated")],
+)
+def test_bad_bytes_raise_input_error(session: cutout.Session, data: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        session.remove(data)
+
+
+def test_bad_arrays_raise_input_error(session: cutout.Session) -> None:
+    with pytest.raises(InputError, match="uint8"):
+        session.remove(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(InputError, match="shape"):
+        session.remove(np.zeros((10, 10, 2), np.uint8))
+
+
+def test_unknown_model_lists_the_built_in_ones() -> None:
+    with pytest.raises(UsageError, match="u2netp, u2net, u2net_human_seg, modnet, modnet-webcam"):
+        cutout.new_session("no-such-model")
