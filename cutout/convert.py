@@ -62,11 +62,12 @@ def onnx_to_state_dict(onnx_path: Path, architecture: str) -> dict[str, torch.Te
         state[f"{name}.bias"] = torch.from_numpy(numpy_helper.to_array(initializers[node.input[2]]).copy())
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.BatchNorm2d):
-            state[f"{name}.weight"] = torch.ones_like(module.weight)
-            state[f"{name}.bias"] = torch.zeros_like(module.bias)
-            state[f"{name}.running_mean"] = torch.zeros_like(module.running_mean)
+            channels = module.num_features
+            state[f"{name}.weight"] = torch.ones(channels)
+            state[f"{name}.bias"] = torch.zeros(channels)
+            state[f"{name}.running_mean"] = torch.zeros(channels)
             # sqrt(var + eps) == 1 makes the BN an exact identity.
-            state[f"{name}.running_var"] = torch.full_like(module.running_var, 1.0 - module.eps)
+            state[f"{name}.running_var"] = torch.full((channels,), 1.0 - module.eps)
     return state
 
 
@@ -89,8 +90,14 @@ def export_onnx(model: torch.nn.Module, path: Path, *, opset: int = 17, metadata
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated but needs no onnxscript
             torch.onnx.export(
-                model, (dummy,), tmp, dynamo=False, input_names=["input"], output_names=output_names,
-                dynamic_axes=dynamic, opset_version=opset,
+                model,
+                (dummy,),
+                tmp,
+                dynamo=False,
+                input_names=["input"],
+                output_names=output_names,
+                dynamic_axes=dynamic,
+                opset_version=opset,
             )
         proto = onnx.load(tmp)
         for key, value in (metadata or {}).items():
@@ -108,12 +115,13 @@ def _as_tuple(outputs: Any) -> tuple[Any, ...]:
 
 
 def load_torch_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
-    """The spec's architecture in eval mode with ``weights`` (.pth/.ckpt state_dict, or an .onnx of the U2-Net family)."""
+    """The spec's architecture in eval mode with ``weights``: a .pth/.ckpt state_dict, or a U2-Net family .onnx."""
     import torch
 
     from cutout.models import build_model, load_checkpoint
 
     model = build_model(spec.architecture)
+    state: Any
     if weights.suffix == ".onnx":
         state = onnx_to_state_dict(weights, spec.architecture)
     else:

@@ -76,18 +76,17 @@ def model_input(spec: ModelSpec, rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
     height, width = plan_input_size(spec.input, rgb.shape[0], rgb.shape[1])
     norm = spec.normalization
-    mean = np.asarray(norm.mean).reshape(3, 1, 1)
-    std = np.asarray(norm.std).reshape(3, 1, 1)
+    mean = np.asarray(norm.mean, dtype=np.float64).reshape(3, 1, 1)
+    std = np.asarray(norm.std, dtype=np.float64).reshape(3, 1, 1)
     if spec.input.resample == "area":
         # MODNet: normalise first, then average-resize the float tensor (the official order).
-        chw = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-        chw = (chw - mean.astype(np.float32)) / std.astype(np.float32)
-        chw = area_resize(chw, height, width)
+        scaled = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        chw = area_resize((scaled - mean.astype(np.float32)) / std.astype(np.float32), height, width)
     else:
         # U2-Net / rembg: resize in uint8 with Pillow, divide by the image's own max, ImageNet stats in float64.
         resized = Image.fromarray(rgb).resize((width, height), _PIL_RESAMPLE[spec.input.resample])
         array = np.asarray(resized).astype(np.float64)
-        scale = array.max() if norm.divide_by == "max" else 255.0
+        scale = float(array.max()) if norm.divide_by == "max" else 255.0
         chw = (array / max(scale, 1e-6)).transpose(2, 0, 1)
         chw = (chw - mean) / std
     return np.ascontiguousarray(chw[None], dtype=np.float32)

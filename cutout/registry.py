@@ -235,8 +235,7 @@ SPECS: dict[str, ModelSpec] = {
                     26_255_603,
                     (
                         UrlSource(
-                            _OPENVINO
-                            + "modnet-photographic-portrait-matting/modnet_photographic_portrait_matting.ckpt"
+                            _OPENVINO + "modnet-photographic-portrait-matting/modnet_photographic_portrait_matting.ckpt"
                         ),
                     ),
                 ),
@@ -260,11 +259,7 @@ SPECS: dict[str, ModelSpec] = {
                         "0ccf7c055162ff039f4dd066102652c",
                     ),
                     26_255_603,
-                    (
-                        UrlSource(
-                            _OPENVINO + "modnet-webcam-portrait-matting/modnet_webcam_portrait_matting.ckpt"
-                        ),
-                    ),
+                    (UrlSource(_OPENVINO + "modnet-webcam-portrait-matting/modnet_webcam_portrait_matting.ckpt"),),
                 ),
             ),
         ),
@@ -281,6 +276,5 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(SPECS)
         raise UsageError(
-            f"unknown model {name!r}; built-in models are: {known}. "
-            "A path to an .onnx or .pth file also works."
+            f"unknown model {name!r}; built-in models are: {known}. A path to an .onnx or .pth file also works."
         ) from None

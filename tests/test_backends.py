@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from cutout.backends import Device, choose_backend, create_predictor, onnx_cuda_available, torch_cuda_available
+from cutout.backends import (
+    Device,
+    choose_backend,
+    create_predictor,
+    onnx_cuda_available,
+    torch_cuda_available,
+)
 from cutout.errors import BackendError, UsageError
 from cutout.registry import get_spec
 
 no_gpu = pytest.mark.skipif(onnx_cuda_available() or torch_cuda_available(), reason="a GPU is present")
 
 
-@pytest.mark.parametrize(("text", "expected"), [("cpu", "cpu"), ("CUDA", "cuda:0"), ("cuda:3", "cuda:3"), ("auto", "auto")])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("cpu", "cpu"), ("CUDA", "cuda:0"), ("cuda:3", "cuda:3"), ("auto", "auto")]
+)
 def test_device_parse(text: str, expected: str) -> None:
     assert str(Device.parse(text)) == expected
 

@@ -14,7 +14,13 @@ from cutout.registry import SPECS, get_spec
 
 @pytest.mark.parametrize(
     ("height", "width", "expected"),
-    [(1080, 1920, (512, 896)), (400, 600, (384, 576)), (200, 300, (512, 768)), (1000, 500, (992, 480)), (300, 200, (768, 512))],
+    [
+        (1080, 1920, (512, 896)),
+        (400, 600, (384, 576)),
+        (200, 300, (512, 768)),
+        (1000, 500, (992, 480)),
+        (300, 200, (768, 512)),
+    ],
 )
 def test_modnet_input_size_follows_the_reference_rule(height: int, width: int, expected: tuple[int, int]) -> None:
     assert plan_input_size(get_spec("modnet").input, height, width) == expected

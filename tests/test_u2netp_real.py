@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 import cutout
-from cutout.backends.onnx_backend import OnnxPredictor
 from cutout.backends import Device
+from cutout.backends.onnx_backend import OnnxPredictor
 from cutout.registry import get_spec
 
 pytestmark = pytest.mark.integration

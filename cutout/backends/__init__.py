@@ -28,8 +28,10 @@ class Predictor(Protocol):
     """Runs one model on batches. ``predict``: (N, 3, h, w) float32 -> (N, h, w) float32 in [0, 1]."""
 
     spec: ModelSpec
-    backend: BackendName
     device: str
+
+    @property
+    def backend(self) -> BackendName: ...
 
     def predict(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -55,7 +57,7 @@ class Device:
         raise UsageError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N (for example cuda:1)")
 
     def __str__(self) -> str:
-        return "cuda:%d" % self.index if self.kind == "cuda" else self.kind
+        return f"cuda:{self.index}" if self.kind == "cuda" else self.kind
 
 
 def onnx_cuda_available() -> bool:

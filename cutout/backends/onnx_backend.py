@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from cutout.registry import ModelSpec
 class OnnxPredictor:
     """An onnxruntime session for one model. Inputs with a static batch of 1 (rembg's files) run one by one."""
 
-    backend = "onnx"
+    backend: Literal["onnx"] = "onnx"
 
     def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None) -> None:
         import onnxruntime as ort

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from cutout.registry import ModelSpec
 class TorchPredictor:
     """A torch model for one spec. On CUDA it runs in fp16 with channels_last memory format."""
 
-    backend = "torch"
+    backend: Literal["torch"] = "torch"
 
     def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None) -> None:
         import torch
@@ -24,7 +25,9 @@ class TorchPredictor:
         assert isinstance(device, Device)
         if device.kind == "cuda":
             if not torch.cuda.is_available():
-                raise BackendError(f"--device {device} asked for a GPU, but PyTorch sees no CUDA device; use --device cpu")
+                raise BackendError(
+                    f"--device {device} asked for a GPU, but PyTorch sees no CUDA device; use --device cpu"
+                )
             if device.index >= torch.cuda.device_count():
                 raise BackendError(
                     f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)"
@@ -36,7 +39,7 @@ class TorchPredictor:
         model = load_torch_model(spec, path).to(self.torch_device)
         self.half = device.kind == "cuda"
         if self.half:
-            model = model.half().to(memory_format=torch.channels_last)
+            model = model.half().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
 
     def _forward(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -46,10 +49,7 @@ class TorchPredictor:
         if self.half:
             x = x.half().contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            if self.spec.architecture == "modnet":
-                outputs = [self.model(x, True)[2]]
-            else:
-                outputs = list(self.model(x))
+            outputs = [self.model(x, True)[2]] if self.spec.architecture == "modnet" else list(self.model(x))
         return [o.float().cpu().numpy() for o in outputs]
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:

@@ -1,7 +1,7 @@
 """``cutout image``: cut the subject out of one image (a file or stdin) and write a PNG.
 
-    cutout image photo.jpg photo.png
-    cat photo.jpg | cutout image - - > photo.png
+cutout image photo.jpg photo.png
+cat photo.jpg | cutout image - - > photo.png
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ Examples:\n
 def image(
     input: Annotated[str, typer.Argument(help="Image file, or - for standard input.")] = "-",
     output: Annotated[str | None, typer.Argument(help="Output PNG file, or - for standard output.")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `cutout weights list`) or a .onnx/.pth file.")] = "u2netp",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (see `cutout weights list`) or a .onnx/.pth file.")
+    ] = "u2netp",
     backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     only_mask: Annotated[bool, typer.Option("--only-mask", help="Write the grey mask instead of the cutout.")] = False,

@@ -1,21 +1,20 @@
 """Images as people have them, turned into RGB arrays; cutouts written back.
 
-    >>> from cutout.io.images import load_image, rgb_array     # doctest: +SKIP
-    >>> rgb = rgb_array(load_image(open("photo.jpg", "rb").read()))
+>>> from cutout.io.images import load_image, rgb_array     # doctest: +SKIP
+>>> rgb = rgb_array(load_image(open("photo.jpg", "rb").read()))
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cutout.errors import InputError
 
-ImageLike = Union[np.ndarray, Image.Image, bytes, bytearray, memoryview, str, Path]
+ImageLike = np.ndarray | Image.Image | bytes | bytearray | memoryview | str | Path
 
 
 def load_image(source: ImageLike) -> Image.Image:
