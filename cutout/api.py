@@ -1,28 +1,37 @@
-"""The Python API: ``remove`` for one image, :class:`Session` for many.
+"""The Python API: ``remove`` for one image, :class:`Session` for many, ``process_images`` for folders.
 
     >>> import cutout
     >>> png_bytes = cutout.remove(open("photo.jpg", "rb").read())      # doctest: +SKIP
     >>> session = cutout.new_session("u2netp", backend="onnx")         # doctest: +SKIP
     >>> mask = session.mask(rgb_array)                                  # (H, W) uint8
+    >>> on_green = session.remove(rgb_array, bg="#00ff00")              # (H, W, 3) uint8
 
 ``remove`` returns the same kind of thing it was given: an array for an array, a PIL image for a PIL image,
-PNG bytes for bytes.
+PNG bytes for bytes or a path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from cutout.backends import Predictor, create_predictor
+from cutout.batch import Job, Outcome, process_images
+from cutout.compose import Background, compose, parse_background
 from cutout.errors import UsageError
 from cutout.io.images import ImageLike, load_image, rgb_array
+from cutout.options import RemoveOptions
 from cutout.preprocess import mask_from_output, model_input
+from cutout.refine import clean_mask
 from cutout.registry import DEFAULT_MODEL, SPECS, ModelSpec, get_spec
+
+__all__ = ["Job", "Outcome", "Session", "make_options", "new_session", "process_images", "remove", "spec_for"]
 
 
 def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
@@ -42,6 +51,17 @@ def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
             return SPECS["modnet"], path
         return SPECS["u2netp"], path
     return get_spec(text), None
+
+
+def make_options(options: RemoveOptions | None = None, **changes: Any) -> RemoveOptions:
+    """``options`` (or the defaults) with ``changes``; ``bg`` may be a string as on the command line."""
+    if "bg" in changes:
+        bg = changes.pop("bg")
+        changes["background"] = parse_background(bg) if isinstance(bg, str) else bg
+    unknown = set(changes) - {f.name for f in dataclasses.fields(RemoveOptions)}
+    if unknown:
+        raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))}; see cutout.options.RemoveOptions")
+    return dataclasses.replace(options or RemoveOptions(), **changes)
 
 
 class Session:
@@ -72,13 +92,22 @@ class Session:
         """The 8-bit mask of one image. Shape: (H, W) uint8."""
         return self.masks([rgb_array(load_image(image))])[0]
 
-    def remove(self, image: ImageLike, *, only_mask: bool = False) -> ImageLike:
-        """The RGBA cutout (straight, not premultiplied colour) or, with ``only_mask``, the mask."""
-        pil = load_image(image)
-        rgb = rgb_array(pil)
-        mask = self.masks([rgb])[0]
-        result = mask if only_mask else np.dstack([rgb, mask])
-        return _like(image, result)
+    def render(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
+        """The result for an image and its mask: the mask, an RGBA cutout, or the subject over a background.
+
+        Shape: rgb (H, W, 3), mask (H, W) -> (H, W), (H, W, 3) or (H, W, 4) uint8.
+        """
+        if options.post_process:
+            mask = clean_mask(mask)
+        if options.only_mask:
+            return mask
+        return compose(rgb, mask, options.background)
+
+    def remove(self, image: ImageLike, options: RemoveOptions | None = None, **changes: Any) -> ImageLike:
+        """Cut out one image. Keyword arguments are :class:`RemoveOptions` fields (``bg`` may be a string)."""
+        opts = make_options(options, **changes)
+        rgb = rgb_array(load_image(image, max_pixels=opts.max_pixels))
+        return _like(image, self.render(rgb, self.masks([rgb])[0], opts))
 
 
 def _like(original: ImageLike, result: np.ndarray) -> ImageLike:
@@ -103,18 +132,27 @@ def remove(
     model: str | Path = DEFAULT_MODEL,
     backend: str = "auto",
     device: str = "auto",
-    only_mask: bool = False,
     session: Session | None = None,
+    options: RemoveOptions | None = None,
+    only_mask: bool | None = None,
+    bg: str | Background | None = None,
+    post_process: bool | None = None,
 ) -> ImageLike:
-    """Cut the subject out of ``image``: an RGBA cutout, or the mask with ``only_mask``.
+    """Cut the subject out of ``image``: an RGBA cutout, the subject over ``bg``, or the mask.
 
     Args:
         image: a (H, W[, 3|4]) uint8 array, a PIL image, encoded bytes, or a path.
         model: a built-in model name (``cutout weights list``) or a path to an .onnx/.pth file.
         session: reuse a loaded model (then ``model``, ``backend`` and ``device`` are ignored).
+        options: a :class:`RemoveOptions`; the keyword options below override its fields.
+        only_mask: return the (H, W) mask.
+        bg: a colour (``"white"``, ``"#00ff00"``, ``"0,0,0,128"``), an image path, or ``"blur"``.
+        post_process: clean the mask with a morphological opening (like rembg's ``-ppm``).
 
     Returns:
         An array for an array, a PIL image for a PIL image, PNG bytes for bytes or a path.
     """
     session = session or Session(model, backend=backend, device=device)
-    return session.remove(image, only_mask=only_mask)
+    given = {"only_mask": only_mask, "post_process": post_process, "bg": bg}
+    changes = {key: value for key, value in given.items() if value is not None}
+    return session.remove(image, options, **changes)

@@ -29,3 +29,7 @@ class BackendError(CutoutError):
 
 class InputError(CutoutError):
     """An input image or video that cannot be read."""
+
+
+class OutputError(CutoutError):
+    """An output file or folder that cannot be written (permission denied, a file where a folder should be, ...)."""

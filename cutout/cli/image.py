@@ -1,63 +1,200 @@
-"""``cutout image``: cut the subject out of one image (a file or stdin) and write a PNG.
+"""``cutout image``: files, folders, globs and pipes through one model, in parallel, safely.
 
 cutout image photo.jpg photo.png
-cat photo.jpg | cutout image - - > photo.png
+cutout image shoots/ cutouts/ --bg white --format jpg
+cat photo.jpg | cutout image > photo.png
 """
 
 from __future__ import annotations
 
-import os
+import signal
 import sys
-import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-HELP = """Cut the subject out of an image and save it as a transparent PNG.
+from cutout.cli.render import BatchReport
+from cutout.errors import UsageError
 
-INPUT is an image file, or - (or nothing) for standard input; OUTPUT is a file, or - (or nothing when
-reading stdin) for standard output. Without OUTPUT a file input is written beside it as NAME.cutout.png.
+if TYPE_CHECKING:
+    from cutout.batch import Job
+    from cutout.options import RemoveOptions
+
+HELP = """Cut the subject out of images: a file, a folder (recursively), several files or a glob, or stdin.
+
+Results are transparent PNGs unless --format/--bg say otherwise. A folder's tree is mirrored in the output
+folder; existing outputs are skipped, so re-running a batch resumes it (--overwrite redoes them).
 
 Examples:\n
-  cutout image photo.jpg photo.png\n
-  cutout image photo.jpg --only-mask mask.png\n
-  cat photo.jpg | cutout image > photo.png
+  cutout image photo.jpg photo.png                      # one file\n
+  cutout image shoots/ cutouts/                         # a folder, recursively\n
+  cutout image 'shoots/**/*.jpg' -o cutouts/            # a glob (quoted) or several files\n
+  cutout image shoots/ cutouts/ --bg white --format jpg # white background, JPEG\n
+  cutout image photo.jpg --only-mask mask.png           # the grey mask\n
+  cat photo.jpg | cutout image > photo.png              # a shell pipeline\n
+  cutout image inbox/ done/ --watch                     # keep processing new files
+
+Exit codes: 0 all done (or skipped), 1 some failed, 2 usage error, 130 interrupted.
 """
+
+_FORMATS = ("png", "webp", "jpg", "tif")
+_OUTPUT_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
 def image(
-    input: Annotated[str, typer.Argument(help="Image file, or - for standard input.")] = "-",
-    output: Annotated[str | None, typer.Argument(help="Output PNG file, or - for standard output.")] = None,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="INPUT... [OUTPUT]: files, folders, globs, or -.", show_default=False)
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Output file or folder (instead of the last argument).")
+    ] = None,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Model name (see `cutout weights list`) or a .onnx/.pth file.")
+        str, typer.Option("--model", "-m", help="Model name (`cutout weights list`) or a .onnx/.pth file.")
     ] = "u2netp",
     backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference call.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", min=0, help="Decode/encode threads (0: one per core, at least 2).")
+    ] = 0,
+    bg: Annotated[
+        str | None,
+        typer.Option(
+            "--bg",
+            help="Background: a colour (white, '#00ff00', 0,0,0,128), an image, or blur[:RADIUS]; default transparent.",
+        ),
+    ] = None,
     only_mask: Annotated[bool, typer.Option("--only-mask", help="Write the grey mask instead of the cutout.")] = False,
+    post_process: Annotated[
+        bool,
+        typer.Option("--post-process", "-ppm", help="Clean the mask: remove specks, fill pinholes, sharpen the edge."),
+    ] = False,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="png, webp, jpg or tif (default: from the output's extension, else png)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo outputs that already exist (default: skip them).")
+    ] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first file that fails.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep processing new files in the input folder until Ctrl-C.")
+    ] = False,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", min=1, help="Refuse larger images (decompression-bomb guard).")
+    ] = 250_000_000,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or summary (errors still print).")
+    ] = False,
 ) -> None:
-    from cutout.api import Session
+    from cutout.api import Session, make_options
+    from cutout.batch import default_workers, process_images
 
-    data = sys.stdin.buffer.read() if input == "-" else Path(input)
-    if output is None:
-        output = "-" if input == "-" else str(Path(input).with_suffix("").with_suffix(".cutout.png"))
+    if format is not None and format.lower().replace("jpeg", "jpg").replace("tiff", "tif") not in _FORMATS:
+        raise UsageError(f"unknown --format {format!r}; use one of {', '.join(_FORMATS)}")
+    fmt = None if format is None else format.lower().replace("jpeg", "jpg").replace("tiff", "tif")
+    options = make_options(bg=bg, only_mask=only_mask, post_process=post_process, max_pixels=max_pixels)
+    inputs, target = _split(paths or [], output)
+    jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch)
     session = Session(model, backend=backend, device=device)
-    png = session.remove(data, only_mask=only_mask)
-    assert isinstance(png, bytes)
-    if output == "-":
-        sys.stdout.buffer.write(png)
-        sys.stdout.buffer.flush()
-        return
-    _write_atomic(Path(output), png)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    report = BatchReport(
+        total=len(jobs) if isinstance(jobs, list) else None, skipped=skipped, quiet=quiet or stream, watch=watch
+    )
+    _exit_on_sigterm()
+    outcomes = process_images(
+        jobs, session, options, batch_size=batch_size, workers=workers or default_workers(), fail_fast=fail_fast
+    )
+    code = 0
+    started = time.perf_counter()
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(tmp, path)
+        with report:
+            for outcome in outcomes:
+                report.add(outcome)
+                if outcome.data is not None:
+                    sys.stdout.buffer.write(outcome.data)
+                    sys.stdout.buffer.flush()
+    except KeyboardInterrupt:
+        code = 130
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        outcomes.close()
+    code = code or (1 if report.failed else 0)
+    report.summary(time.perf_counter() - started, interrupted=code == 130)
+    raise typer.Exit(code)
+
+
+def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None]:
+    """Inputs and output from the positional arguments (the last one is the output when it can only be one)."""
+    if output is not None or len(paths) < 2:
+        return paths, output
+    last = paths[-1]
+    if last == "-" or Path(last).suffix.lower() in _OUTPUT_SUFFIXES and len(paths) == 2 and not Path(paths[0]).is_dir():
+        return paths[:-1], last
+    if Path(last).is_dir() or last.endswith(("/", "\\")) or not Path(last).exists():
+        return paths[:-1], last
+    return paths, None
+
+
+def _plan(
+    inputs: list[str], output: str | None, fmt: str | None, options: RemoveOptions, *, overwrite: bool, watch: bool
+) -> tuple[Iterable[Job], list[Job], bool]:
+    """The jobs (a list, or an endless generator with --watch), the skipped ones, and whether results go to stdout."""
+    from cutout.batch import Job
+    from cutout.io.discover import expand, plan_jobs, watch_jobs
+    from cutout.io.images import format_for, needs_opaque
+
+    stdin = not inputs or inputs == ["-"]
+    if watch:
+        if stdin or len(inputs) != 1 or not Path(inputs[0]).is_dir() or output is None:
+            raise UsageError("--watch needs one input folder and an output folder: cutout image inbox/ done/ --watch")
+        format_ = fmt or "png"
+        _check_opaque(format_, options, needs_opaque(format_))
+        return watch_jobs(Path(inputs[0]), Path(output), format_, overwrite=overwrite), [], False
+    if stdin:
+        target = None if output in (None, "-") else Path(str(output))
+        format_ = format_for(target, fmt)
+        _check_opaque(format_, options, needs_opaque(format_))
+        if sys.stdin.isatty():
+            raise UsageError("no input: give an image file or folder, or pipe an image into standard input")
+        job = Job(sys.stdin.buffer.read(), target, format_)
+        return [job], [], target is None
+    sources = expand(inputs)
+    if output == "-":
+        if len(sources) != 1 or sources[0].is_dir():
+            raise UsageError("standard output takes exactly one input image")
+        format_ = format_for(None, fmt)
+        _check_opaque(format_, options, needs_opaque(format_))
+        return [Job(sources[0], None, format_)], [], True
+    single_file = len(sources) == 1 and not sources[0].is_dir()
+    if single_file and output is not None and Path(output).suffix.lower() in _OUTPUT_SUFFIXES:
+        target = Path(output)
+        format_ = format_for(target, fmt)
+        _check_opaque(format_, options, needs_opaque(format_))
+        job = Job(sources[0], target, format_)
+        return ([], [job], False) if target.exists() and not overwrite else ([job], [], False)
+    format_ = fmt or "png"
+    _check_opaque(format_, options, needs_opaque(format_))
+    plan = plan_jobs(sources, None if output is None else Path(output), format_, overwrite=overwrite)
+    if not plan.jobs and not plan.skipped:
+        raise UsageError(f"no images found in {', '.join(inputs)}")
+    return plan.jobs, plan.skipped, False
+
+
+def _check_opaque(format_: str, options: RemoveOptions, opaque_only: bool) -> None:
+    background = options.background
+    if opaque_only and not options.only_mask and (background is None or not background.opaque):
+        raise UsageError(
+            f"{format_.upper()} has no transparency: give an opaque --bg (a colour, an image or blur), "
+            "use --only-mask, or choose --format png or webp"
+        )
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (e.g. from a job scheduler) stops a batch like Ctrl-C: cleanly, with a summary."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

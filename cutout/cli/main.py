@@ -10,7 +10,7 @@ import sys
 import typer
 
 from cutout.cli import image, weights
-from cutout.errors import CutoutError
+from cutout.errors import CutoutError, UsageError
 
 app = typer.Typer(
     name="cutout",
@@ -32,8 +32,8 @@ def main() -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-        sys.exit(1)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        sys.exit(2 if isinstance(error, UsageError) else 1)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

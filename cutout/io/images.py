@@ -1,24 +1,67 @@
-"""Images as people have them, turned into RGB arrays; cutouts written back.
+"""Images as people have them, turned into RGB arrays; cutouts encoded and written back (see :mod:`cutout.io.encode`).
 
->>> from cutout.io.images import load_image, rgb_array     # doctest: +SKIP
->>> rgb = rgb_array(load_image(open("photo.jpg", "rb").read()))
+    >>> from cutout.io.images import load_image, rgb_array
+    >>> image = load_image("photo.jpg")                     # doctest: +SKIP
+    >>> rgb = rgb_array(image)                              # (H, W, 3) uint8, upright
+
+Formats: whatever Pillow reads (JPEG, PNG, WebP, TIFF, BMP, GIF's first frame, ...), in every pixel mode, 16-bit
+and float included. AVIF is read by Pillow itself where it is built with libavif (recent Pillow wheels are, Pillow 13
+here; ``python -c "from PIL import features; print(features.check('avif'))"`` says). HEIC/HEIF needs the optional
+extra ``pip install 'cutout[heif]'`` (pillow-heif), which cutout registers with Pillow by itself the first time it
+meets such a file; without it, HEIC files fail with a message that says so.
+
+Pillow's own decompression-bomb limit is switched off when this module is imported; ``max_pixels`` (``--max-pixels``
+on the command line) is the limit instead, checked from the header before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
+import struct
+import warnings
+import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cutout.errors import InputError
+from cutout.io.encode import OUTPUT_FORMATS, encode_image, format_for, needs_opaque, write_atomic
+from cutout.options import DEFAULT_MAX_PIXELS
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "ImageLike",
+    "encode_image",
+    "format_for",
+    "icc_profile",
+    "load_image",
+    "needs_opaque",
+    "rgb_array",
+    "write_atomic",
+]
 
 ImageLike = np.ndarray | Image.Image | bytes | bytearray | memoryview | str | Path
 
+Image.MAX_IMAGE_PIXELS = None  # ours (max_pixels) applies instead, with a message that says how to raise it
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
+_heif_registered = False
 
-def load_image(source: ImageLike) -> Image.Image:
-    """A PIL image from an array, a PIL image, encoded bytes or a path, with EXIF orientation applied."""
+
+def load_image(source: ImageLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A decoded PIL image, upright (EXIF orientation applied), from an array, a PIL image, encoded bytes or a path.
+
+    Args:
+        source: a (H, W[, 1|3|4]) uint8 array, a PIL image (returned as it is), encoded bytes, or a file path.
+        max_pixels: refuse encoded images with more pixels than this; None for no limit.
+
+    Raises:
+        InputError: the source cannot be read, is empty, is not an image, is corrupt, or is too large.
+    """
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, np.ndarray):
@@ -27,29 +70,93 @@ def load_image(source: ImageLike) -> Image.Image:
         data = bytes(source)
         if not data:
             raise InputError("the image is empty (0 bytes)")
-        return _decode(io.BytesIO(data), "the image bytes")
+        return _decode(io.BytesIO(data), "the image bytes", max_pixels)
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            with path.open("rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            raise InputError(f"cannot read {path}: {error.strerror or error}") from None
-        if not data:
-            raise InputError(f"{path} is empty (0 bytes)")
-        return _decode(io.BytesIO(data), str(path))
+        return _load_path(Path(source), max_pixels)
     raise InputError(f"cannot use a {type(source).__name__} as an image; give an array, PIL image, bytes or path")
 
 
-def _decode(stream: io.BytesIO, what: str) -> Image.Image:
+def _load_path(path: Path, max_pixels: int | None) -> Image.Image:
     try:
-        image = Image.open(stream)
-        image.load()
-    except UnidentifiedImageError:
-        raise InputError(f"{what} is not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
+        handle = path.open("rb")
+    except OSError as error:
+        if path.is_symlink() and not path.exists():
+            raise InputError(f"cannot read {path}: it is a broken symbolic link to {os.readlink(path)}") from None
+        raise InputError(f"cannot read {path}: {_reason(error)}") from None
+    with handle:
+        status = os.fstat(handle.fileno())
+        if stat.S_ISREG(status.st_mode) and status.st_size == 0:
+            raise InputError(f"{path} is empty (0 bytes)")
+        return _decode(handle, str(path), max_pixels)
+
+
+def _reason(error: OSError) -> str:
+    text = error.strerror or str(error)
+    return text[:1].lower() + text[1:]
+
+
+def _decode(stream: IO[bytes], what: str, max_pixels: int | None) -> Image.Image:
+    if not stream.seekable():
+        stream = io.BytesIO(stream.read())
+    head = stream.read(16)
+    stream.seek(0)
+    try:
+        image = _open(stream, head, what)
+    except _DECODE_ERRORS as error:
         raise InputError(f"{what} is corrupt or truncated: {error}") from None
-    return ImageOps.exif_transpose(image)
+    _check_size(image, what, max_pixels)
+    try:
+        image.load()
+    except _DECODE_ERRORS as error:
+        raise InputError(f"{what} is corrupt or truncated: {error}") from None
+    return _upright(image, what)
+
+
+def _open(stream: IO[bytes], head: bytes, what: str) -> Image.Image:
+    """Image.open, registering pillow-heif first when a HEIF file is not identified without it."""
+    try:
+        return Image.open(stream)
+    except UnidentifiedImageError:
+        if not (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS):
+            raise InputError(f"{what} is not an image Pillow can read (it starts with {head[:16]!r})") from None
+        if _heif_registered or not _register_heif():
+            raise InputError(
+                f"{what} is a HEIC/HEIF image (brand {head[8:12].decode('latin-1')!r}), which this installation "
+                "cannot read; HEIC needs `pip install 'cutout[heif]'` (pillow-heif)"
+            ) from None
+    stream.seek(0)
+    return Image.open(stream)
+
+
+def _register_heif() -> bool:
+    """Register pillow-heif's opener with Pillow if the package is installed; True if it now is."""
+    global _heif_registered
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    _heif_registered = True
+    return True
+
+
+def _check_size(image: Image.Image, what: str, max_pixels: int | None) -> None:
+    width, height = image.size
+    pixels = width * height
+    if max_pixels is not None and pixels > max_pixels:
+        raise InputError(
+            f"{what} is {width} x {height} = {pixels / 1e6:.1f} megapixels, more than the limit of "
+            f"{max_pixels / 1e6:.1f}; if you trust it, raise the limit with --max-pixels"
+        )
+
+
+def _upright(image: Image.Image, what: str) -> Image.Image:
+    """The image turned as its EXIF orientation says (in place: no copy when it is already upright)."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except (*_DECODE_ERRORS, KeyError, TypeError) as error:
+        warnings.warn(f"{what}: cannot read its EXIF orientation ({error}); using it as stored", stacklevel=3)
+    return image
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
@@ -61,10 +168,50 @@ def _from_array(array: np.ndarray) -> Image.Image:
 
 
 def rgb_array(image: Image.Image) -> np.ndarray:
-    """The image as (H, W, 3) uint8 RGB. An alpha channel is dropped, as rembg does.
+    """The image as 8-bit RGB, from any pixel mode.
 
-    Shape: (H, W, 3) uint8.
+    An alpha channel (RGBA, LA, PA, palette transparency) is dropped, as rembg does: the model sees the stored
+    colours. 16-bit grey (I;16*, I) is scaled by 1/257 and rounded; float grey (F) is clipped to 0..255; CMYK with
+    an embedded profile is colour-managed to sRGB, other modes go through Pillow's ``convert``.
+
+    Shape: -> (H, W, 3) uint8.
     """
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.asarray(image)
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image)
+    if mode == "I" or mode.startswith("I;16"):
+        values = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
+        return _grey_to_rgb(((values + 128) // 257).astype(np.uint8))  # round(v / 257): no ties for integers
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0)
+        return _grey_to_rgb(np.rint(np.clip(values, 0, 255)).astype(np.uint8))
+    if mode == "CMYK" and icc_profile(image, colour_space=b"CMYK"):
+        return _cmyk_to_srgb(image)
+    try:
+        return np.asarray(image.convert("RGB"))
+    except ValueError as error:
+        raise InputError(f"cannot turn a {mode} image into RGB ({error}); convert it to RGB first") from None
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _cmyk_to_srgb(image: Image.Image) -> np.ndarray:
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+        converted = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (OSError, ImageCms.PyCMSError):
+        converted = None  # a broken profile: fall back to Pillow's plain conversion
+    return np.asarray(converted if converted is not None else image.convert("RGB"))
+
+
+def icc_profile(image: Image.Image, colour_space: bytes = b"RGB ") -> bytes | None:
+    """The image's embedded ICC profile if it describes ``colour_space``, else None.
+
+    cutout's outputs are RGB(A), so only an RGB profile can be carried over: a CMYK or grey one would mislabel them.
+    """
+    profile = image.info.get("icc_profile")
+    if isinstance(profile, bytes) and len(profile) >= 128 and profile[16:20] == colour_space:
+        return profile
+    return None

@@ -1,0 +1,138 @@
+"""Many images through one model: the pipeline behind ``cutout image`` and :func:`cutout.process_images`.
+
+    >>> from cutout.batch import Job, process_images                       # doctest: +SKIP
+    >>> jobs = [Job(Path("in/a.jpg"), Path("out/a.png"))]
+    >>> for outcome in process_images(jobs, session, RemoveOptions()):
+    ...     print(outcome.status, outcome.job.name)
+
+Each job is decoded in a pool of threads, masks are computed in batches on one device, and each result is
+finished (clean-up, composition), encoded and written atomically in a pool of threads. A bad input fails
+its own job with a reason; the batch goes on. Outcomes come back in input order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from cutout.errors import CutoutError
+from cutout.io.images import encode_image, icc_profile, load_image, rgb_array, write_atomic
+from cutout.options import RemoveOptions
+from cutout.pipeline import batched, parallel_map, threaded
+
+if TYPE_CHECKING:
+    from cutout.api import Session
+
+Status = Literal["done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input (a path, or encoded bytes from stdin) and where its result goes (None: return the bytes)."""
+
+    source: Path | bytes
+    target: Path | None
+    format: str = "png"
+
+    @property
+    def name(self) -> str:
+        return "<stdin>" if isinstance(self.source, bytes) else str(self.source)
+
+
+@dataclass
+class Outcome:
+    """What happened to one job; ``data`` holds the encoded result when the job has no target."""
+
+    job: Job
+    status: Status
+    reason: str = ""
+    data: bytes | None = None
+
+
+@dataclass
+class _Work:
+    job: Job
+    rgb: np.ndarray | None = None
+    icc: bytes | None = None
+    mask: np.ndarray | None = None
+    error: str = ""
+
+
+def process_images(
+    jobs: Iterable[Job],
+    session: Session,
+    options: RemoveOptions,
+    *,
+    batch_size: int = 1,
+    workers: int = 2,
+    fail_fast: bool = False,
+) -> Generator[Outcome, None, None]:
+    """Run every job; yield one :class:`Outcome` per job, in order.
+
+    With ``fail_fast`` the first failure raises its :class:`CutoutError` after being yielded, so no more
+    jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
+    written are completed (writes are atomic), no partial file is left.
+    """
+    decode = _decoder(options.max_pixels)
+    decoded = threaded(parallel_map(decode, jobs, workers=workers), maxsize=max(2, batch_size), name="cutout-decode")
+    masked = threaded(
+        (work for batch in batched(decoded, batch_size) for work in _infer(session, batch)),
+        maxsize=max(2, batch_size),
+        name="cutout-infer",
+    )
+    try:
+        for outcome in parallel_map(lambda w: _finish(session, options, w), masked, workers=workers):
+            yield outcome
+            if fail_fast and outcome.status == "failed":
+                raise CutoutError(f"{outcome.job.name}: {outcome.reason} (stopped by --fail-fast)")
+    finally:
+        masked.close()
+        decoded.close()
+
+
+def _decoder(max_pixels: int) -> Callable[[Job], _Work]:
+    def decode(job: Job) -> _Work:
+        try:
+            image = load_image(job.source, max_pixels=max_pixels)
+            return _Work(job, rgb=rgb_array(image), icc=icc_profile(image))
+        except CutoutError as error:
+            return _Work(job, error=str(error))
+        except (OSError, ValueError, MemoryError) as error:  # a decoder's own failure on a hostile file
+            return _Work(job, error=f"cannot decode: {error}")
+
+    return decode
+
+
+def _infer(session: Session, batch: list[_Work]) -> list[_Work]:
+    ready = [w for w in batch if w.rgb is not None]
+    if ready:
+        masks = session.masks([w.rgb for w in ready if w.rgb is not None])
+        for work, mask in zip(ready, masks, strict=True):
+            work.mask = mask
+    return batch
+
+
+def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
+    if work.rgb is None or work.mask is None:
+        return Outcome(work.job, "failed", work.error or "not decoded")
+    try:
+        result = session.render(work.rgb, work.mask, options)
+        data = encode_image(result, work.job.format, icc_profile=work.icc)
+        if work.job.target is None:
+            return Outcome(work.job, "done", data=data)
+        write_atomic(work.job.target, data)
+    except CutoutError as error:
+        return Outcome(work.job, "failed", str(error))
+    except OSError as error:
+        return Outcome(work.job, "failed", f"cannot write {work.job.target}: {error.strerror or error}")
+    return Outcome(work.job, "done")
+
+
+def default_workers() -> int:
+    """Decode/encode threads: the number of cores, at least 2 (they wait on I/O too), at most 8."""
+    return max(2, min(8, os.cpu_count() or 2))

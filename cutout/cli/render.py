@@ -1,0 +1,98 @@
+"""Progress and summaries for batch commands, drawn with rich on standard error."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+if TYPE_CHECKING:
+    from cutout.batch import Job, Outcome
+
+MAX_LISTED_FAILURES = 20
+
+
+class BatchReport:
+    """Counts outcomes, draws a progress bar (images/s, ETA) and prints the final summary."""
+
+    def __init__(self, total: int | None, skipped: list[Job], *, quiet: bool = False, watch: bool = False) -> None:
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.total = total
+        self.skipped = len(skipped)
+        self.done = 0
+        self.failed: list[Outcome] = []
+        self.quiet = quiet
+        self.watch = watch
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> BatchReport:
+        if not self.quiet and self.console.is_terminal:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("watching" if self.watch else "cutting out", total=self.total, rate="")
+        elif self.watch and not self.quiet:
+            self.console.print("watching for new images; Ctrl-C to stop")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status == "failed":
+            self.failed.append(outcome)
+            self.console.print(f"[red]failed[/] {escape(outcome.job.name)}: {escape(outcome.reason)}")
+        elif outcome.status == "done":
+            self.done += 1
+        if self._progress is not None and self._task is not None:
+            task = self._progress.tasks[0]
+            elapsed = task.elapsed or 0.0
+            count = self.done + len(self.failed)
+            rate = f"{count / elapsed:.2f} img/s" if elapsed > 0 else ""
+            self._progress.update(self._task, advance=1, rate=rate)
+        elif self.watch and not self.quiet and outcome.status == "done":
+            self.console.print(f"done {escape(outcome.job.name)}")
+
+    def summary(self, elapsed: float, *, interrupted: bool = False) -> None:
+        if self.quiet and not self.failed and not interrupted:
+            return
+        count = self.done + len(self.failed)
+        rate = f" ({count / elapsed:.2f} images/s)" if elapsed > 0 and count else ""
+        parts = [f"{self.done} done"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (output exists; --overwrite redoes them)")
+        if self.failed:
+            parts.append(f"[red]{len(self.failed)} failed[/]")
+        head = "[yellow]interrupted[/]: " if interrupted else ""
+        self.console.print(f"{head}{', '.join(parts)} in {elapsed:.1f} s{rate}")
+        for outcome in self.failed[:MAX_LISTED_FAILURES]:
+            self.console.print(f"  {escape(outcome.job.name)}: {escape(outcome.reason)}")
+        if len(self.failed) > MAX_LISTED_FAILURES:
+            self.console.print(f"  ... and {len(self.failed) - MAX_LISTED_FAILURES} more")
+        if interrupted and self.total is not None:
+            left = self.total - count
+            self.console.print(f"{left} not started; run the same command again to resume (done files are skipped)")

@@ -1,0 +1,136 @@
+"""Which files to process and where each result goes: folders (recursive, mirrored), globs, several inputs.
+
+>>> plan = plan_jobs([Path("shoots/")], Path("cutouts/"), "png")    # doctest: +SKIP
+>>> plan.jobs[0].target                                             # cutouts/day1/a.png for shoots/day1/a.jpg
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cutout.batch import Job
+from cutout.errors import UsageError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
+)
+EXTENSIONS = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "tif": ".tif"}
+
+
+@dataclass
+class Plan:
+    """Jobs to run, and the inputs skipped because their output already exists."""
+
+    jobs: list[Job] = field(default_factory=list)
+    skipped: list[Job] = field(default_factory=list)
+
+
+def is_image_name(path: Path) -> bool:
+    """An image by its name: a known suffix, not hidden, not one of cutout's temporary files."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def find_images(folder: Path, exclude: Path | None = None) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted; ``exclude`` (an output folder inside it) is skipped."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if exclude is not None and path.is_relative_to(exclude):
+            continue
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if is_image_name(path) and path.is_file():
+            found.append(path)
+    return found
+
+
+def expand(inputs: list[str]) -> list[Path]:
+    """Paths for the command-line inputs; a quoted glob (``'shoot/**/*.jpg'``) is expanded here."""
+    paths: list[Path] = []
+    for text in inputs:
+        if any(ch in text for ch in "*?[") and not Path(text).exists():
+            matches = sorted(glob.glob(text, recursive=True))
+            if not matches:
+                raise UsageError(f"no file matches {text!r}")
+            paths.extend(Path(m) for m in matches)
+        else:
+            path = Path(text)
+            if not path.exists() and not path.is_symlink():
+                raise UsageError(f"{text} does not exist")
+            paths.append(path)
+    return paths
+
+
+def default_target(source: Path, format: str) -> Path:
+    """``photo.jpg`` -> ``photo.cutout.png`` beside it."""
+    return source.with_name(f"{source.stem}.cutout{EXTENSIONS[format]}")
+
+
+def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite: bool = False) -> Plan:
+    """One job per image: a folder's images mirror its tree under ``output``; files go into ``output``.
+
+    Without ``output`` each result is written beside its input as ``NAME.cutout.EXT``. Existing outputs are
+    skipped unless ``overwrite``.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    for source in inputs:
+        if source.is_dir():
+            root = output if output is not None else source.with_name(source.name + "-cutout")
+            relative_exclude = root.resolve() if root.resolve().is_relative_to(source.resolve()) else None
+            for image in find_images(source, exclude=relative_exclude):
+                target = root / image.relative_to(source).with_suffix(EXTENSIONS[format])
+                pairs.append((image, target))
+        elif output is not None:
+            pairs.append((source, output / (source.stem + EXTENSIONS[format])))
+        else:
+            pairs.append((source, default_target(source, format)))
+    _check_collisions(pairs)
+    plan = Plan()
+    for source, target in pairs:
+        job = Job(source, target, format)
+        (plan.skipped if target.exists() and not overwrite else plan.jobs).append(job)
+    return plan
+
+
+def _check_collisions(pairs: list[tuple[Path, Path]]) -> None:
+    seen: dict[Path, Path] = {}
+    for source, target in pairs:
+        if target in seen:
+            raise UsageError(
+                f"{seen[target]} and {source} would both be written to {target}; "
+                "process them into different output folders"
+            )
+        seen[target] = source
+
+
+def watch_jobs(
+    folder: Path, output: Path, format: str, *, interval: float = 1.0, overwrite: bool = False
+) -> Iterator[Job]:
+    """Jobs for the images in ``folder`` now and for every image that appears later, until interrupted.
+
+    A new file is taken once its size and modification time have stayed the same for one ``interval``, so
+    files still being copied in are not read half-written.
+    """
+    done: set[Path] = set()
+    candidates: dict[Path, tuple[int, int]] = {}
+    exclude = output.resolve() if output.resolve().is_relative_to(folder.resolve()) else None
+    while True:
+        for image in find_images(folder, exclude=exclude):
+            if image in done:
+                continue
+            try:
+                stat = image.stat()
+            except OSError:
+                continue
+            signature = (stat.st_size, stat.st_mtime_ns)
+            if candidates.get(image) == signature and stat.st_size > 0:
+                done.add(image)
+                target = output / image.relative_to(folder).with_suffix(EXTENSIONS[format])
+                if overwrite or not target.exists():
+                    yield Job(image, target, format)
+            else:
+                candidates[image] = signature
+        time.sleep(interval)

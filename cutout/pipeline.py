@@ -1,0 +1,109 @@
+"""Stages joined by bounded queues: decode (threads) -> batch -> infer (one thread) -> finish + encode (threads).
+
+The only module that starts threads. :func:`threaded` moves a generator into a thread behind a bounded queue,
+carries its first error across and stops it when the consumer goes away; :func:`parallel_map` runs a function
+over items in a small thread pool, in order, with a bounded number in flight. Memory is bounded by those
+limits, never by the number of inputs.
+
+    >>> list(parallel_map(lambda x: x * x, range(5), workers=2))
+    [0, 1, 4, 9, 16]
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def threaded(source: Iterable[T], maxsize: int = 2, name: str = "cutout-stage") -> Generator[T, None, None]:
+    """Iterate ``source`` in its own thread, at most ``maxsize`` items ahead of the consumer.
+
+    An exception in the producer is re-raised in the consumer. Closing the returned generator (or an error
+    in the consumer) stops the producer at its next item.
+    """
+    items: queue.Queue[Any] = queue.Queue(maxsize=max(1, maxsize))
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    return
+        except BaseException as error:  # carried to the consumer, re-raised there
+            put(_Failure(error))
+            return
+        put(_DONE)
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        close = getattr(source, "close", None)
+        thread.join(timeout=5.0)
+        if close is not None and not thread.is_alive():
+            close()
+
+
+def parallel_map(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, ahead: int | None = None
+) -> Generator[R, None, None]:
+    """``map(fn, items)`` on ``workers`` threads, results in input order, at most ``ahead`` submitted early.
+
+    Exceptions raised by ``fn`` propagate to the consumer in order. On close or error, pending work is
+    cancelled and running work is waited for, so no thread outlives the generator.
+    """
+    limit = max(1, ahead if ahead is not None else workers + 1)
+    pending: deque[Future[R]] = deque()
+    executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cutout-worker")
+    try:
+        for item in items:
+            pending.append(executor.submit(fn, item))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,146 @@
+"""Benchmark ``cutout image`` against model-only throughput and rembg, in one run (not part of the tests).
+
+    python tests/benchmarks/bench_image.py                      # 40 images, cutout + model-only (+ rembg if found)
+    python tests/benchmarks/bench_image.py --rembg /path/to/rembg --scale 4
+
+It builds a 40-image set of mixed sizes (640x480 up to 4000x3000, JPEG) from the real photos in
+../shared/eval, then measures, on the same machine in the same run:
+  (a) model-only: the onnx backend's inference alone on a preprocessed 320x320 input, images/s;
+  (b) ``cutout image SET OUT`` end to end (decode, infer, compose, PNG encode, write), images/s and peak RSS;
+  (c) ``rembg p -m u2netp SET OUT`` when rembg is installed (U2NET_HOME is pointed at a copy of the same
+      u2netp.onnx, so it runs offline), images/s and peak RSS;
+and with ``--scale 4`` also (b) on a 4x larger set, to show that peak RSS does not grow with the input count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("CUTOUT_SHARED", ROOT.parent / "shared"))
+SIZES = [
+    (640, 480),
+    (800, 600),
+    (1024, 768),
+    (1280, 960),
+    (1600, 1200),
+    (2048, 1536),
+    (2560, 1920),
+    (3264, 2448),
+    (4000, 3000),
+]  # noqa: E501
+MEASURE_RSS = (
+    "import resource, subprocess, sys, time; t = time.perf_counter(); "
+    "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE); "
+    "e = time.perf_counter() - t; "
+    "print(r.returncode, e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "sys.stderr.write(r.stderr.decode()[-2000:] if r.returncode else '')"
+)
+
+
+def build_set(folder: Path, count: int) -> None:
+    """``count`` JPEGs cycling through SIZES (every other one portrait), made from real photos."""
+    sources = sorted((SHARED / "eval" / "people").glob("*.jpg")) + sorted(
+        (SHARED / "eval" / "sod" / "images").glob("*")
+    )
+    if not sources:
+        sys.exit(f"no photos found under {SHARED / 'eval'}; set CUTOUT_SHARED")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        width, height = SIZES[i % len(SIZES)]
+        if (i // len(SIZES)) % 2:
+            width, height = height, width
+        photo = Image.open(sources[i % len(sources)]).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+        photo.save(folder / f"img{i:03d}.jpg", quality=90)
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Seconds and peak RSS (MiB) of ``command`` run in a fresh process."""
+    result = subprocess.run([sys.executable, "-c", MEASURE_RSS, *command], capture_output=True, text=True, env=env)
+    code, seconds, rss_kib = result.stdout.split()
+    if code != "0":
+        sys.exit(f"{' '.join(command)} failed ({code}):\n{result.stderr}")
+    return float(seconds), int(rss_kib) / 1024
+
+
+def model_only(onnx: Path, runs: int) -> float:
+    """Images/s of the onnx backend alone at 320x320 (after warm-up), as `cutout image` configures it."""
+    from cutout.backends import Device
+    from cutout.backends.onnx_backend import OnnxPredictor
+    from cutout.registry import get_spec
+
+    predictor = OnnxPredictor(get_spec("u2netp"), Device("cpu"), onnx)
+    x = np.random.default_rng(0).standard_normal((1, 3, 320, 320)).astype(np.float32)
+    for _ in range(3):
+        predictor.predict(x)
+    started = time.perf_counter()
+    for _ in range(runs):
+        predictor.predict(x)
+    return runs / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--scale", type=int, default=4, help="also run cutout on count*scale images (RSS check)")
+    parser.add_argument("--rembg", default=shutil.which("rembg"), help="rembg executable (default: on PATH)")
+    parser.add_argument("--runs", type=int, default=40, help="model-only inference runs")
+    args = parser.parse_args()
+
+    from cutout.convert import resolve_weights
+    from cutout.registry import get_spec
+
+    onnx = resolve_weights(get_spec("u2netp"), "onnx")
+    work = Path(tempfile.mkdtemp(prefix="cutout-bench-"))
+    env = {**os.environ, "CUTOUT_OFFLINE": "1"}
+    try:
+        build_set(work / "set", args.count)
+        rows = []
+        rate_model = model_only(onnx, args.runs)
+        rows.append(("model-only (onnx, 320x320)", rate_model, None))
+        cutout = [sys.executable, "-m", "cutout", "image", "-q", "--overwrite"]
+        seconds, rss = run_measured([*cutout, str(work / "set"), str(work / "out")], env)
+        rate_cutout = args.count / seconds
+        rows.append((f"cutout image, {args.count} images", rate_cutout, rss))
+        rate_rembg = rss_rembg = None
+        if args.rembg:
+            home = work / "u2net"
+            for place in (home / "u2netp.onnx", home / "models" / "u2netp" / "u2netp.onnx"):
+                place.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(onnx, place)
+            seconds, rss_rembg = run_measured(
+                [args.rembg, "p", "-m", "u2netp", str(work / "set"), str(work / "out-rembg")],
+                {**env, "U2NET_HOME": str(home)},
+            )
+            rate_rembg = args.count / seconds
+            rows.append((f"rembg p -m u2netp, {args.count} images", rate_rembg, rss_rembg))
+        if args.scale > 1:
+            big = work / "set-big"
+            build_set(big, args.count * args.scale)
+            seconds, rss_big = run_measured([*cutout, str(big), str(work / "out-big")], env)
+            rows.append((f"cutout image, {args.count * args.scale} images", args.count * args.scale / seconds, rss_big))
+        print(f"\n{'what':42} {'images/s':>9} {'peak RSS MiB':>13}")
+        for name, rate, peak in rows:
+            print(f"{name:42} {rate:9.2f} {'' if peak is None else f'{peak:13.0f}'}")
+        print(f"\ncutout / model-only: {rate_cutout / rate_model:.2f} (target >= 0.80)")
+        if rate_rembg:
+            print(f"cutout / rembg: {rate_cutout / rate_rembg:.2f}x (target >= 1.8)")
+            print(f"peak RSS cutout / rembg: {rss / rss_rembg:.2f} (target < 1)")
+        if args.scale > 1:
+            print(f"peak RSS {args.count * args.scale} / {args.count} images: {rows[-1][2] / rss:.2f} (target <= 1.10)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Backgrounds from what users type, and compositing identities and hand-computed pixels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cutout.compose import Background, background_array, blurred, compose, parse_background
+from cutout.errors import UsageError
+
+RNG = np.random.default_rng(3)
+RGB = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+ALPHA = RNG.integers(0, 256, (24, 32), dtype=np.uint8)
+
+
+@pytest.fixture
+def beach(tmp_path: Path) -> Path:
+    """A 200 x 100 background: black, red, blue, black vertical quarters."""
+    array = np.zeros((100, 200, 3), np.uint8)
+    array[:, 50:100] = [255, 0, 0]
+    array[:, 100:150] = [0, 0, 255]
+    path = tmp_path / "beach.png"
+    Image.fromarray(array).save(path)
+    return path
+
+
+# --- parse_background -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "color"),
+    [
+        ("white", (255, 255, 255, 255)),
+        ("Red", (255, 0, 0, 255)),
+        ("#0f0", (0, 255, 0, 255)),
+        ("#00ff00", (0, 255, 0, 255)),
+        ("#00FF0080", (0, 255, 0, 128)),
+        ("0,0,0", (0, 0, 0, 255)),
+        (" 10, 20 ,30, 128 ", (10, 20, 30, 128)),
+        ("rgb(10, 20, 30)", (10, 20, 30, 255)),
+    ],
+)
+def test_colours(text: str, color: tuple[int, int, int, int]) -> None:
+    background = parse_background(text)
+    assert background == Background("color", color=color)
+    assert background.opaque == (color[3] == 255)
+
+
+def test_blur_and_image(beach: Path) -> None:
+    assert parse_background("blur") == Background("blur", radius=None)
+    assert parse_background("BLUR:15") == Background("blur", radius=15.0)
+    assert parse_background("blur:2.5").radius == 2.5 and parse_background("blur").opaque
+    background = parse_background(str(beach))
+    assert background == Background("image", path=beach) and background.opaque
+    commas = beach.with_name("beach, 2024.png")
+    commas.write_bytes(beach.read_bytes())
+    assert parse_background(str(commas)).path == commas
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("sea-green-ish", "is not a colour, an existing image file or blur"),
+        ("#12", "is not a colour"),
+        ("0,0", "3 or 4 whole numbers from 0 to 255"),
+        ("0,0,300", "3 or 4 whole numbers"),
+        ("1,2,3,4,5", "3 or 4 whole numbers"),
+        ("-1,0,0", "3 or 4 whole numbers"),
+        ("blur:", "positive number of pixels"),
+        ("blur:-3", "positive number"),
+        ("blur:0", "positive number"),
+        ("blur:nan", "positive number"),
+        ("blur:wide", "positive number"),
+    ],
+)
+def test_bad_backgrounds(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_background(text)
+
+
+def test_backgrounds_made_in_code_are_checked() -> None:
+    with pytest.raises(UsageError, match="from 0 to 255"):
+        Background("color", color=(300, 0, 0, 255))
+    with pytest.raises(UsageError, match="needs a path"):
+        Background("image")
+    with pytest.raises(UsageError, match="positive number of pixels"):
+        Background("blur", radius=-1)
+    with pytest.raises(UsageError, match="not one of"):
+        Background("gradient")  # type: ignore[arg-type]
+
+
+def test_bad_background_files_are_named(tmp_path: Path) -> None:
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not really a photo")
+    with pytest.raises(UsageError, match=r"the background .*holiday\.jpg is not an image Pillow can read"):
+        parse_background(str(fake))
+    with pytest.raises(UsageError, match="is a folder, not an image file"):
+        parse_background(str(tmp_path))
+    with pytest.raises(UsageError) as error:
+        parse_background(str(tmp_path / "missing.jpg"))
+    for form in ("--bg '#00ff00'", "--bg white", "--bg 0,0,0,128", "--bg beach.jpg", "--bg blur:15"):
+        assert form in str(error.value)
+
+
+# --- compose --------------------------------------------------------------------------------------------------
+
+
+def test_no_background_gives_straight_rgba() -> None:
+    out = compose(RGB, ALPHA, None)
+    assert out.shape == (24, 32, 4) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., :3], RGB)  # not premultiplied
+    np.testing.assert_array_equal(out[..., 3], ALPHA)
+
+
+@pytest.mark.parametrize("kind", ["color", "image", "blur"])
+def test_alpha_255_gives_the_image_and_0_the_background(kind: str, beach: Path) -> None:
+    background = {
+        "color": Background("color", color=(12, 200, 99, 255)),
+        "image": Background("image", path=beach),
+        "blur": Background("blur", radius=4),
+    }[kind]
+    expected_background = blurred(RGB, 4) if kind == "blur" else background_array(background, 24, 32)
+    np.testing.assert_array_equal(compose(RGB, np.full((24, 32), 255, np.uint8), background), RGB)
+    np.testing.assert_array_equal(compose(RGB, np.zeros((24, 32), np.uint8), background), expected_background)
+
+
+def test_opaque_blend_matches_the_formula_exactly(beach: Path) -> None:
+    a = ALPHA[..., None] / 255.0
+    for background in (Background("color", color=(30, 60, 250, 255)), Background("image", path=beach)):
+        behind = background_array(background, 24, 32).astype(np.float64)
+        expected = np.floor(RGB * a + behind * (1 - a) + 0.5)
+        np.testing.assert_array_equal(compose(RGB, ALPHA, background), expected)
+
+
+def test_hand_computed_opaque_pixels() -> None:
+    rgb = np.array([[[200, 255, 10], [255, 255, 255]]], np.uint8)
+    alpha = np.array([[128, 1]], np.uint8)
+    out = compose(rgb, alpha, Background("color", color=(100, 0, 250, 255)))
+    # 200*128/255 + 100*127/255 = 150.2; 255*128/255 = 128; 10*128/255 + 250*127/255 = 129.5 -> 130
+    np.testing.assert_array_equal(out[0, 0], [150, 128, 130])
+    np.testing.assert_array_equal(out[0, 1], [101, 1, 250])  # 255/255 + 100*254/255 = 100.6 -> 101; 1; 249.0+1
+
+
+def test_translucent_colour_uses_porter_duff_over() -> None:
+    rgb = np.array([[[255, 0, 0], [255, 0, 0], [255, 0, 0], [9, 9, 9]]], np.uint8)
+    alpha = np.array([[128, 0, 255, 0]], np.uint8)
+    out = compose(rgb, alpha, Background("color", color=(0, 0, 255, 128)))
+    assert out.shape == (1, 4, 4)
+    # out_a = (255*128 + 128*127)/255 = 191.7 -> 192; r = 255*255*128/48896 = 170.2; b = 255*128*127/48896 = 84.8
+    np.testing.assert_array_equal(out[0, 0], [170, 0, 85, 192])
+    np.testing.assert_array_equal(out[0, 1], [0, 0, 255, 128])  # only the background
+    np.testing.assert_array_equal(out[0, 2], [255, 0, 0, 255])  # only the subject
+    clear = compose(rgb, alpha, Background("color", color=(50, 50, 50, 0)))
+    np.testing.assert_array_equal(clear[0, 3], [0, 0, 0, 0])  # nothing over nothing
+    np.testing.assert_array_equal(clear[0, 0], [255, 0, 0, 128])  # over a clear colour: the plain cutout
+
+
+def test_translucent_colour_is_exact_for_every_pixel_and_alpha() -> None:
+    foreground = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
+    alpha = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    rgb = np.dstack([foreground, 255 - foreground, foreground])
+    for color in ((10, 200, 33, 1), (255, 255, 255, 128), (0, 0, 0, 254)):
+        out = compose(rgb, alpha, Background("color", color=color)).astype(np.int64)
+        a, b = alpha.astype(np.int64)[..., None], color[3]
+        denominator = 255 * a + b * (255 - a)
+        numerator = 255 * rgb.astype(np.int64) * a + np.array(color[:3]) * b * (255 - a)
+        np.testing.assert_array_equal(out[..., :3], (2 * numerator + denominator) // (2 * denominator))
+        np.testing.assert_array_equal(out[..., 3:], (denominator + 127) // 255)
+
+
+def test_bad_shapes_are_refused() -> None:
+    with pytest.raises(ValueError, match="rgb \\(H, W, 3\\) and alpha \\(H, W\\)"):
+        compose(RGB, ALPHA[:10], None)
+    with pytest.raises(ValueError, match="uint8"):
+        compose(RGB.astype(np.float32), ALPHA, None)
+
+
+# --- backgrounds from files -----------------------------------------------------------------------------------
+
+
+def test_cover_fills_the_frame_and_keeps_the_aspect_ratio(beach: Path, tmp_path: Path) -> None:
+    square = background_array(Background("image", path=beach), 100, 100)
+    assert square.shape == (100, 100, 3)  # the centre half of the width: red | blue, no black bars
+    assert (square[:, :45] == [255, 0, 0]).all() and (square[:, 55:] == [0, 0, 255]).all()
+    box = np.full((100, 200, 3), 255, np.uint8)
+    box[40:60, 90:110] = 0  # a 20 x 20 black square in the middle
+    Image.fromarray(box).save(tmp_path / "box.png")
+    for height, width, side in ((50, 100, 10), (100, 300, 30), (300, 100, 60)):
+        covered = background_array(Background("image", path=tmp_path / "box.png"), height, width)
+        dark = covered[..., 0] < 128
+        assert covered.shape == (height, width, 3)
+        assert abs(dark.any(axis=1).sum() - side) <= 1 and abs(dark.any(axis=0).sum() - side) <= 1
+
+
+def test_background_exif_orientation_and_cache(tmp_path: Path) -> None:
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255  # white left half; rotated 90 degrees clockwise it is the top half
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    background = Background("image", path=path)
+    first = background_array(background, 40, 20)
+    assert first[:15].mean() > 240 and first[25:].mean() < 15
+    assert background_array(background, 40, 20) is first and not first.flags.writeable  # cached, read-only
+    Image.fromarray(255 - stored).save(path, exif=exif, quality=95)
+    os.utime(path, ns=(0, 10**18))  # a changed file (new mtime) is decoded again
+    assert background_array(background, 40, 20)[:15].mean() < 15
+
+
+def test_blur_radius_scales_with_the_image() -> None:
+    image = np.zeros((400, 600, 3), np.uint8)
+    image[:, 300:] = 255
+    edge = blurred(image)[200, 285:315, 0].astype(int)
+    assert edge[0] > 0 and edge[-1] < 255 and (np.diff(edge) >= 0).all()  # radius 8 (2% of 400) spreads the edge
+    assert blurred(image, 1.0)[200, 290, 0] == 0
+    assert blurred(np.zeros((20, 20, 3), np.uint8) + 7).shape == (20, 20, 3)  # minimum radius 3 on small images

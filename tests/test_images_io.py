@@ -1,0 +1,376 @@
+"""Reading real (and really broken) image files, every pixel mode, EXIF, ICC, encoding and atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import sys
+import time
+import types
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, features
+
+from cutout.errors import InputError, OutputError, UsageError
+from cutout.io import encode, images
+from cutout.io.images import (
+    OUTPUT_FORMATS,
+    encode_image,
+    format_for,
+    icc_profile,
+    load_image,
+    needs_opaque,
+    rgb_array,
+    write_atomic,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg"
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
+    """A PNG by hand (Pillow cannot write 16-bit RGB, nor lie about its size)."""
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+
+
+def _png16(array: np.ndarray, colour_type: int) -> bytes:
+    rows = array.reshape(array.shape[0], -1).astype(">u2")
+    raw = b"".join(b"\0" + row.tobytes() for row in rows)
+    return _png(array.shape[1], array.shape[0], 16, colour_type, raw)
+
+
+def _tiff16(array: np.ndarray) -> bytes:
+    """A minimal uncompressed little-endian TIFF with 16 bits per sample (RGB or RGBA)."""
+    height, width, channels = array.shape
+    data = array.astype("<u2").tobytes()
+    bits_at, data_at = 8, 8 + 2 * channels
+    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, channels, bits_at), (259, 3, 1, 1), (262, 3, 1, 2)]
+    tags += [(273, 4, 1, data_at), (277, 3, 1, channels), (278, 4, 1, height), (279, 4, 1, len(data)), (284, 3, 1, 1)]
+    tags += [(338, 3, 1, 2)] if channels == 4 else []
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, count, value in tags:
+        short = kind == 3 and count == 1
+        ifd += (
+            struct.pack("<HHIHH", tag, kind, count, value, 0)
+            if short
+            else struct.pack("<HHII", tag, kind, count, value)
+        )
+    header = b"II*\0" + struct.pack("<I", data_at + len(data))
+    return header + struct.pack("<" + "H" * channels, *[16] * channels) + data + ifd + struct.pack("<I", 0)
+
+
+def _saved(image: Image.Image, path: Path, **options: object) -> Path:
+    image.save(path, **options)
+    return path
+
+
+# --- broken and hostile files ---------------------------------------------------------------------------------
+
+
+def test_corrupt_jpeg(tmp_path: Path) -> None:
+    data = bytearray(EXAMPLE.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    path = tmp_path / "corrupt.jpg"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"corrupt\.jpg is corrupt or truncated"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_truncated_files(tmp_path: Path, kind: str) -> None:
+    buffer = io.BytesIO()
+    Image.open(EXAMPLE).save(buffer, kind)
+    path = tmp_path / f"half.{kind.lower()}"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        load_image(path)
+
+
+def test_empty_text_and_unreadable_paths(tmp_path: Path) -> None:
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("shopping list: eggs, milk\n")
+    (tmp_path / "folder.jpg").mkdir()
+    (tmp_path / "dangling.jpg").symlink_to(tmp_path / "gone.jpg")
+    with pytest.raises(InputError, match=r"empty\.jpg is empty \(0 bytes\)"):
+        load_image(tmp_path / "empty.jpg")
+    with pytest.raises(InputError, match=r"notes\.png is not an image Pillow can read \(it starts with b'shopping"):
+        load_image(tmp_path / "notes.png")
+    with pytest.raises(InputError, match=r"cannot read .*folder\.jpg: is a directory"):
+        load_image(tmp_path / "folder.jpg")
+    with pytest.raises(InputError, match=r"dangling\.jpg: it is a broken symbolic link to .*gone\.jpg"):
+        load_image(tmp_path / "dangling.jpg")
+    with pytest.raises(InputError, match="no such file"):
+        load_image(str(tmp_path / "missing.jpg"))
+
+
+def test_too_many_pixels_is_refused_from_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png(30000, 30000, 8, 2, b"\0" * 64))
+    assert path.stat().st_size < 200 and Image.MAX_IMAGE_PIXELS is None  # Pillow's own check is off: ours applies
+    start = time.perf_counter()
+    with pytest.raises(
+        InputError, match=r"30000 x 30000 = 900\.0 megapixels.*250\.0.*raise the limit with --max-pixels"
+    ):
+        load_image(path)
+    assert time.perf_counter() - start < 0.5
+
+
+def test_a_raised_limit_gets_past_the_size_check(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    path.write_bytes(_png(3000, 3000, 8, 0, b"\0" * 3001))  # 9 MP, one row stored (Pillow fills the rest)
+    with pytest.raises(InputError, match="--max-pixels"):
+        load_image(path, max_pixels=1_000_000)
+    for limit in (10_000_000, None):
+        assert load_image(path, max_pixels=limit).size == (3000, 3000)
+
+
+def test_heif_without_pillow_heif_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    heic = struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0mif1heic" + b"\0" * 64
+    monkeypatch.setattr(images, "_heif_registered", False)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import fails, as when it is not installed
+    with pytest.raises(InputError, match=r"HEIC/HEIF image.*pip install 'cutout\[heif\]'"):
+        load_image(heic)
+    calls: list[int] = []
+    fake = types.SimpleNamespace(register_heif_opener=lambda: calls.append(1))
+    monkeypatch.setitem(sys.modules, "pillow_heif", fake)
+    with pytest.raises(InputError, match="corrupt or truncated"):  # registered, retried: this one is just broken
+        load_image(heic)
+    with pytest.raises(InputError, match="cannot read"):
+        load_image(heic)
+    assert calls == [1] and images._heif_registered
+
+
+@pytest.mark.skipif(not features.check("avif"), reason="this Pillow has no AVIF support")
+def test_avif_is_read_by_pillow_itself(tmp_path: Path) -> None:
+    path = _saved(Image.new("RGB", (16, 8), (200, 40, 40)), tmp_path / "red.avif", quality=95)
+    assert np.abs(rgb_array(load_image(path)).astype(int) - [200, 40, 40]).max() < 12
+
+
+# --- pixel modes ----------------------------------------------------------------------------------------------
+
+
+def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    values = np.array([[0, 128, 129, 257, 32768, 65535]], np.uint16)
+    image = load_image(_saved(Image.fromarray(values), tmp_path / "grey16.png"))
+    assert image.mode == "I;16"
+    expected = np.array([0, 0, 1, 1, 128, 255], np.uint8)
+    np.testing.assert_array_equal(rgb_array(image), np.repeat(expected[None, :, None], 3, axis=2))
+    tiff = load_image(_saved(Image.fromarray(values), tmp_path / "grey16.tif"))
+    np.testing.assert_array_equal(rgb_array(tiff)[0, :, 0], expected)
+
+
+@pytest.mark.parametrize("mode", ["I;16B", "I;16L"])
+def test_sixteen_bit_byte_orders(mode: str) -> None:
+    values = np.array([[65535, 32768, 257]], np.uint16)
+    image = Image.frombytes(mode, (3, 1), values.astype(">u2" if mode.endswith("B") else "<u2").tobytes())
+    np.testing.assert_array_equal(rgb_array(image)[0, :, 1], [255, 128, 1])
+
+
+def test_thirty_two_bit_int_and_float_grey() -> None:
+    integers = Image.fromarray(np.array([[-5, 0, 32768, 65535, 70000]], np.int32))
+    assert integers.mode == "I"
+    np.testing.assert_array_equal(rgb_array(integers)[0, :, 2], [0, 0, 128, 255, 255])
+    floats = Image.fromarray(np.array([[-3.0, 0.4, 127.6, 300.0, np.nan]], np.float32))
+    assert floats.mode == "F"
+    np.testing.assert_array_equal(rgb_array(floats)[0, :, 0], [0, 0, 128, 255, 0])
+
+
+def test_sixteen_bit_rgb_and_rgba_png_and_tiff() -> None:
+    rgb = np.array([[[65535, 32768, 256], [0, 511, 65535]]], np.uint16)
+    rgba = np.dstack([rgb, np.array([[65535, 0]], np.uint16)])
+    for data, mode in [
+        (_png16(rgb, 2), "RGB"),
+        (_png16(rgba, 6), "RGBA"),
+        (_tiff16(rgb), "RGB"),
+        (_tiff16(rgba), "RGBA"),
+    ]:
+        image = load_image(data)
+        assert image.mode == mode
+        np.testing.assert_array_equal(rgb_array(image), [[[255, 128, 1], [0, 1, 255]]])  # Pillow keeps the high byte
+
+
+def test_alpha_is_dropped_and_palettes_are_looked_up(tmp_path: Path) -> None:
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = [250, 20, 30, 0]  # colour under zero alpha is kept: the model sees what is stored
+    rgba[1, 1] = [5, 6, 7, 128]
+    loaded = rgb_array(load_image(_saved(Image.fromarray(rgba), tmp_path / "rgba.png")))
+    np.testing.assert_array_equal(loaded, rgba[..., :3])
+    palette = Image.new("P", (2, 1))
+    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    transparent = load_image(_saved(palette, tmp_path / "palette.png", transparency=0))
+    assert transparent.mode == "P" and "transparency" in transparent.info
+    np.testing.assert_array_equal(rgb_array(transparent), [[[255, 0, 0], [0, 0, 255]]])
+    np.testing.assert_array_equal(rgb_array(palette.convert("PA")), [[[255, 0, 0], [0, 0, 255]]])
+    grey_alpha = Image.fromarray(np.array([[[40, 0], [90, 255]]], np.uint8), "LA")
+    np.testing.assert_array_equal(rgb_array(grey_alpha), [[[40] * 3, [90] * 3]])
+
+
+def test_grey_bilevel_and_other_colour_spaces(tmp_path: Path) -> None:
+    grey = load_image(_saved(Image.fromarray(np.array([[0, 77, 255]], np.uint8)), tmp_path / "grey.png"))
+    np.testing.assert_array_equal(rgb_array(grey)[0], [[0] * 3, [77] * 3, [255] * 3])
+    bilevel = Image.fromarray(np.array([[0, 255]], np.uint8)).convert("1")
+    np.testing.assert_array_equal(rgb_array(bilevel)[0], [[0] * 3, [255] * 3])
+    colours = Image.fromarray(np.array([[[200, 30, 60], [10, 250, 120]]], np.uint8))
+    for mode in ("YCbCr", "LAB"):
+        assert np.abs(rgb_array(colours.convert(mode)).astype(int) - np.asarray(colours)).max() <= 6
+
+
+def test_cmyk_jpeg(tmp_path: Path) -> None:
+    cyan = load_image(_saved(Image.new("CMYK", (8, 8), (255, 0, 0, 0)), tmp_path / "cyan.jpg", quality=100))
+    assert cyan.mode == "CMYK"
+    assert np.abs(rgb_array(cyan).astype(int) - [0, 255, 255]).max() <= 2
+    cyan.info["icc_profile"] = b"\0" * 16 + b"CMYK" + b"\0" * 120  # a broken CMYK profile: plain conversion
+    assert np.abs(rgb_array(cyan).astype(int) - [0, 255, 255]).max() <= 2
+
+
+# --- EXIF and ICC ---------------------------------------------------------------------------------------------
+
+
+def test_exif_orientation_is_applied_and_the_icc_profile_kept(tmp_path: Path) -> None:
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:5, :5] = [255, 0, 0]  # red in the stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display"
+    path = _saved(Image.fromarray(stored), tmp_path / "rotated.jpg", exif=exif, icc_profile=SRGB, quality=95)
+    image = load_image(path)
+    assert image.size == (20, 40)
+    upright = rgb_array(image)
+    assert upright[:5, -5:, 0].mean() > 200 and upright[:5, :5, 0].mean() < 50  # now top-right
+    assert icc_profile(image) == SRGB
+
+
+def test_icc_profile_only_when_it_describes_rgb() -> None:
+    image = Image.new("RGB", (1, 1))
+    assert icc_profile(image) is None
+    image.info["icc_profile"] = SRGB
+    assert icc_profile(image) == SRGB
+    image.info["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert icc_profile(image) is None
+
+
+@pytest.mark.parametrize("format", OUTPUT_FORMATS)
+def test_icc_profile_survives_every_format(format: str) -> None:
+    array = np.full((8, 8, 3), (10, 120, 240), np.uint8)
+    data = encode_image(array, format, icc_profile=SRGB)
+    assert Image.open(io.BytesIO(data)).info.get("icc_profile") == SRGB
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    assert not Image.open(io.BytesIO(encode_image(array, format, icc_profile=lab))).info.get("icc_profile")
+    mask = encode_image(array[..., 0], format, icc_profile=SRGB)  # an RGB profile never labels a grey mask
+    assert not Image.open(io.BytesIO(mask)).info.get("icc_profile")
+
+
+# --- encoding -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (37, 53, 4), (1, 1, 4), (300, 2, 3)])
+def test_our_png_decodes_bit_exactly(shape: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    array = np.random.default_rng(len(shape)).integers(0, 256, shape, dtype=np.uint8)
+    for block_bytes in (1 << 20, 100):  # one block, and many blocks (row boundaries between blocks)
+        monkeypatch.setattr(encode, "_PNG_BLOCK_BYTES", block_bytes)
+        image = Image.open(io.BytesIO(encode_image(array, "png")))
+        assert image.mode == {1: "L", 3: "RGB", 4: "RGBA"}[1 if len(shape) == 2 else shape[2]]
+        np.testing.assert_array_equal(np.asarray(image), array)
+
+
+def test_png_rows_use_the_up_filter_after_the_first() -> None:
+    array = np.random.default_rng(1).integers(0, 256, (5, 4, 3), dtype=np.uint8)
+    data = encode_image(array, "png")
+    idat = data.index(b"IDAT")
+    length = struct.unpack(">I", data[idat - 4 : idat])[0]
+    raw = zlib.decompress(data[idat + 4 : idat + 4 + length])
+    filters = [raw[row * 13] for row in range(5)]
+    assert filters == [0, 2, 2, 2, 2]
+    np.testing.assert_array_equal(np.frombuffer(raw[14:26], np.uint8), (array[1] - array[0]).ravel())
+
+
+def test_pillow_formats_decode_close_to_the_array() -> None:
+    yy, xx = np.mgrid[0:64, 0:64]
+    smooth = np.dstack([xx * 4, yy * 4, (xx + yy) * 2]).astype(np.uint8)
+    for format in ("webp", "jpg"):
+        decoded = np.asarray(Image.open(io.BytesIO(encode_image(smooth, format))).convert("RGB")).astype(int)
+        assert np.abs(decoded - smooth).mean() < 2
+    rgba = np.dstack([smooth, smooth[..., 0]])
+    tiff = Image.open(io.BytesIO(encode_image(rgba, "tif")))
+    assert tiff.info["compression"] == "tiff_adobe_deflate"
+    np.testing.assert_array_equal(np.asarray(tiff), rgba)
+    webp = Image.open(io.BytesIO(encode_image(rgba, "webp")))
+    assert webp.mode == "RGBA" and np.abs(np.asarray(webp)[..., 3].astype(int) - rgba[..., 3]).max() <= 2
+
+
+def test_encode_rejects_what_it_cannot_write() -> None:
+    with pytest.raises(ValueError, match="JPEG has no alpha"):
+        encode_image(np.zeros((4, 4, 4), np.uint8), "jpg")
+    with pytest.raises(ValueError, match="unknown output format 'bmp'"):
+        encode_image(np.zeros((4, 4, 3), np.uint8), "bmp")
+    for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4, 3), np.uint8)):
+        with pytest.raises(ValueError, match="expected a non-empty uint8"):
+            encode_image(bad, "png")
+
+
+def test_format_for() -> None:
+    assert format_for(Path("a.PNG"), None) == "png"
+    assert format_for(Path("a.jpeg"), None) == "jpg" and format_for(Path("a.tiff"), None) == "tif"
+    assert format_for(Path("a.webp"), None) == "webp"
+    assert format_for(Path("a.png"), "JPEG") == "jpg"  # explicit wins
+    assert format_for(None, None) == "png" and format_for(None, "webp") == "webp"
+    with pytest.raises(UsageError, match=r"a\.bmp from its extension \(\.bmp\).*png, webp, jpg, tif with --format"):
+        format_for(Path("a.bmp"), None)
+    with pytest.raises(UsageError, match=r"\(none\)"):
+        format_for(Path("cutout"), None)
+    with pytest.raises(UsageError, match="unknown output format 'gif'; choose one of png, webp, jpg, tif"):
+        format_for(Path("a.png"), "gif")
+    assert needs_opaque("jpg") and not any(needs_opaque(f) for f in ("png", "webp", "tif"))
+
+
+# --- atomic writes --------------------------------------------------------------------------------------------
+
+
+def test_write_atomic_creates_folders_and_replaces(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "out.png"
+    write_atomic(target, b"first")
+    write_atomic(target, b"second")
+    assert target.read_bytes() == b"second" and os.listdir(target.parent) == ["out.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file, not mkstemp's 0600
+
+
+def test_write_atomic_cleans_up_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OutputError, match=r"cannot write .*out\.png: no space left on device; choose another"):
+        write_atomic(target, b"new" * 1000)
+    monkeypatch.undo()
+
+    def interrupted(source: object, destination: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"new")
+    assert os.listdir(tmp_path) == ["out.png"] and target.read_bytes() == b"old"  # no .part file, old file intact
+
+
+def test_write_atomic_into_an_impossible_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file where a folder should be")
+    for target in (blocker / "out.png", blocker / "sub" / "out.png"):
+        with pytest.raises(OutputError, match=r"cannot write .*out\.png: .*file\.txt is a file, not a folder; choose"):
+            write_atomic(target, b"data")
+    assert os.listdir(tmp_path) == ["file.txt"]
