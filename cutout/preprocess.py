@@ -84,7 +84,9 @@ def model_input(spec: ModelSpec, rgb: np.ndarray) -> np.ndarray:
         chw = area_resize((scaled - mean.astype(np.float32)) / std.astype(np.float32), height, width)
     else:
         # U2-Net / rembg: resize in uint8 with Pillow, divide by the image's own max, ImageNet stats in float64.
-        resized = Image.fromarray(rgb).resize((width, height), _PIL_RESAMPLE[spec.input.resample])
+        # reducing_gap: big photos are first shrunk by an integer box filter to >= 3x the target, then resampled
+        # (Pillow's fast path; several times faster on 12 MP, visually identical). Below 3x it is the exact resize.
+        resized = Image.fromarray(rgb).resize((width, height), _PIL_RESAMPLE[spec.input.resample], reducing_gap=3.0)
         array = np.asarray(resized).astype(np.float64)
         scale = float(array.max()) if norm.divide_by == "max" else 255.0
         chw = (array / max(scale, 1e-6)).transpose(2, 0, 1)

@@ -12,6 +12,8 @@ A predictor takes a preprocessed batch (see :mod:`cutout.preprocess`) and return
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -29,6 +31,8 @@ class Predictor(Protocol):
 
     spec: ModelSpec
     device: str
+    #: how many ``predict`` calls may usefully run at once from different threads
+    concurrency: int
 
     @property
     def backend(self) -> BackendName: ...
@@ -66,8 +70,13 @@ def onnx_cuda_available() -> bool:
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
+def nvidia_driver_present() -> bool:
+    """A cheap look for an NVIDIA driver, so that ``auto`` need not import torch (1+ s) on machines without one."""
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
+
+
 def torch_cuda_available() -> bool:
-    if importlib.util.find_spec("torch") is None:
+    if importlib.util.find_spec("torch") is None or not nvidia_driver_present():
         return False
     import torch
 
@@ -94,16 +103,24 @@ def choose_backend(backend: str, device: Device) -> tuple[BackendName, Device]:
 
 
 def create_predictor(
-    spec: ModelSpec, *, backend: str = "auto", device: str = "auto", weights: Path | None = None
+    spec: ModelSpec,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    weights: Path | None = None,
+    threads: int | None = None,
 ) -> Predictor:
-    """A ready predictor for ``spec``; ``weights`` overrides the resolved file (.onnx or .pth)."""
+    """A ready predictor for ``spec``; ``weights`` overrides the resolved file (.onnx or .pth).
+
+    ``threads`` limits the CPU threads one call uses (None: all cores); see ``Predictor.concurrency``.
+    """
     name, parsed = choose_backend(backend, Device.parse(device))
     if weights is not None and backend == "auto":
         name = "onnx" if weights.suffix == ".onnx" else "torch"
     if name == "onnx":
         from cutout.backends.onnx_backend import OnnxPredictor
 
-        return OnnxPredictor(spec, parsed, weights)
+        return OnnxPredictor(spec, parsed, weights, threads)
     from cutout.backends.torch_backend import TorchPredictor
 
-    return TorchPredictor(spec, parsed, weights)
+    return TorchPredictor(spec, parsed, weights, threads)

@@ -16,7 +16,9 @@ class TorchPredictor:
 
     backend: Literal["torch"] = "torch"
 
-    def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None) -> None:
+    concurrency = 1
+
+    def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None, threads: int | None = None) -> None:
         import torch
 
         from cutout.backends import Device
@@ -32,6 +34,8 @@ class TorchPredictor:
                 raise BackendError(
                     f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)"
                 )
+        if threads is not None and device.kind == "cpu":
+            torch.set_num_threads(threads)
         self.spec = spec
         self.device = str(device)
         self.torch_device = torch.device(self.device)

@@ -58,7 +58,7 @@ def image(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per inference call.")] = 1,
     workers: Annotated[
-        int, typer.Option("--workers", "-w", min=0, help="Decode/encode threads (0: one per core, at least 2).")
+        int, typer.Option("--workers", "-w", min=0, help="Decode and encode threads each (0: half the cores).")
     ] = 0,
     bg: Annotated[
         str | None,
@@ -99,7 +99,9 @@ def image(
     options = make_options(bg=bg, only_mask=only_mask, post_process=post_process, max_pixels=max_pixels)
     inputs, target = _split(paths or [], output)
     jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch)
-    session = Session(model, backend=backend, device=device)
+    # Many images: one CPU thread per inference, several inferences at once (see OnnxPredictor).
+    many = watch or not isinstance(jobs, list) or len(jobs) > 1
+    session = Session(model, backend=backend, device=device, threads=1 if many else None)
     report = BatchReport(
         total=len(jobs) if isinstance(jobs, list) else None, skipped=skipped, quiet=quiet or stream, watch=watch
     )

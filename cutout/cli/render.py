@@ -65,7 +65,8 @@ class BatchReport:
     def add(self, outcome: Outcome) -> None:
         if outcome.status == "failed":
             self.failed.append(outcome)
-            self.console.print(f"[red]failed[/] {escape(outcome.job.name)}: {escape(outcome.reason)}")
+            if self._progress is not None or self.watch:
+                self.console.print(f"[red]failed[/] {_describe(outcome)}")
         elif outcome.status == "done":
             self.done += 1
         if self._progress is not None and self._task is not None:
@@ -80,8 +81,7 @@ class BatchReport:
     def summary(self, elapsed: float, *, interrupted: bool = False) -> None:
         if self.quiet and not self.failed and not interrupted:
             return
-        count = self.done + len(self.failed)
-        rate = f" ({count / elapsed:.2f} images/s)" if elapsed > 0 and count else ""
+        rate = f" ({self.done / elapsed:.2f} images/s)" if elapsed > 0 and self.done else ""
         parts = [f"{self.done} done"]
         if self.skipped:
             parts.append(f"{self.skipped} skipped (output exists; --overwrite redoes them)")
@@ -90,9 +90,15 @@ class BatchReport:
         head = "[yellow]interrupted[/]: " if interrupted else ""
         self.console.print(f"{head}{', '.join(parts)} in {elapsed:.1f} s{rate}")
         for outcome in self.failed[:MAX_LISTED_FAILURES]:
-            self.console.print(f"  {escape(outcome.job.name)}: {escape(outcome.reason)}")
+            self.console.print(f"  {_describe(outcome)}")
         if len(self.failed) > MAX_LISTED_FAILURES:
             self.console.print(f"  ... and {len(self.failed) - MAX_LISTED_FAILURES} more")
         if interrupted and self.total is not None:
-            left = self.total - count
+            left = self.total - self.done - len(self.failed)
             self.console.print(f"{left} not started; run the same command again to resume (done files are skipped)")
+
+
+def _describe(outcome: Outcome) -> str:
+    """``name: reason``, without repeating the name when the reason already starts with it."""
+    name, reason = outcome.job.name, outcome.reason
+    return escape(reason if reason.startswith(name) else f"{name}: {reason}")
