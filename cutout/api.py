@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from cutout.backends import Predictor, create_predictor
-from cutout.batch import Job, Outcome, process_images
+from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
 from cutout.compose import Background, compose, parse_background
 from cutout.errors import UsageError
 from cutout.io.images import ImageLike, load_image, rgb_array
@@ -68,7 +68,12 @@ class Session:
     """One loaded model, reused for many images."""
 
     def __init__(
-        self, model: str | Path = DEFAULT_MODEL, *, backend: str = "auto", device: str = "auto", threads: int | None = None
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        backend: str = "auto",
+        device: str = "auto",
+        threads: int | None = None,
     ) -> None:
         """``threads``: CPU threads per inference (None: all cores; 1 suits many images run in parallel)."""
         self.spec, weights = spec_for(model)
@@ -82,15 +87,21 @@ class Session:
         Shape: each image (H, W, 3) uint8 -> (H, W) uint8.
         """
         inputs = [model_input(self.spec, rgb) for rgb in images]
-        results: list[np.ndarray | None] = [None] * len(images)
+        return self.masks_from_inputs(inputs, [(rgb.shape[0], rgb.shape[1]) for rgb in images])
+
+    def masks_from_inputs(self, inputs: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Masks for prepared network inputs (:func:`~cutout.preprocess.model_input`) and full (height, width)s.
+
+        Shape: each input (1, 3, h, w) float32 -> (height, width) uint8.
+        """
+        results: list[np.ndarray | None] = [None] * len(inputs)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, x in enumerate(inputs):
             groups.setdefault(x.shape, []).append(i)
         for indices in groups.values():
             predictions = self.predictor.predict(np.concatenate([inputs[i] for i in indices]))
             for i, prediction in zip(indices, predictions, strict=True):
-                height, width = images[i].shape[:2]
-                results[i] = mask_from_output(self.spec, prediction, height, width)
+                results[i] = mask_from_output(self.spec, prediction, *sizes[i])
         return [r for r in results if r is not None]
 
     def mask(self, image: ImageLike) -> np.ndarray:
@@ -111,8 +122,17 @@ class Session:
     def remove(self, image: ImageLike, options: RemoveOptions | None = None, **changes: Any) -> ImageLike:
         """Cut out one image. Keyword arguments are :class:`RemoveOptions` fields (``bg`` may be a string)."""
         opts = make_options(options, **changes)
-        rgb = rgb_array(load_image(image, max_pixels=opts.max_pixels))
-        return _like(image, self.render(rgb, self.masks([rgb])[0], opts))
+        if isinstance(image, (bytes, bytearray, memoryview, str, Path)):
+            # files decode exactly as `cutout image` does them (a JPEG draft for the model, then full size)
+            source = bytes(image) if isinstance(image, (bytearray, memoryview)) else image
+            source = Path(source) if isinstance(source, str) else source
+            prepared = prepare(self.spec, source, opts.max_pixels)
+            mask = self.masks_from_inputs([prepared.input], [prepared.size])[0]
+            rgb = full_pixels(prepared, source, opts.max_pixels)
+        else:
+            rgb = rgb_array(load_image(image, max_pixels=opts.max_pixels))
+            mask = self.masks([rgb])[0]
+        return _like(image, self.render(rgb, mask, opts))
 
 
 def _like(original: ImageLike, result: np.ndarray) -> ImageLike:

@@ -67,26 +67,37 @@ def _area_axis(array: np.ndarray, size: int, axis: int) -> np.ndarray:
     return total / (end - start).reshape(count_shape)
 
 
-def model_input(spec: ModelSpec, rgb: np.ndarray) -> np.ndarray:
-    """The network input for one RGB image.
+def model_input(spec: ModelSpec, rgb: np.ndarray | Image.Image, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The network input for one RGB image (an array, or a PIL image in mode RGB: same pixels, one copy fewer).
+
+    ``size`` is the (height, width) of the full image when ``rgb`` is a reduced draft of it: the input plan
+    follows the full image.
 
     Shape: rgb (H, W, 3) uint8 -> (1, 3, h, w) float32 with (h, w) = :func:`plan_input_size`.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+    if isinstance(rgb, Image.Image):
+        if rgb.mode != "RGB":
+            raise ValueError(f"expected a PIL image in mode RGB, got {rgb.mode}")
+        if spec.input.resample == "area":
+            rgb = np.asarray(rgb)
+    elif rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
-    height, width = plan_input_size(spec.input, rgb.shape[0], rgb.shape[1])
+    full_height, full_width = size or ((rgb.height, rgb.width) if isinstance(rgb, Image.Image) else rgb.shape[:2])
+    height, width = plan_input_size(spec.input, full_height, full_width)
     norm = spec.normalization
     mean = np.asarray(norm.mean, dtype=np.float64).reshape(3, 1, 1)
     std = np.asarray(norm.std, dtype=np.float64).reshape(3, 1, 1)
     if spec.input.resample == "area":
         # MODNet: normalise first, then average-resize the float tensor (the official order).
+        assert isinstance(rgb, np.ndarray)
         scaled = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
         chw = area_resize((scaled - mean.astype(np.float32)) / std.astype(np.float32), height, width)
     else:
         # U2-Net / rembg: resize in uint8 with Pillow, divide by the image's own max, ImageNet stats in float64.
         # reducing_gap: big photos are first shrunk by an integer box filter to >= 3x the target, then resampled
         # (Pillow's fast path; several times faster on 12 MP, visually identical). Below 3x it is the exact resize.
-        resized = Image.fromarray(rgb).resize((width, height), _PIL_RESAMPLE[spec.input.resample], reducing_gap=3.0)
+        pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
+        resized = pil.resize((width, height), _PIL_RESAMPLE[spec.input.resample], reducing_gap=3.0)
         array = np.asarray(resized).astype(np.float64)
         scale = float(array.max()) if norm.divide_by == "max" else 255.0
         chw = (array / max(scale, 1e-6)).transpose(2, 0, 1)

@@ -113,7 +113,10 @@ def test_bad_background_files_are_named(tmp_path: Path) -> None:
 def test_no_background_gives_straight_rgba() -> None:
     out = compose(RGB, ALPHA, None)
     assert out.shape == (24, 32, 4) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[..., :3], RGB)  # not premultiplied
+    visible = ALPHA > 0
+    assert visible.any() and (ALPHA < 255).any() and (~visible).any()
+    np.testing.assert_array_equal(out[..., :3][visible], RGB[visible])  # not premultiplied
+    assert not out[..., :3][~visible].any()  # hidden colours are cleared
     np.testing.assert_array_equal(out[..., 3], ALPHA)
 
 

@@ -17,7 +17,9 @@ class OnnxPredictor:
 
     backend: Literal["onnx"] = "onnx"
 
-    def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, device: object, weights: Path | None = None, threads: int | None = None
+    ) -> None:
         """``threads``: onnxruntime's intra-op threads (None: one per core). With 1 on the CPU the session is
         meant to be run from several threads at once (``concurrency`` of them): whole images in parallel use
         the cores better than one image split across them when decoding and encoding share the machine."""

@@ -18,7 +18,9 @@ class TorchPredictor:
 
     concurrency = 1
 
-    def __init__(self, spec: ModelSpec, device: object, weights: Path | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, spec: ModelSpec, device: object, weights: Path | None = None, threads: int | None = None
+    ) -> None:
         import torch
 
         from cutout.backends import Device

@@ -7,7 +7,8 @@
 PNG is written here with numpy and deflate: the "Up" filter on every row but the first, then level 1 of
 ISA-L's deflate (the ``isal`` package; about 4x faster than zlib's level 1 with smaller output), or zlib's
 level 1 where isal is not installed. On a 4000 x 3000 RGBA photo zlib alone is already about 1.8x faster than
-Pillow's ``compress_level=1``; encoding is the slowest step after the model, so this matters. WebP, JPEG and TIFF go through Pillow.
+Pillow's ``compress_level=1``; encoding is the slowest step after the model, so this matters. WebP, JPEG and
+TIFF go through Pillow.
 An ICC profile is embedded in every format when it matches the array (an RGB profile for RGB(A), grey for L).
 """
 
@@ -18,6 +19,7 @@ import io
 import os
 import secrets
 import struct
+import types
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -26,12 +28,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cutout.errors import OutputError, UsageError
+
+_deflate: types.ModuleType
 try:  # ISA-L deflate: same zlib stream format, several times faster at level 1
     from isal import isal_zlib as _deflate
 except ImportError:  # pragma: no cover - isal has wheels for the common platforms
-    _deflate = zlib  # type: ignore[no-redef]
-
-from cutout.errors import OutputError, UsageError
+    _deflate = zlib
 
 OUTPUT_FORMATS = ("png", "webp", "jpg", "tif")
 _NAMES = {"png": "png", "webp": "webp", "jpg": "jpg", "jpeg": "jpg", "tif": "tif", "tiff": "tif"}
