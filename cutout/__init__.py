@@ -25,17 +25,21 @@ __all__ = [
     "UsageError",
     "WeightsError",
     "__version__",
+    "make_options",
     "new_session",
+    "process_images",
     "remove",
 ]
 
+_API = ("Session", "make_options", "new_session", "process_images", "remove")
+
 if TYPE_CHECKING:
-    from cutout.api import Session, new_session, remove
+    from cutout.api import Session, make_options, new_session, process_images, remove
 
 
 def __getattr__(name: str) -> Any:
     # The API pulls in numpy and Pillow; keep `import cutout` (and so `cutout --help`) light.
-    if name in ("Session", "new_session", "remove"):
+    if name in _API:
         from cutout import api
 
         return getattr(api, name)

@@ -94,6 +94,14 @@ class Session:
 
         Shape: each input (1, 3, h, w) float32 -> (height, width) uint8.
         """
+        predictions = self.predictions(inputs)
+        return [mask_from_output(self.spec, p, *size) for p, size in zip(predictions, sizes, strict=True)]
+
+    def predictions(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The raw mask output at network resolution; inputs of the same size run as one batch.
+
+        Shape: each input (1, 3, h, w) float32 -> (h, w) float32.
+        """
         results: list[np.ndarray | None] = [None] * len(inputs)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, x in enumerate(inputs):
@@ -101,7 +109,7 @@ class Session:
         for indices in groups.values():
             predictions = self.predictor.predict(np.concatenate([inputs[i] for i in indices]))
             for i, prediction in zip(indices, predictions, strict=True):
-                results[i] = mask_from_output(self.spec, prediction, *sizes[i])
+                results[i] = prediction
         return [r for r in results if r is not None]
 
     def mask(self, image: ImageLike) -> np.ndarray:

@@ -13,6 +13,7 @@ its own job with a reason; the batch goes on. Outcomes come back in input order.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +25,8 @@ from cutout.errors import CutoutError, InputError
 from cutout.io.encode import encode_cutout_png
 from cutout.io.images import encode_image, full_size, icc_profile, load_image, rgb_array, write_atomic
 from cutout.options import RemoveOptions
-from cutout.pipeline import batched, parallel_map, threaded
-from cutout.preprocess import model_input
+from cutout.pipeline import batched, parallel_map
+from cutout.preprocess import mask_from_output, model_input
 from cutout.refine import clean_mask
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np
 class _Work:
     job: Job
     prepared: Prepared | None = None
-    mask: np.ndarray | None = None
+    prediction: np.ndarray | None = None  # at network resolution: small while it waits for an encoder
     error: str = ""
 
 
@@ -122,23 +123,24 @@ def process_images(
     jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
     written are completed (writes are atomic), no partial file is left.
     """
-    # Queues are kept short: every image in flight holds its full-resolution pixels.
-    decode = _decoder(session.spec, options.max_pixels)
-    decoded = threaded(parallel_map(decode, jobs, workers=workers, ahead=workers), maxsize=1, name="cutout-decode")
+    # Each stage pulls from the one before in its own feeder thread; "ahead" is kept short because every image
+    # in flight may hold full-resolution pixels. One event takes every thread down on error or Ctrl-C.
+    cancel = threading.Event()
     concurrency = session.predictor.concurrency
+    decoded = parallel_map(_decoder(session.spec, options.max_pixels), jobs, workers, ahead=workers, cancel=cancel)
     inferred = parallel_map(
-        lambda batch: _infer(session, batch), batched(decoded, batch_size), workers=concurrency, ahead=concurrency
+        lambda batch: _infer(session, batch), batched(decoded, batch_size), concurrency, concurrency, cancel
     )
-    masked = threaded((work for batch in inferred for work in batch), maxsize=1, name="cutout-infer")
+    masked = (work for batch in inferred for work in batch)
+    finished = parallel_map(lambda w: _finish(session, options, w), masked, workers, ahead=workers, cancel=cancel)
     try:
-        finished = parallel_map(lambda w: _finish(session, options, w), masked, workers=workers, ahead=workers)
         for outcome in finished:
             yield outcome
             if fail_fast and outcome.status == "failed":
                 raise CutoutError(f"{outcome.job.name}: {outcome.reason} (stopped by --fail-fast)")
     finally:
-        masked.close()
-        decoded.close()
+        cancel.set()
+        finished.close()
 
 
 def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
@@ -156,18 +158,19 @@ def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
 def _infer(session: Session, batch: list[_Work]) -> list[_Work]:
     ready = [(w, w.prepared) for w in batch if w.prepared is not None]
     if ready:
-        masks = session.masks_from_inputs([p.input for _, p in ready], [p.size for _, p in ready])
-        for (work, _), mask in zip(ready, masks, strict=True):
-            work.mask = mask
+        predictions = session.predictions([p.input for _, p in ready])
+        for (work, _), prediction in zip(ready, predictions, strict=True):
+            work.prediction = prediction
     return batch
 
 
 def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
-    if work.prepared is None or work.mask is None:
+    if work.prepared is None or work.prediction is None:
         return Outcome(work.job, "failed", work.error or "not decoded")
     try:
+        mask = mask_from_output(session.spec, work.prediction, *work.prepared.size)
         rgb = full_pixels(work.prepared, work.job.source, options.max_pixels)
-        data = _encode(session, options, rgb, work.mask, work.job.format, work.prepared.icc)
+        data = _encode(session, options, rgb, mask, work.job.format, work.prepared.icc)
         if work.job.target is None:
             return Outcome(work.job, "done", data=data)
         write_atomic(work.job.target, data)

@@ -1,11 +1,14 @@
-"""`cutout image` as a user runs it: a real subprocess, the README's command, stdin to stdout."""
+"""`cutout image` as a user runs it: real subprocesses, the real U2-NetP, real files."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,23 +19,78 @@ import cutout
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "images" / "astronaut.jpg"
+EXAMPLES = ROOT / "examples" / "images"
+EXAMPLE = EXAMPLES / "astronaut.jpg"
+ENV = {**os.environ, "CUTOUT_OFFLINE": "1"}
 
 
-def _cutout(*args: str, stdin: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "CUTOUT_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "cutout", *args], input=stdin, capture_output=True, env=env, cwd=cwd, timeout=120
-    )
+def _cutout(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    command = [sys.executable, "-m", "cutout", *args]
+    return subprocess.run(command, input=stdin, capture_output=True, env=ENV, timeout=180)
+
+
+def _start(*args: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "cutout", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+
+
+def _wait_for(condition: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _assert_complete_pngs(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert not [p for p in files if p.name.endswith(".part")], files
+    for path in files:
+        Image.open(path).load()  # a partial file would fail here
+    return files
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "shoot"
+    (root / "day1").mkdir(parents=True)
+    (root / "day2" / "close").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "astronaut.jpg", root / "astronaut.jpg")
+    shutil.copy(EXAMPLES / "chelsea.jpg", root / "day1" / "chelsea.jpg")
+    shutil.copy(EXAMPLES / "coffee.jpg", root / "day2" / "close" / "coffee.jpg")
+    (root / "day1" / "notes.txt").write_text("not an image, not even looked at")
+    return root
 
 
 def test_readme_command_writes_the_same_pixels_as_the_api(u2netp_onnx: Path, tmp_path: Path) -> None:
     result = _cutout("image", str(EXAMPLE), str(tmp_path / "astronaut.png"))
     assert result.returncode == 0, result.stderr.decode()
     written = np.asarray(Image.open(tmp_path / "astronaut.png"))
-    expected = cutout.remove(np.asarray(Image.open(EXAMPLE).convert("RGB")), model="u2netp", backend="onnx")
-    np.testing.assert_array_equal(written, expected)
+    expected = cutout.remove(EXAMPLE, model="u2netp", backend="onnx")
+    assert isinstance(expected, bytes)
+    np.testing.assert_array_equal(written, np.asarray(Image.open(io.BytesIO(expected))))
     assert [p.name for p in tmp_path.iterdir()] == ["astronaut.png"]
+
+
+@pytest.mark.parametrize(
+    ("options", "suffix"),
+    [(["--bg", "white"], ".jpg"), (["--only-mask"], ".png"), (["--bg", "blur", "--post-process"], ".webp")],
+)
+def test_command_pixels_equal_the_api_for_the_same_options(
+    u2netp_onnx: Path, tmp_path: Path, options: list[str], suffix: str
+) -> None:
+    target = tmp_path / f"out{suffix}"
+    result = _cutout("image", str(EXAMPLE), str(target), *options)
+    assert result.returncode == 0, result.stderr.decode()
+    api = {"bg": options[1]} if options[0] == "--bg" else {"only_mask": True}
+    if "--post-process" in options:
+        api["post_process"] = True
+    expected = cutout.remove(EXAMPLE, **api)  # type: ignore[arg-type]
+    expected_pixels = np.asarray(Image.open(io.BytesIO(expected)))  # type: ignore[arg-type]
+    if suffix == ".png":
+        np.testing.assert_array_equal(np.asarray(Image.open(target)), expected_pixels)
+    else:  # lossy formats: the same image, encoded with loss
+        written = np.asarray(Image.open(target)).astype(int)
+        assert written.shape == expected_pixels.shape and np.abs(written - expected_pixels).mean() < 3
 
 
 def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
@@ -40,12 +98,146 @@ def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     image = Image.open(io.BytesIO(result.stdout))
     assert image.format == "PNG" and image.mode == "RGBA" and image.size == (512, 512)
+    assert result.stderr == b""  # nothing but the image on the pipes
 
 
-def test_not_an_image_is_a_clear_error(u2netp_onnx: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "notes.jpg"
-    bad.write_text("shopping list")
-    result = _cutout("image", str(bad), str(tmp_path / "out.png"))
+def test_folder_is_processed_recursively_into_a_mirrored_tree(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cut"
+    result = _cutout("image", str(tree), str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    written = [p.relative_to(out).as_posix() for p in _assert_complete_pngs(out)]
+    assert written == ["astronaut.png", "day1/chelsea.png", "day2/close/coffee.png"]
+    assert "3 done" in result.stderr.decode()
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cut"
+    assert _cutout("image", str(tree), str(out)).returncode == 0
+    (out / "day1" / "chelsea.png").unlink()
+    stamp = (out / "astronaut.png").stat().st_mtime_ns
+    again = _cutout("image", str(tree), str(out))
+    assert again.returncode == 0
+    assert "1 done, 2 skipped" in again.stderr.decode()
+    assert (out / "day1" / "chelsea.png").exists() and (out / "astronaut.png").stat().st_mtime_ns == stamp
+    forced = _cutout("image", str(tree), str(out), "--overwrite")
+    assert "3 done" in forced.stderr.decode() and (out / "astronaut.png").stat().st_mtime_ns != stamp
+
+
+def test_several_inputs_and_a_quoted_glob(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    listed = _cutout("image", str(tree / "astronaut.jpg"), str(tree / "day1" / "chelsea.jpg"), str(tmp_path / "a"))
+    assert listed.returncode == 0, listed.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["astronaut.png", "chelsea.png"]
+    globbed = _cutout("image", f"{tree}/**/*.jpg", "-o", str(tmp_path / "g"), "--format", "webp", "--bg", "blur")
+    assert globbed.returncode == 0, globbed.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["astronaut.webp", "chelsea.webp", "coffee.webp"]
+
+
+def test_a_bad_file_fails_alone_with_exit_code_1(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    (tree / "day1" / "broken.jpg").write_bytes(EXAMPLE.read_bytes()[:3000])
+    result = _cutout("image", str(tree), str(tmp_path / "cut"))
     assert result.returncode == 1
-    assert "not an image" in result.stderr.decode()
-    assert not (tmp_path / "out.png").exists()
+    stderr = result.stderr.decode()
+    assert "3 done" in stderr and "1 failed" in stderr and "broken.jpg" in stderr and "truncated" in stderr
+    assert len(_assert_complete_pngs(tmp_path / "cut")) == 3
+
+
+def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    (tree / "a-broken.jpg").write_text("no")
+    result = _cutout("image", str(tree), str(tmp_path / "cut"), "--fail-fast")
+    assert result.returncode == 1 and "fail-fast" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["image", "photo-that-does-not-exist.jpg", "x.png"], "does not exist"),
+        (["image", str(EXAMPLE), "out.jpg"], "no transparency"),
+        (["image", str(EXAMPLE), "--bg", "not-a-colour"], "--bg"),
+        (["image", str(EXAMPLE), "--no-such-option"], "No such option"),
+        (["image", str(EXAMPLE), "-m", "no-such-model"], "unknown model"),
+    ],
+)
+def test_usage_errors_exit_2_with_a_message(args: list[str], message: str) -> None:
+    result = _cutout(*args)
+    assert result.returncode == 2
+    assert message in result.stderr.decode()
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_no_partial_file(u2netp_onnx: Path, tmp_path: Path) -> None:
+    source = tmp_path / "many"
+    source.mkdir()
+    big = Image.open(EXAMPLE).resize((2000, 2000))
+    for i in range(40):
+        big.save(source / f"{i:02d}.jpg", quality=80)
+    out = tmp_path / "out"
+    process = _start("image", str(source), str(out))
+    _wait_for(lambda: out.exists() and any(out.glob("*.png")))
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    assert "interrupted" in stderr.decode() and "run the same command again" in stderr.decode()
+    done = _assert_complete_pngs(out)
+    assert 0 < len(done) < 40
+
+
+def test_sigterm_is_handled_like_ctrl_c(u2netp_onnx: Path, tmp_path: Path) -> None:
+    source = tmp_path / "many"
+    source.mkdir()
+    for i in range(30):
+        Image.open(EXAMPLE).resize((1500, 1500)).save(source / f"{i:02d}.jpg")
+    out = tmp_path / "out"
+    process = _start("image", str(source), str(out))
+    _wait_for(lambda: out.exists() and any(out.glob("*.png")))
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    _assert_complete_pngs(out)
+
+
+def test_watch_processes_new_files_until_interrupted(u2netp_onnx: Path, tmp_path: Path) -> None:
+    inbox, done = tmp_path / "inbox", tmp_path / "done"
+    inbox.mkdir()
+    shutil.copy(EXAMPLES / "chelsea.jpg", inbox / "first.jpg")
+    process = _start("image", str(inbox), str(done), "--watch")
+    try:
+        _wait_for(lambda: (done / "first.png").exists())
+        shutil.copy(EXAMPLES / "coffee.jpg", inbox / "later.jpg")
+        _wait_for(lambda: (done / "later.png").exists())
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    assert [p.name for p in _assert_complete_pngs(done)] == ["first.png", "later.png"]
+
+
+def test_stale_temporary_files_of_a_killed_run_are_removed(u2netp_onnx: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".astronaut.png.0badc0de.part"
+    stale.write_bytes(b"half a png")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert _cutout("image", str(EXAMPLE), "-o", str(out)).returncode == 0
+    assert [p.name for p in out.iterdir()] == ["astronaut.png"]
+
+
+def test_examples_run(u2netp_onnx: Path, tmp_path: Path) -> None:
+    shell = subprocess.run(
+        ["bash", str(ROOT / "examples" / "pipeline.sh"), str(EXAMPLES), str(tmp_path / "sh")],
+        capture_output=True,
+        env={**ENV, "PATH": f"{Path(sys.executable).parent}:{ENV['PATH']}"},
+        timeout=180,
+    )
+    assert shell.returncode == 0, shell.stderr.decode()
+    for name in ("astronaut", "chelsea", "coffee"):
+        image = Image.open(tmp_path / "sh" / f"{name}.jpg")
+        assert image.format == "JPEG" and image.size == Image.open(EXAMPLES / f"{name}.jpg").size
+        assert np.asarray(image)[0, 0].min() > 240  # the corner is background: white
+    python = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "batch.py"), str(EXAMPLES), str(tmp_path / "py")],
+        capture_output=True,
+        env=ENV,
+        timeout=180,
+    )
+    assert python.returncode == 0, python.stderr.decode()
+    assert python.stdout.decode().count("done") == 3
+    assert sorted(p.name for p in (tmp_path / "py").iterdir()) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]

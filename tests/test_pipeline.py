@@ -42,7 +42,8 @@ def test_parallel_map_bounds_the_work_in_flight() -> None:
 
     results = parallel_map(lambda x: x, source(), workers=2, ahead=3)
     assert next(results) == 0
-    assert pulled <= 4  # never reads far ahead of the consumer, whatever the input length
+    time.sleep(0.1)
+    assert pulled <= 6  # never reads far ahead of the consumer (ahead + queue hand-offs), whatever the input length
     results.close()
     _wait_for_no_threads()
 
@@ -104,3 +105,38 @@ def test_closing_the_consumer_stops_an_endless_producer() -> None:
 
 def test_batched() -> None:
     assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_a_ready_result_is_handed_on_while_the_input_waits() -> None:
+    release = threading.Event()
+
+    def slow_source() -> Iterator[int]:
+        yield 1
+        release.wait(5)  # like --watch: the next file has not appeared yet
+        yield 2
+
+    results = parallel_map(lambda x: x * 10, slow_source(), workers=2, ahead=3)
+    started = time.monotonic()
+    assert next(results) == 10
+    assert time.monotonic() - started < 2
+    release.set()
+    assert list(results) == [20]
+    _wait_for_no_threads()
+
+
+def test_cancel_takes_down_a_chain_of_stages_blocked_on_an_idle_source() -> None:
+    cancel = threading.Event()
+
+    def idle_source() -> Iterator[int]:
+        yield 1
+        while not cancel.is_set():  # like --watch with no new files
+            time.sleep(0.05)
+
+    first = parallel_map(lambda x: x, idle_source(), workers=2, cancel=cancel)
+    second = parallel_map(lambda x: x + 1, first, workers=2, cancel=cancel)
+    assert next(second) == 2
+    started = time.monotonic()
+    cancel.set()
+    second.close()
+    assert time.monotonic() - started < 2
+    _wait_for_no_threads()

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -104,6 +106,28 @@ def _check_collisions(pairs: list[tuple[Path, Path]]) -> None:
                 "process them into different output folders"
             )
         seen[target] = source
+
+
+_PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part$")  # write_atomic's temporary names
+
+
+def remove_stale_parts(folders: set[Path], older_than: float = 60.0) -> int:
+    """Delete temporary files that a killed run (SIGKILL, power loss) left in the output folders; their count.
+
+    Only cutout's own ``.NAME.XXXXXXXX.part`` files older than ``older_than`` seconds are touched, so a run
+    writing into the same folder right now keeps its files.
+    """
+    removed = 0
+    now = time.time()
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if _PART.match(path.name) and path.is_file() and now - path.stat().st_mtime > older_than:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def watch_jobs(

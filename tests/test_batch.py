@@ -1,0 +1,152 @@
+"""The batch pipeline with a fake model: real files, bad inputs, order, fail-fast, atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cutout.api import Session
+from cutout.batch import Job, prepare, process_images
+from cutout.errors import CutoutError
+from cutout.options import RemoveOptions
+from cutout.registry import get_spec
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg"
+
+
+class FakeSession:
+    """The model replaced by a left-half mask: everything else is the real pipeline."""
+
+    spec = get_spec("u2netp")
+    predictor = SimpleNamespace(concurrency=2)
+
+    def predictions(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for _ in inputs:
+            prediction = np.zeros((320, 320), np.float32)
+            prediction[:, :160] = 1.0
+            out.append(prediction)
+        return out
+
+    def render(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
+        return Session.render(self, rgb, mask, options)  # type: ignore[arg-type]
+
+
+def _run(jobs: list[Job], **kwargs: object) -> list:
+    return list(process_images(jobs, FakeSession(), kwargs.pop("options", RemoveOptions()), **kwargs))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    big = Image.open(EXAMPLE).resize((2560, 1920))
+    for i in range(6):
+        (big if i % 2 else Image.open(EXAMPLE)).save(folder / f"p{i}.jpg", quality=90)
+    return folder
+
+
+def _bad_inputs(folder: Path) -> dict[str, str]:
+    data = EXAMPLE.read_bytes()
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not a photo")
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    corrupt = bytearray(data)
+    middle = len(data) // 2
+    corrupt[middle : middle + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    (folder / "corrupt.jpg").write_bytes(bytes(corrupt))
+    (folder / "folder.jpg").mkdir()
+    (folder / "dangling.jpg").symlink_to(folder / "nowhere.jpg")
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)  # claims 30000 x 30000 RGB in 100 bytes
+    bomb = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bomb)
+    return {
+        "empty.jpg": "empty",
+        "text.jpg": "not an image",
+        "truncated.jpg": "truncated",
+        "corrupt.jpg": "corrupt",
+        "folder.jpg": "cannot read",
+        "dangling.jpg": "broken symbolic link",
+        "bomb.png": "--max-pixels",
+    }
+
+
+def test_outcomes_keep_input_order_and_write_every_file(photos: Path, tmp_path: Path) -> None:
+    sources = sorted(photos.iterdir())
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sources]
+    outcomes = _run(jobs, workers=2)
+    assert [o.job for o in outcomes] == jobs
+    assert all(o.status == "done" for o in outcomes)
+    for job in jobs:
+        written = np.asarray(Image.open(job.target))
+        height, width = written.shape[:2]
+        assert written.shape[2] == 4 and Image.open(job.source).size == (width, height)
+        assert (written[:, : width // 3, 3] == 255).all() and (written[:, -width // 3 :, 3] == 0).all()
+
+
+def test_every_bad_input_fails_alone_with_its_reason(photos: Path, tmp_path: Path) -> None:
+    expected = _bad_inputs(photos)
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]
+    outcomes = {o.job.source.name: o for o in _run(jobs, workers=2)}
+    for name, reason in expected.items():
+        assert outcomes[name].status == "failed", name
+        assert reason in outcomes[name].reason, (name, outcomes[name].reason)
+        assert not (tmp_path / "out" / f"{Path(name).stem}.png").exists()
+    good = [o for o in outcomes.values() if o.job.source.name.startswith("p")]
+    assert len(good) == 6 and all(o.status == "done" for o in good)
+
+
+def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> None:
+    (photos / "p2.jpg").write_text("broken")
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]
+    seen = []
+    with pytest.raises(CutoutError, match="fail-fast"):
+        for outcome in process_images(jobs, FakeSession(), RemoveOptions(), fail_fast=True):  # type: ignore[arg-type]
+            seen.append(outcome.status)
+    assert seen == ["done", "done", "failed"]
+
+
+def test_jobs_without_a_target_return_the_encoded_bytes() -> None:
+    (outcome,) = _run([Job(EXAMPLE.read_bytes(), None, "webp")])
+    assert outcome.status == "done" and Image.open(io.BytesIO(outcome.data)).format == "WEBP"
+
+
+def test_a_failed_write_leaves_no_file(photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    out = tmp_path / "out"
+    (outcome,) = _run([Job(photos / "p1.jpg", out / "p1.png")])
+    assert outcome.status == "failed" and "no space left on device" in outcome.reason
+    assert list(out.iterdir()) == []
+
+
+def test_a_big_jpeg_is_drafted_for_the_model_and_decoded_whole_for_the_cutout(photos: Path) -> None:
+    prepared = prepare(get_spec("u2netp"), photos / "p1.jpg", 10**9)
+    assert prepared.rgb is None and prepared.size == (1920, 2560) and prepared.input.shape == (1, 3, 320, 320)
+    small = prepare(get_spec("u2netp"), photos / "p0.jpg", 10**9)
+    assert small.rgb is not None and small.rgb.shape == (512, 512, 3)
+
+
+def test_exif_rotated_draft_keeps_the_upright_size(tmp_path: Path) -> None:
+    photo = Image.open(EXAMPLE).resize((3200, 2000))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: the upright image is 2000 wide, 3200 tall
+    photo.save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    prepared = prepare(get_spec("u2netp"), tmp_path / "turned.jpg", 10**9)
+    assert prepared.rgb is None and prepared.size == (3200, 2000)
+    (outcome,) = _run([Job(tmp_path / "turned.jpg", tmp_path / "turned.png")])
+    assert outcome.status == "done" and Image.open(tmp_path / "turned.png").size == (2000, 3200)
