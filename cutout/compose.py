@@ -254,7 +254,20 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
 
 @functools.lru_cache(maxsize=4)
 def _covering(path: str, mtime_ns: int, height: int, width: int) -> np.ndarray:
-    source = _source_image(path, mtime_ns)
+    array = cover(_source_image(path, mtime_ns), height, width)
+    array.flags.writeable = False
+    return array
+
+
+def cover(source: Image.Image | np.ndarray, height: int, width: int) -> np.ndarray:
+    """``source`` scaled to cover a ``height`` x ``width`` frame, aspect ratio kept, centre-cropped (LANCZOS).
+
+    Shape: (h, w, 3) uint8 or an RGB image -> (height, width, 3) uint8.
+    """
+    if isinstance(source, np.ndarray):
+        if source.shape[:2] == (height, width):
+            return source
+        source = Image.fromarray(source)
     src_width, src_height = source.size
     if src_width * height > src_height * width:  # wider than the frame: use the full height, crop the sides
         crop_width = src_height * width / height
@@ -262,6 +275,15 @@ def _covering(path: str, mtime_ns: int, height: int, width: int) -> np.ndarray:
     else:  # taller: use the full width, crop top and bottom
         crop_height = src_width * height / width
         box = (0.0, (src_height - crop_height) / 2, float(src_width), (src_height + crop_height) / 2)
-    array = np.asarray(source.resize((width, height), Image.Resampling.LANCZOS, box=box))
-    array.flags.writeable = False
-    return array
+    return np.array(source.resize((width, height), Image.Resampling.LANCZOS, box=box))
+
+
+def over_background(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """The subject over a background frame of the same size (exact integer "over").
+
+    Shape: rgb (H, W, 3), alpha (H, W), background (H, W, 3) uint8 -> (H, W, 3) uint8.
+    """
+    _check_shapes(rgb, alpha)
+    if background.shape != rgb.shape:
+        raise ValueError(f"background {background.shape} does not match the frame {rgb.shape}")
+    return _over_opaque(rgb, alpha, background)

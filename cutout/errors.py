@@ -33,3 +33,7 @@ class InputError(CutoutError):
 
 class OutputError(CutoutError):
     """An output file or folder that cannot be written (permission denied, a file where a folder should be, ...)."""
+
+
+class VideoError(InputError):
+    """An input video that cannot be read: not a video, no video stream, a codec this FFmpeg cannot decode, ..."""

@@ -110,13 +110,30 @@ def mask_from_output(spec: ModelSpec, prediction: np.ndarray, height: int, width
 
     Shape: prediction (h, w) float in [0, 1] -> (height, width) uint8.
     """
+    return resize_mask(spec, normalize_prediction(spec, prediction), height, width)
+
+
+def normalize_prediction(spec: ModelSpec, prediction: np.ndarray) -> np.ndarray:
+    """The network's mask map as alpha in [0, 1] at network resolution (U2-Net: stretched by its own min/max).
+
+    Shape: (h, w) float -> (h, w) float32.
+    """
     pred = np.asarray(prediction, dtype=np.float32)
     if pred.ndim != 2:
         raise ValueError(f"expected an (h, w) prediction, got shape {pred.shape}")
-    rule = spec.output
-    if rule.minmax:
+    if spec.output.minmax:
         low, high = float(pred.min()), float(pred.max())
         pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)
+    return pred
+
+
+def resize_mask(spec: ModelSpec, alpha: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Alpha in [0, 1] at network resolution to an 8-bit mask of the image's size (truncated, as the originals).
+
+    Shape: (h, w) float -> (height, width) uint8.
+    """
+    pred = np.asarray(alpha, dtype=np.float32)
+    rule = spec.output
     if rule.resample == "area":
         pred = area_resize(pred, height, width)
         return (np.clip(pred, 0.0, 1.0) * 255).astype(np.uint8)

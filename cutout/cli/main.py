@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from cutout.cli import image, weights
+from cutout.cli import image, video, weights
 from cutout.errors import CutoutError, UsageError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command("image", help=image.HELP)(image.image)
+app.command("video", help=video.HELP)(video.video)
 app.add_typer(weights.app, name="weights")
 
 

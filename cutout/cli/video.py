@@ -1,0 +1,147 @@
+"""``cutout video``: background replacement and transparent video, sound kept, no flicker.
+
+cutout video clip.mp4 --bg beach.jpg          # clip.cutout.mp4, H.264 with the audio copied
+cutout video clip.mp4 clip.mov                # transparent ProRes 4444
+ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video - --raw 1280x720 | ffmpeg ...
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cutout.errors import UsageError
+
+if TYPE_CHECKING:
+    from cutout.api import Session
+    from cutout.options import VideoOptions
+    from cutout.video import VideoSummary
+
+HELP = """Cut the subject out of a video: over a new background, or as a transparent video.
+
+With --bg the result is an MP4 (H.264, yuv420p) beside the input (clip.cutout.mp4); without it a
+transparent video chosen by the output's extension: .mov ProRes 4444 (the default, for editors), .webm VP9
+with alpha, or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame
+rate, timestamps, rotation and audio are kept (audio copied without re-encoding when the container allows).
+
+Examples:\n
+  cutout video clip.mp4 --bg beach.jpg\n
+  cutout video clip.mp4 --bg '#00ff00' green.mp4\n
+  cutout video clip.mp4 clip.mov                 # transparent ProRes 4444\n
+  cutout video clip.mp4 frames/                  # RGBA PNGs\n
+  cutout video clip.mp4 --only-mask matte.mp4\n
+  ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video - --raw 1280x720 |
+  ffmpeg -f rawvideo -pix_fmt rgba -s 1280x720 -r 30 -i - out.mov
+"""
+
+
+def video(
+    input: Annotated[str, typer.Argument(help="Video file, or - with --raw for rgb24 frames on stdin.")],
+    output: Annotated[str | None, typer.Argument(help="Output .mp4/.mov/.webm, or a folder/ for PNGs.")] = None,
+    bg: Annotated[
+        str | None, typer.Option("--bg", help="Background: a colour, an image, a video (looped), or blur[:RADIUS].")
+    ] = None,
+    only_mask: Annotated[bool, typer.Option("--only-mask", help="Write the grey matte instead.")] = False,
+    post_process: Annotated[bool, typer.Option("--post-process", help="Clean the mask of each frame.")] = False,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name or .onnx/.pth file.")] = "u2netp",
+    backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Frames per inference call.")] = 1,
+    start: Annotated[float | None, typer.Option(min=0, help="Start at this second.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0, help="Process this many seconds.")] = None,
+    temporal_smoothing: Annotated[
+        float,
+        typer.Option(
+            "--temporal-smoothing", min=0.0, max=0.95, help="0 off; higher steadies still edges more (motion-aware)."
+        ),
+    ] = 0.5,
+    raw: Annotated[
+        str | None, typer.Option("--raw", help="WIDTHxHEIGHT: rgb24 frames on stdin, raw frames on stdout.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    from cutout.api import Session, make_options
+    from cutout.options import VideoOptions
+    from cutout.video import default_output, output_kind, parse_raw_size, process_raw
+
+    background_video = _video_background(bg)
+    remove = make_options(bg=None if background_video else bg, only_mask=only_mask, post_process=post_process)
+    options = VideoOptions(remove, background_video, temporal_smoothing, start, duration, batch_size)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if raw is not None:
+        size = parse_raw_size(raw)
+        if input != "-" or output not in (None, "-"):
+            raise UsageError("--raw reads frames from stdin and writes them to stdout: cutout video - --raw WxH")
+        session = Session(model, backend=backend, device=device)
+        process_raw(sys.stdin.buffer, sys.stdout.buffer, size, session, options)
+        return
+    source = Path(input)
+    if input == "-" or not source.is_file():
+        raise UsageError(f"{input} is not a video file (for frames on stdin use: cutout video - --raw WxH)")
+    target = Path(output) if output else default_output(source, options)
+    kind = output_kind(output if output else target, options)
+    if target.exists() and not overwrite and kind != "png":
+        console.print(f"skipped: {escape(str(target))} exists (--overwrite replaces it)")
+        return
+    session = Session(model, backend=backend, device=device)
+    summary = _run(source, target, session, options, kind, console, quiet)
+    if not quiet or summary.interrupted:
+        _report(console, summary)
+    raise typer.Exit(130 if summary.interrupted else 0)
+
+
+def _video_background(bg: str | None) -> Path | None:
+    from cutout.video import KINDS
+
+    if bg is None:
+        return None
+    path = Path(bg)
+    if path.suffix.lower() in {*KINDS, ".mkv", ".avi"}:
+        if not path.is_file():
+            raise UsageError(f"the background video {bg} does not exist")
+        return path
+    return None
+
+
+def _run(
+    source: Path, target: Path, session: Session, options: VideoOptions, kind: str, console: Console, quiet: bool
+) -> VideoSummary:
+    from cutout.cli.image import _exit_on_sigterm
+    from cutout.video import process_video as process
+
+    _exit_on_sigterm()
+    if quiet or not console.is_terminal:
+        return process(source, target, session, options, kind=kind)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"))
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("frames", total=None, fps="")
+        started = time.perf_counter()
+
+        def on_start(total: int | None) -> None:
+            progress.update(task, total=total)
+
+        def on_frame(done: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-6)
+            progress.update(task, completed=done, fps=f"{rate:.1f} fps")
+
+        return process(source, target, session, options, kind=kind, on_frame=on_frame, on_start=on_start)
+
+
+def _report(console: Console, summary: VideoSummary) -> None:
+    rate = summary.frames / summary.seconds if summary.seconds else 0.0
+    head = "[yellow]interrupted[/]: kept a valid, shorter video with " if summary.interrupted else ""
+    console.print(
+        f"{head}{summary.frames} frames in {summary.seconds:.1f} s ({rate:.1f} fps) -> {escape(str(summary.output))}"
+    )
+    if summary.skipped:
+        console.print(f"[yellow]{summary.skipped} corrupt packet(s) skipped[/]; the rest was processed")
+    for note in summary.notes:
+        console.print(f"note: {escape(note)}")

@@ -1,0 +1,386 @@
+"""Videos in: what a file holds (:func:`probe`) and its frames as RGB arrays (:class:`VideoReader`), over PyAV.
+
+    >>> from cutout.io.video import VideoReader, probe
+    >>> info = probe("clip.mp4")                                        # doctest: +SKIP
+    >>> info.width, info.height, info.fps, info.frame_count, info.audio  # doctest: +SKIP
+    (320, 240, Fraction(30, 1), 234, (AudioTrack(stream_index=1, codec='aac', channels=2, sample_rate=44100),))
+    >>> with VideoReader("clip.mp4", start=2.0, duration=1.5) as reader:  # doctest: +SKIP
+    ...     for frame in reader.frames():
+    ...         frame.rgb                                  # (H, W, 3) uint8, as stored (not rotated)
+
+Frames keep the stored orientation: a phone's portrait clip is decoded sideways and ``info.rotation`` says how
+to turn it; the writer (:mod:`cutout.io.video_writer`) copies that rotation onto its output, so the result plays
+upright wherever the input did, without re-rotating any pixel. Timestamps pass through untouched, so variable
+frame rate survives. A damaged packet midway is skipped and counted in ``reader.skipped``; decoding goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import av
+import av.error
+import numpy as np
+from av.container import InputContainer
+from av.stream import Disposition, Stream
+from av.video.frame import VideoFrame as AvFrame
+from av.video.reformatter import VideoReformatter
+from av.video.stream import VideoStream
+
+from cutout.errors import UsageError, VideoError
+
+if TYPE_CHECKING:
+    from cutout.io.video_writer import KINDS, VideoWriter
+
+__all__ = [
+    "KINDS",
+    "AudioTrack",
+    "VideoError",
+    "VideoFrame",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "open_container",
+    "probe",
+]
+
+_MAX_BAD_PACKETS_IN_A_ROW = 100  # more than this and the file is not damaged here and there, it is unreadable
+_PROBE_PACKETS = 300  # packets read at most to find the first frame, whose display matrix gives the rotation
+_RANGES = {0: "unspecified", 1: "tv", 2: "pc"}  # AVColorRange
+
+
+class AudioTrack(NamedTuple):
+    """An audio stream of a video file: its stream index, codec name, channel count and sample rate."""
+
+    stream_index: int
+    codec: str
+    channels: int
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` found: the video stream as stored, and what else the file carries.
+
+    ``rotation`` is counter-clockwise degrees in 0..359, as FFmpeg's display matrix (PyAV's
+    ``VideoFrame.rotation``) gives it; the older clockwise ``rotate`` tag is converted (``rotate=90`` reads 270).
+    ``color_range`` is "tv" (limited, 16-235), "pc" (full, 0-255) or "unspecified" (players assume tv).
+    ``colorspace``, ``color_primaries`` and ``color_trc`` are FFmpeg's AVColorSpace, AVColorPrimaries and
+    AVColorTransferCharacteristic numbers (2: unspecified). ``start_time`` is the first timestamp, in seconds.
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    time_base: Fraction
+    frame_count: int | None
+    duration: float | None
+    rotation: int
+    color_range: str
+    pix_fmt: str
+    codec: str
+    audio: tuple[AudioTrack, ...] = ()
+    other_streams: tuple[str, ...] = ()
+    stream_index: int = 0
+    start_time: float = 0.0
+    colorspace: int = 2
+    color_primaries: int = 2
+    color_trc: int = 2
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """A decoded frame: its index among the frames read, RGB pixels, timestamp, and time in seconds.
+
+    ``pts`` is the stream's own timestamp (in ``info.time_base``); ``time`` is seconds from the start of the
+    video, the scale that ``start`` and ``duration`` use.
+
+    Shape: rgb (H, W, 3) uint8, C-contiguous, stored orientation.
+    """
+
+    index: int
+    rgb: np.ndarray
+    pts: int
+    time: float
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Describe the video in ``path``: size, rate, timing, rotation, colour, audio and other streams.
+
+    The first frame is decoded, which proves the video can be decoded and gives the rotation.
+
+    Raises:
+        VideoError: not a file, not a video FFmpeg can read, no video stream, a codec this FFmpeg cannot decode.
+    """
+    path = Path(path)
+    with open_container(path) as container:
+        stream = _video_stream(container, path)
+        first = _first_frame(container, stream, path)
+        return _describe(path, container, stream, first)
+
+
+def open_container(path: Path) -> InputContainer:
+    """``av.open(path)`` with errors that say what is wrong with the file.
+
+    Raises:
+        VideoError: missing, not a file, empty, unreadable, or not a media file FFmpeg knows.
+    """
+    if not path.exists():
+        raise VideoError(f"{path} does not exist; give the path of a video file")
+    if not path.is_file():
+        raise VideoError(f"{path} is not a file; give the path of a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path} is empty (0 bytes), not a video ffmpeg can read; give a video file")
+    try:
+        return av.open(str(path), metadata_errors="replace")
+    except PermissionError:
+        raise VideoError(f"cannot read {path}: permission denied; check its permissions") from None
+    except (av.error.FFmpegError, OSError) as error:
+        raise VideoError(
+            f"{path} is not a video ffmpeg can read ({_reason(error)}); give a video file such as MP4, MOV, MKV or WebM"
+        ) from None
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _video_stream(container: InputContainer, path: Path) -> VideoStream:
+    streams = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    if not streams:
+        raise VideoError(f"{path} has no video stream (audio only?); give a file with a video track")
+    stream = streams[0]
+    if stream.codec_context is None:
+        raise VideoError(
+            f"{path}: its video (stream #{stream.index}) uses a codec that this build of FFmpeg "
+            f"({av.ffmpeg_version_info}, bundled with PyAV {av.__version__}) has no decoder for; "
+            "convert it first, e.g. `ffmpeg -i IN -c:v libx264 -c:a copy OUT.mp4`"
+        )
+    return stream
+
+
+def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> AvFrame:
+    for count, packet in enumerate(container.demux(stream)):
+        if count >= _PROBE_PACKETS:
+            break
+        try:
+            frames = packet.decode()
+        except av.error.DecoderNotFoundError:
+            raise VideoError(_undecodable(path, stream)) from None
+        except av.error.FFmpegError as error:
+            _raise_if_fatal(error)
+            continue
+        if frames:
+            return frames[0]
+    raise VideoError(
+        f"{path}: no frame of its {stream.codec_context.name} video could be decoded; "
+        "the file is damaged or its codec is unsupported; check it plays elsewhere, or re-encode it"
+    )
+
+
+def _undecodable(path: Path, stream: VideoStream) -> str:
+    return (
+        f"{path}: its video codec {stream.codec_context.name!r} cannot be decoded by this build of FFmpeg "
+        f"({av.ffmpeg_version_info}); convert it first, e.g. `ffmpeg -i IN -c:v libx264 -c:a copy OUT.mp4`"
+    )
+
+
+def _raise_if_fatal(error: av.error.FFmpegError) -> None:
+    """Re-raise errors that are not damaged data: out of memory, an interrupt, a missing decoder."""
+    if isinstance(error, (MemoryError, av.error.ExitError, av.error.DecoderNotFoundError)):
+        raise error
+
+
+def _describe(path: Path, container: InputContainer, stream: VideoStream, first: AvFrame) -> VideoInfo:
+    context = stream.codec_context
+    time_base = stream.time_base or Fraction(1, 90_000)
+    fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+    duration = None
+    if stream.duration:
+        duration = float(stream.duration * time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    color_range = _RANGES.get(int(first.color_range), "unspecified")
+    if color_range == "unspecified" and first.format.name.startswith("yuvj"):
+        color_range = "pc"
+    audio = tuple(_audio_track(s) for s in container.streams.audio)
+    used = {stream.index, *(track.stream_index for track in audio)}
+    return VideoInfo(
+        width=first.width,
+        height=first.height,
+        fps=Fraction(fps),
+        time_base=Fraction(time_base),
+        frame_count=stream.frames or None,
+        duration=duration,
+        rotation=_rotation(stream, first),
+        color_range=color_range,
+        pix_fmt=first.format.name,
+        codec=context.name,
+        audio=audio,
+        other_streams=tuple(_describe_other(s) for s in container.streams if s.index not in used),
+        stream_index=stream.index,
+        start_time=float((stream.start_time or 0) * time_base),
+        colorspace=int(first.colorspace),
+        color_primaries=int(first.color_primaries),
+        color_trc=int(first.color_trc),
+        path=path,
+    )
+
+
+def _rotation(stream: VideoStream, first: AvFrame) -> int:
+    tag = stream.metadata.get("rotate")
+    if tag is not None and tag.lstrip("-").isdigit():
+        return -int(tag) % 360  # the tag is clockwise
+    return round(first.rotation) % 360
+
+
+def _audio_track(stream: Stream) -> AudioTrack:
+    context = stream.codec_context
+    if context is None:
+        return AudioTrack(stream.index, _codec_name(stream), 0, 0)
+    return AudioTrack(stream.index, context.name, context.channels, context.sample_rate)  # type: ignore[attr-defined]
+
+
+def _codec_name(stream: Stream) -> str:
+    if stream.codec_context is not None:
+        return stream.codec_context.name
+    try:
+        return stream.name or "unknown codec"
+    except AttributeError:  # a video stream without a decoder has no name in PyAV
+        return "unknown codec"
+
+
+def _describe_other(stream: Stream) -> str:
+    details = [_codec_name(stream)]
+    if stream.language and stream.language != "und":  # "und": undetermined
+        details.append(stream.language)
+    if stream.disposition & Disposition.attached_pic:
+        details.append("cover picture")
+    return f"#{stream.index} {stream.type} ({', '.join(details)})"
+
+
+class VideoReader:
+    """Decode the frames of a video, or of a window of it, as RGB arrays (use as a context manager).
+
+    Attributes:
+        info: the :class:`VideoInfo` of the file.
+        skipped: packets that could not be decoded (damaged data) and were skipped.
+    """
+
+    def __init__(self, path: str | Path, *, start: float | None = None, duration: float | None = None) -> None:
+        check_window(start, duration)
+        self.path = Path(path)
+        self.start = start
+        self.duration = duration
+        self.info = probe(self.path)
+        self.skipped = 0
+        self._started = False
+        self._to_rgb = VideoReformatter()  # one per reader: it keeps its scaler between frames (2x faster)
+        self._container = open_container(self.path)
+        self._stream: VideoStream = self._container.streams.video[0]
+        for stream in self._container.streams.video:
+            if stream.index == self.info.stream_index:
+                self._stream = stream
+        self._stream.codec_context.thread_type = "AUTO"
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def frames(self) -> Iterator[VideoFrame]:
+        """The frames from ``start`` (the key frame before it is decoded, earlier frames dropped) to the end of
+        the window (exclusive), in presentation order, numbered from 0. Each call starts again from ``start``."""
+        time_base = self.info.time_base
+        origin = round(self.info.start_time / time_base)
+        begin = origin + round((self.start or 0.0) / time_base)
+        end = None if self.duration is None else begin + round(self.duration / time_base)
+        if self.start or self._started:
+            self._seek(begin)
+        self._started = True
+        index = 0
+        previous: int | None = None
+        nominal = max(1, round(1 / (self.info.fps * time_base)))
+        for frame in self._decoded():
+            pts = frame.pts if frame.pts is not None else (origin if previous is None else previous + nominal)
+            previous = pts
+            if pts < begin:
+                continue
+            if end is not None and pts >= end:
+                return
+            rgb = np.ascontiguousarray(self._to_rgb.reformat(frame, format="rgb24").to_ndarray())  # rows unpadded
+            yield VideoFrame(index, rgb, pts, float((pts - origin) * time_base))
+            index += 1
+
+    def _seek(self, target: int) -> None:
+        with contextlib.suppress(av.error.FFmpegError):  # not seekable: decode from the start, drop frames
+            self._container.seek(target, stream=self._stream, backward=True)
+
+    def _decoded(self) -> Iterator[AvFrame]:
+        bad_in_a_row = 0
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError as error:  # damaged container data: keep what was read, stop here
+                _raise_if_fatal(error)
+                self.skipped += 1
+                yield from self._flush()
+                return
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as error:
+                _raise_if_fatal(error)
+                self.skipped += 1
+                bad_in_a_row += 1
+                if bad_in_a_row > _MAX_BAD_PACKETS_IN_A_ROW:
+                    raise VideoError(
+                        f"{self.path}: {bad_in_a_row} packets in a row could not be decoded ({_reason(error)}); "
+                        "the file is too damaged to read; check that it plays elsewhere, or re-encode it"
+                    ) from None
+                continue
+            bad_in_a_row = 0
+            yield from frames
+
+    def _flush(self) -> list[AvFrame]:
+        try:
+            return self._stream.decode(None)
+        except av.error.FFmpegError as error:
+            _raise_if_fatal(error)
+            return []
+
+
+def check_window(start: float | None, duration: float | None) -> None:
+    """Check ``start`` (seconds, >= 0) and ``duration`` (seconds, > 0); None means the beginning / to the end.
+
+    Raises:
+        UsageError: a negative start or a duration that is not positive.
+    """
+    if start is not None and not start >= 0:
+        raise UsageError(f"start must be 0 seconds or later, got {start}; give a start time within the video")
+    if duration is not None and not duration > 0:
+        raise UsageError(f"duration must be more than 0 seconds, got {duration}; give a positive duration")
+
+
+def __getattr__(name: str) -> Any:
+    """``VideoWriter`` and ``KINDS`` live in :mod:`cutout.io.video_writer` (which imports this module)."""
+    if name in ("VideoWriter", "KINDS"):
+        from cutout.io import video_writer
+
+        return getattr(video_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

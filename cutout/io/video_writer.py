@@ -1,0 +1,601 @@
+"""Videos out: cutout frames encoded as a video (or a folder of PNGs), the input's audio copied alongside.
+
+    >>> from cutout.io.video import VideoReader
+    >>> from cutout.io.video_writer import VideoWriter
+    >>> with VideoReader("clip.mp4") as reader, VideoWriter(                        # doctest: +SKIP
+    ...     "clip.mov", reader.info, kind="mov", audio_from="clip.mp4"
+    ... ) as writer:
+    ...     for frame in reader.frames():
+    ...         writer.write(cut_out(frame.rgb), frame.pts)    # (H, W, 4) uint8, the frame's own timestamp
+    >>> writer.notes                                           # what the CLI should tell the user  # doctest: +SKIP
+
+Kinds (``kind=``):
+
+========  =========================================  ===========================  ====================
+kind      video                                      frames given                 audio copied as is
+========  =========================================  ===========================  ====================
+mp4       H.264 (libx264, crf 18, veryfast), 4:2:0   (H, W, 3) composited RGB     AAC, MP3, ...
+mask      H.264 4:2:0, the matte as luma             (H, W) grey alpha            as mp4
+mov       ProRes 4444 (prores_ks), yuva444p10le      (H, W, 4) RGBA, RGB or grey  AAC, PCM, ...
+webm      VP9 (libvpx-vp9, crf 24) with alpha        (H, W, 4) RGBA, RGB or grey  Opus, Vorbis
+png       a folder of frame_000000.png, ...          RGBA, RGB or grey            none (noted)
+========  =========================================  ===========================  ====================
+
+Timing: the output keeps the input's time base and every frame its own timestamp, so variable frame rate and
+duration survive; with ``start`` the timeline is shifted so the first frame written is at 0, and the audio with
+it. Rotation (display matrix) and colour range, matrix, primaries and transfer are tagged as in the input;
+ProRes is always limited range, which changes the tag, not the colours. Alpha is straight (not premultiplied).
+
+Odd sizes: H.264 in 4:2:0 (mp4, mask) needs an even width and height, so an odd frame is padded by one
+pixel on the right and/or bottom, repeating the last column/row (no pixel of the input is lost, no dark edge
+appears), and a note says so. ProRes, VP9 and PNG keep odd sizes as they are.
+
+Audio (``audio_from``): every audio stream of that file, within the window, is copied packet by packet when
+the container takes its codec, else re-encoded (Opus 160 kb/s for WebM, AAC 256 kb/s for MP4/MOV) with a note.
+Audio is interleaved with the video as frames arrive, never held whole. Subtitle, data and extra video streams
+cannot be carried and are noted as dropped.
+
+Atomic output: the file is written as ``.NAME.XXXXXXXX.part.EXT`` next to ``NAME`` (the muxer still sees the
+extension) and renamed on a successful :meth:`VideoWriter.close`. If Ctrl-C (KeyboardInterrupt) leaves the
+``with`` block, the encoders are flushed and the shorter file is finished and kept; any other exception
+removes it. PNG frames go to ``.NAME.XXXXXXXX.part/``, renamed the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.container import InputContainer, OutputContainer
+from av.packet import Packet
+from av.video.frame import VideoFrame as AvFrame
+from av.video.reformatter import Colorspace, VideoReformatter
+from av.video.stream import VideoStream
+
+from cutout.errors import OutputError, UsageError
+from cutout.io.encode import encode_png, write_atomic
+from cutout.io.video import VideoInfo, check_window, open_container
+
+__all__ = ["KINDS", "VideoWriter"]
+
+KINDS = ("mp4", "mov", "webm", "png", "mask")
+_X264 = {"crf": "18", "preset": "veryfast"}
+# AVColorSpace -> the RGB -> YUV matrix swscale uses; any other (2: unspecified) gets swscale's default, BT.601,
+# the same one the reader used to decode it
+_SWSCALE_MATRIX = {
+    1: Colorspace.ITU709,
+    4: Colorspace.FCC,
+    5: Colorspace.ITU601,
+    6: Colorspace.SMPTE170M,
+    7: Colorspace.SMPTE240M,
+    9: Colorspace.BT2020,
+}
+_RANGE_CODES = {"tv": 1, "pc": 2}
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    muxer: str
+    extensions: tuple[str, ...]
+    codec: str
+    pix_fmt: str
+    options: dict[str, str]
+    channels: tuple[int, ...]  # accepted frames: 1 is (H, W) grey, 3 RGB, 4 RGBA
+    even: bool  # 4:2:0 H.264: width and height must be even
+    audio_codec: str  # when the input's audio cannot be copied
+    audio_bit_rate: int
+    limited_range: bool = False  # ProRes is always limited range
+
+
+_ENCODINGS = {
+    "mp4": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000),
+    "mask": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (1,), True, "aac", 256_000),
+    "mov": _Encoding(
+        "mov", (".mov",), "prores_ks", "yuva444p10le", {"profile": "4444"}, (1, 3, 4), False, "aac", 256_000, True
+    ),
+    "webm": _Encoding(
+        "webm",
+        (".webm",),
+        "libvpx-vp9",
+        "yuva420p",
+        {"crf": "24", "b": "0", "cpu-used": "4", "row-mt": "1", "deadline": "good"},
+        (1, 3, 4),
+        False,
+        "libopus",
+        160_000,
+    ),
+}
+
+
+@dataclass
+class _Window:
+    """The part of the input being written, in input seconds; ``shift`` is subtracted from every timestamp."""
+
+    start: float | None
+    end: float | None
+    shift: float = 0.0
+    shift_pts: int = 0  # the same, exactly, in the video's time base
+    last_end: float = 0.0  # end of the last frame written
+
+
+class VideoWriter:
+    """Write frames as a video of ``kind`` (see the module docstring) to ``path``, atomically.
+
+    Args:
+        path: the output file (a folder for ``kind="png"``).
+        info: the input's :class:`~cutout.io.video.VideoInfo`: time base, rate, size, rotation and colour.
+        kind: one of :data:`KINDS`.
+        audio_from: a file whose audio streams are copied in; None for no audio.
+        start, duration: the window of the input being written, in seconds, as given to the reader.
+
+    Attributes:
+        notes: announcements for the user (re-encoded audio, dropped streams, padding).
+        frames_written: frames written so far.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        info: VideoInfo,
+        *,
+        kind: str,
+        audio_from: str | Path | None = None,
+        start: float | None = None,
+        duration: float | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise UsageError(f"unknown video output kind {kind!r}; choose one of {', '.join(KINDS)}")
+        check_window(start, duration)
+        self.path = Path(path)
+        self.info = info
+        self.kind = kind
+        self.notes: list[str] = []
+        self.frames_written = 0
+        self._last_pts: int | None = None
+        self._window = _Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
+        self._closed = False
+        self._sink: _PngSink | _ContainerSink
+        if kind == "png":
+            self._sink = _PngSink(self.path, info, self.notes, audio_from)
+        else:
+            self._sink = _ContainerSink(self.path, info, _ENCODINGS[kind], self.notes, audio_from, self._window)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if error is None:
+            self.close()
+        elif isinstance(error, KeyboardInterrupt) and self.frames_written:
+            self._finish(interrupted=True)  # keep what was written: a valid, shorter file
+        else:
+            self.abort()
+
+    def write(self, array: np.ndarray, pts: int | None) -> None:
+        """Add a frame shown at ``pts`` (in ``info.time_base``; increasing, as the reader gives them).
+
+        ``pts=None`` places the frame one nominal frame (1 / ``info.fps``) after the previous one, or at 0.
+
+        Shape: see the module docstring for each kind: (H, W, 3), (H, W, 4) or (H, W) uint8, H and W as stored.
+
+        Raises:
+            ValueError: an array of the wrong shape or type, or a timestamp that does not increase.
+            OutputError: the file cannot be written or encoded.
+        """
+        if self._closed:
+            raise ValueError(f"{self.path} is already closed; make a new VideoWriter")
+        if pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + _frame_span(self.info)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"frame timestamps must increase: got pts {pts} after {self._last_pts}")
+        if self._last_pts is None and self._window.start is not None:
+            self._window.shift, self._window.shift_pts = float(pts * self.info.time_base), pts
+        self._sink.write(_checked(array, self.info, self._sink.channels), pts)
+        self._last_pts = pts
+        self._window.last_end = float((pts + _frame_span(self.info)) * self.info.time_base)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoders, copy the rest of the audio, and move the file into place.
+
+        Raises:
+            OutputError: no frame was written, or the file cannot be finished or renamed.
+        """
+        if self._closed:
+            return
+        if not self.frames_written:
+            self.abort()
+            raise OutputError(
+                f"no frames were written to {self.path}; check that the start and duration lie within the video"
+            )
+        self._finish(interrupted=False)
+
+    def abort(self) -> None:
+        """Stop and remove the partial output; nothing is left behind."""
+        if not self._closed:
+            self._closed = True
+            self._sink.abort()
+
+    def _finish(self, interrupted: bool) -> None:
+        if self._closed:
+            return
+        try:
+            self._sink.finish(interrupted)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+
+def _frame_span(info: VideoInfo) -> int:
+    """The nominal duration of a frame, in time base units."""
+    return max(1, round(1 / (info.fps * info.time_base)))
+
+
+def _checked(array: np.ndarray, info: VideoInfo, channels: tuple[int, ...]) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    given = 1 if array.ndim == 2 else array.shape[2] if array.ndim == 3 else 0
+    if array.dtype != np.uint8 or given not in channels or array.shape[:2] != (info.height, info.width):
+        shapes = " or ".join({1: "(H, W)", 3: "(H, W, 3)", 4: "(H, W, 4)"}[c] for c in channels)
+        raise ValueError(
+            f"expected a uint8 {shapes} frame with H, W = {info.height}, {info.width} (the input as stored), "
+            f"got {array.dtype} {array.shape}"
+        )
+    return array
+
+
+def _temporary(path: Path, suffix: str) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part{suffix}")
+
+
+def _output_error(path: Path, error: BaseException) -> OutputError:
+    reason = getattr(error, "strerror", None) or str(error)
+    return OutputError(f"cannot write {path}: {reason}; check the disk space and permissions, or choose another path")
+
+
+class _ContainerSink:
+    """A video file being written: one video stream, copied or re-encoded audio streams."""
+
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        encoding: _Encoding,
+        notes: list[str],
+        audio_from: str | Path | None,
+        window: _Window,
+    ) -> None:
+        if path.suffix.lower() not in encoding.extensions:
+            names = " or ".join(encoding.extensions)
+            raise UsageError(f"cannot write {encoding.muxer.upper()} video to {path}; name it with {names}")
+        self.path, self.info, self.encoding, self.window = path, info, encoding, window
+        self.channels = encoding.channels
+        self.temporary = _temporary(path, path.suffix)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.temporary.open("xb").close()  # fail here, not at the first frame; and claim the name
+        except OSError as error:
+            raise _output_error(path, error) from None
+        self.container: OutputContainer | None = None
+        try:
+            self.container = av.open(str(self.temporary), "w", format=encoding.muxer)
+            self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
+            self.video = self._add_video(notes)
+            self.audio = _AudioTracks(self.container, Path(audio_from), encoding, notes) if audio_from else None
+        except BaseException:
+            self.abort()
+            raise
+        notes.extend(
+            f"dropped stream {stream}: {path.suffix} output carries video and audio only"
+            for stream in info.other_streams
+        )
+        self.range = "tv" if encoding.limited_range else info.color_range
+        self.to_yuv = VideoReformatter()  # kept: it reuses its scaler from frame to frame
+        self.matrix = _SWSCALE_MATRIX.get(info.colorspace)
+
+    def _add_video(self, notes: list[str]) -> VideoStream:
+        assert self.container is not None
+        info, encoding = self.info, self.encoding
+        stream = self.container.add_stream(encoding.codec, rate=info.fps, options=dict(encoding.options))
+        assert isinstance(stream, VideoStream)
+        stream.width, stream.height = self.size
+        stream.pix_fmt = encoding.pix_fmt
+        stream.time_base = info.time_base
+        context = stream.codec_context
+        context.time_base = info.time_base
+        context.color_range = 1 if encoding.limited_range else _RANGE_CODES.get(info.color_range, 0)
+        context.colorspace, context.color_primaries, context.color_trc = (
+            info.colorspace,
+            info.color_primaries,
+            info.color_trc,
+        )
+        if info.rotation and hasattr(stream, "set_display_rotation"):
+            stream.set_display_rotation(info.rotation)  # both counter-clockwise degrees
+        elif info.rotation:  # PyAV < 18 cannot write a display matrix
+            notes.append(
+                f"the input is rotated {info.rotation} degrees but PyAV {av.__version__} cannot mark the output so; "
+                "it plays as stored (sideways): upgrade PyAV to 18 or later (pip install -U av)"
+            )
+        return stream
+
+    def write(self, array: np.ndarray, pts: int) -> None:
+        frame = self._frame(array)
+        frame.pts = pts - self.window.shift_pts
+        frame.time_base = self.info.time_base
+        with self._errors():
+            if self.audio is not None:
+                self.audio.feed(self.window, until=float(pts * self.info.time_base))
+            self._mux(self.video.encode(frame))
+
+    def _frame(self, array: np.ndarray) -> AvFrame:
+        width, height = self.size
+        if (array.shape[1], array.shape[0]) != (width, height):
+            pad = ((0, height - array.shape[0]), (0, width - array.shape[1])) + ((0, 0),) * (array.ndim - 2)
+            array = np.pad(array, pad, mode="edge")
+        layout = "gray" if array.ndim == 2 else "rgb24" if array.shape[2] == 3 else "rgba"
+        frame = AvFrame.from_ndarray(np.ascontiguousarray(array), format=layout)
+        range_code = _RANGE_CODES.get(self.range, 1)
+        return self.to_yuv.reformat(
+            frame,
+            format=self.encoding.pix_fmt,
+            src_color_range=2,  # grey and RGB arrays are full range
+            dst_colorspace=self.matrix,
+            dst_color_range=range_code,
+        )
+
+    def _mux(self, packets: list[Packet]) -> None:
+        assert self.container is not None
+        span = _frame_span(self.info)
+        for packet in packets:
+            if not packet.duration:
+                packet.duration = span  # the last frame's duration in MP4; the rest follow from timestamps
+            self.container.mux(packet)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:  # av.error's OSErrors included: disk full, permission denied, ...
+            raise _output_error(self.path, error) from None
+        except av.error.FFmpegError as error:
+            if isinstance(error, MemoryError):
+                raise
+            raise OutputError(
+                f"cannot encode {self.path} with {self.encoding.codec} ({error}); "
+                "try another output kind (mp4, mov, webm or a PNG folder)"
+            ) from None
+
+    def finish(self, interrupted: bool) -> None:
+        assert self.container is not None
+        with self._errors():
+            self._mux(self.video.encode(None))
+            if self.audio is not None:
+                end = self.window.end
+                if interrupted:
+                    end = min(end, self.window.last_end) if end is not None else self.window.last_end
+                self.audio.finish(_Window(self.window.start, end, self.window.shift, self.window.shift_pts))
+            self.container.close()
+        try:
+            os.replace(self.temporary, self.path)
+        except OSError as error:
+            raise _output_error(self.path, error) from None
+
+    def abort(self) -> None:
+        for closable in (self.container, getattr(self, "audio", None)):
+            with contextlib.suppress(Exception):
+                if closable is not None:
+                    closable.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.temporary)
+
+
+def _even_size(info: VideoInfo, notes: list[str]) -> tuple[int, int]:
+    width, height = info.width + info.width % 2, info.height + info.height % 2
+    if (width, height) != (info.width, info.height):
+        notes.append(
+            f"padded {info.width}x{info.height} to {width}x{height} by repeating the last column/row: "
+            "H.264 in 4:2:0 needs an even width and height"
+        )
+    return width, height
+
+
+class _AudioTracks:
+    """The audio streams of a file, copied (or re-encoded) into an output as the video advances."""
+
+    def __init__(self, output: OutputContainer, path: Path, encoding: _Encoding, notes: list[str]) -> None:
+        self.source: InputContainer = open_container(path)
+        self.output = output
+        self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
+        for stream in self.source.streams.audio:
+            if stream.codec_context is None:
+                notes.append(f"dropped audio stream #{stream.index}: its codec is unknown to this FFmpeg")
+                continue
+            try:
+                self.streams[stream.index] = (stream, output.add_stream_from_template(stream), True)
+            except ValueError:  # the container does not take this codec
+                self.streams[stream.index] = (stream, self._encoder(output, stream, encoding), False)
+                notes.append(
+                    f"audio stream #{stream.index} ({_name(stream)}) cannot go into {encoding.muxer.upper()} as it "
+                    f"is: re-encoded to {_name_of(encoding.audio_codec)} at {encoding.audio_bit_rate // 1000} kb/s"
+                )
+        self.packets: Iterator[Packet] | None = None
+        self.pending: Packet | None = None
+
+    @staticmethod
+    def _encoder(output: OutputContainer, stream: AudioStream, encoding: _Encoding) -> AudioStream:
+        context = stream.codec_context
+        rate = 48_000 if encoding.audio_codec == "libopus" else context.sample_rate
+        encoder: AudioStream = output.add_stream(encoding.audio_codec, rate=rate)  # type: ignore[assignment]
+        encoder.bit_rate = encoding.audio_bit_rate
+        encoder.layout = context.layout
+        formats = [f.name for f in encoder.codec_context.codec.audio_formats or ()]
+        encoder.format = next((f for f in ("flt", "fltp") if f in formats), formats[0])  # not 16-bit if avoidable
+        return encoder
+
+    def feed(self, window: _Window, until: float | None) -> None:
+        """Copy the audio packets that start before ``until`` seconds (None: all) and lie in ``window``."""
+        if self.packets is None:
+            self._start(window)
+        assert self.packets is not None
+        while True:
+            packet = self.pending if self.pending is not None else next(self.packets, None)
+            if packet is None:
+                return
+            if packet.dts is None or packet.time_base is None:  # the demuxer's flush packets
+                self.pending = None
+                continue
+            time = float(packet.dts * packet.time_base)
+            if window.end is not None and time >= window.end + 1.0:  # past the end for every stream: stop reading
+                self.pending = None
+                return
+            if until is not None and time >= until:
+                self.pending = packet
+                return
+            self.pending = None
+            self._route(packet, window)
+
+    def _start(self, window: _Window) -> None:
+        if window.start is not None and window.shift > 0:
+            with contextlib.suppress(av.error.FFmpegError):
+                self.source.seek(int(window.shift * av.time_base), backward=True)
+        sources = [source for source, _, _ in self.streams.values()]
+        self.packets = self.source.demux(*sources) if sources else iter(())  # demux() with none reads all
+
+    def _route(self, packet: Packet, window: _Window) -> None:
+        source, output, copied = self.streams[packet.stream_index]
+        time_base = packet.time_base
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        begin = float((stamp or 0) * time_base)
+        end = begin + float((packet.duration or 0) * time_base)
+        if (window.end is not None and begin >= window.end) or (window.start is not None and end <= window.shift):
+            return
+        if copied:
+            offset = round(window.shift / time_base)
+            packet.pts = None if packet.pts is None else packet.pts - offset
+            packet.dts = None if packet.dts is None else packet.dts - offset
+            packet.stream = output
+            self.output.mux(packet)
+            return
+        for frame in source.decode(packet):
+            trimmed = _trim(frame, window)
+            if trimmed is not None:
+                self.output.mux(output.encode(trimmed))
+
+    def finish(self, window: _Window) -> None:
+        """Copy the rest of the audio in ``window`` and flush the re-encoders."""
+        self.feed(window, until=None)
+        for source, output, copied in self.streams.values():
+            if not copied:
+                for frame in source.decode(None):
+                    trimmed = _trim(frame, window)
+                    if trimmed is not None:
+                        self.output.mux(output.encode(trimmed))
+                self.output.mux(output.encode(None))
+        self.close()
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def _trim(frame: AudioFrame, window: _Window) -> AudioFrame | None:
+    """The samples of ``frame`` inside ``window``, with the timestamp shifted; None if there are none."""
+    if frame.pts is None or frame.time_base is None:
+        return frame
+    rate = frame.sample_rate
+    begin = float(frame.pts * frame.time_base)
+    first = 0 if window.start is None else max(0, round((window.shift - begin) * rate))
+    last = frame.samples if window.end is None else min(frame.samples, round((window.end - begin) * rate))
+    if first >= last:
+        return None
+    if (first, last) != (0, frame.samples):
+        samples: Any = frame.to_ndarray()
+        step = 1 if frame.format.is_planar else len(frame.layout.channels)
+        trimmed = AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples[:, first * step : last * step]), format=frame.format.name, layout=frame.layout
+        )
+        trimmed.sample_rate = rate
+    else:
+        trimmed = frame
+    trimmed.time_base = Fraction(1, rate)
+    trimmed.pts = round((begin - window.shift) * rate) + first
+    return trimmed
+
+
+def _name(stream: AudioStream) -> str:
+    return stream.codec_context.name if stream.codec_context is not None else "unknown codec"
+
+
+def _name_of(codec: str) -> str:
+    return {"libopus": "Opus", "aac": "AAC"}.get(codec, codec)
+
+
+class _PngSink:
+    """A folder of ``frame_000000.png``, ... written into a temporary folder, renamed when complete.
+
+    An existing folder is replaced only when it holds nothing but ``frame_NNNNNN.png`` files (an earlier output);
+    anything else in it is the user's, and the writer refuses rather than delete it.
+    """
+
+    channels = (1, 3, 4)
+
+    def __init__(self, path: Path, info: VideoInfo, notes: list[str], audio_from: str | Path | None) -> None:
+        _check_replaceable(path)
+        self.path = path
+        self.temporary = _temporary(path, "")
+        self.count = 0
+        try:
+            self.temporary.mkdir(parents=True)
+        except OSError as error:
+            raise _output_error(path, error) from None
+        if audio_from is not None:
+            notes.append(f"a folder of PNG frames carries no audio: the audio of {audio_from} is not copied")
+        if info.rotation:
+            notes.append(f"PNG frames are stored as decoded: turn them {info.rotation} degrees counter-clockwise")
+
+    def write(self, array: np.ndarray, pts: int) -> None:
+        write_atomic(self.temporary / f"frame_{self.count:06d}.png", encode_png(array))
+        self.count += 1
+
+    def finish(self, interrupted: bool) -> None:
+        old = _temporary(self.path, ".old")
+        try:
+            _check_replaceable(self.path)
+            if self.path.exists():
+                os.replace(self.path, old)
+            os.replace(self.temporary, self.path)
+        except OSError as error:
+            raise _output_error(self.path, error) from None
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.temporary, ignore_errors=True)
+
+
+def _check_replaceable(path: Path) -> None:
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink() and all(_is_frame_name(entry.name) for entry in path.iterdir()):
+        return
+    raise OutputError(
+        f"{path} already exists and is not a folder of frame_NNNNNN.png files; choose a new or empty folder"
+    )
+
+
+def _is_frame_name(name: str) -> bool:
+    return name.startswith("frame_") and name.endswith(".png") and name[6:-4].isdigit()

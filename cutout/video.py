@@ -1,0 +1,273 @@
+"""Videos through one model: decode (own thread) -> infer + smooth + compose (own thread) -> encode (caller).
+
+    >>> from cutout.video import process_video, output_kind                   # doctest: +SKIP
+    >>> summary = process_video(Path("clip.mp4"), Path("clip.mov"), session, VideoOptions())
+
+Frames travel through bounded queues, so memory does not depend on the clip's length. The alpha is smoothed
+over time at network resolution (:mod:`cutout.refine.temporal`) before it is resized back, composed and
+encoded; with smoothing off every frame's mask is exactly what ``cutout image`` gives for that frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
+
+from cutout.compose import cover, over_background
+from cutout.errors import InputError, UsageError
+from cutout.options import VideoOptions
+from cutout.pipeline import batched, threaded
+from cutout.preprocess import model_input, normalize_prediction, resize_mask
+from cutout.refine import clean_mask
+from cutout.refine.temporal import TemporalSmoother, frame_signature
+
+if TYPE_CHECKING:
+    from cutout.api import Session
+
+#: Output kinds by extension; a path ending in a slash (or an existing folder) is a folder of PNGs.
+KINDS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm"}
+
+
+@dataclass
+class VideoSummary:
+    """What a run did: frames written, seconds taken, corrupt packets skipped, and announcements."""
+
+    output: Path | None
+    frames: int = 0
+    seconds: float = 0.0
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def output_kind(target: str | Path | None, options: VideoOptions) -> str:
+    """``mp4`` (with a background), ``mov`` ProRes 4444 / ``webm`` VP9 (transparent), ``png`` folder, ``mask``.
+
+    ``target`` is best given as the text the user typed: a trailing slash (lost by ``Path``) means a folder.
+    """
+    if target is not None and (str(target).endswith(("/", "\\")) or Path(target).is_dir()):
+        return "png"
+    path = None if target is None else Path(target)
+    kind = KINDS.get(path.suffix.lower(), "") if path is not None else ""
+    if path is not None and not kind:
+        raise UsageError(
+            f"cannot tell the video format of {path}: name it .mp4 (with --bg or --only-mask), .mov (ProRes "
+            "4444 with alpha), .webm (VP9 with alpha), or end it with / for a folder of PNGs"
+        )
+    opaque = (
+        options.remove.only_mask
+        or options.background_video is not None
+        or (options.remove.background is not None and options.remove.background.opaque)
+    )
+    if options.remove.only_mask and kind == "mp4":
+        return "mask"
+    if kind == "mp4" and not opaque:
+        raise UsageError(
+            "MP4 (H.264) has no transparency: give an opaque --bg (a colour, an image, a video or blur), use "
+            "--only-mask, or write .mov (ProRes 4444) or .webm (VP9) to keep the alpha"
+        )
+    return kind
+
+
+def default_output(source: Path, options: VideoOptions) -> Path:
+    """``clip.cutout.mp4`` with a background, ``clip.mask.mp4`` for masks, else ``clip.cutout.mov``."""
+    if options.remove.only_mask:
+        return source.with_name(f"{source.stem}.mask.mp4")
+    opaque = options.background_video is not None or (
+        options.remove.background is not None and options.remove.background.opaque
+    )
+    return source.with_name(f"{source.stem}.cutout.{'mp4' if opaque else 'mov'}")
+
+
+@dataclass
+class _Frame:
+    rgb: np.ndarray
+    pts: int | None
+    input: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+
+
+def cutout_frames(
+    frames: Iterable[tuple[np.ndarray, int | None]],
+    session: Session,
+    options: VideoOptions,
+    *,
+    cancel: threading.Event | None = None,
+) -> Iterator[tuple[np.ndarray, int | None]]:
+    """The result for each (rgb, pts) frame, in order: smoothed mask, then the composed or masked frame.
+
+    Shape: each rgb (H, W, 3) uint8 -> (H, W) mask, (H, W, 3) composite or (H, W, 4) cutout, uint8.
+    """
+    spec = session.spec
+    smoother = TemporalSmoother(options.temporal_smoothing)
+    backgrounds = _background_frames(options.background_video, cancel) if options.background_video else None
+    prepared = (_Frame(rgb, pts, model_input(spec, rgb)) for rgb, pts in frames)
+    for batch in batched(prepared, options.batch_size):
+        predictions = session.predictions([f.input for f in batch if f.input is not None])
+        for frame, prediction in zip(batch, predictions, strict=True):
+            assert frame.input is not None
+            alpha = smoother(
+                normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
+            )
+            mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
+            if backgrounds is not None and not options.remove.only_mask:
+                background = cover(next(backgrounds), *frame.rgb.shape[:2])
+                mask = clean_mask(mask) if options.remove.post_process else mask
+                yield over_background(frame.rgb, mask, background), frame.pts
+            else:
+                yield session.render(frame.rgb, mask, options.remove), frame.pts
+
+
+def _background_frames(path: Path, cancel: threading.Event | None) -> Iterator[np.ndarray]:
+    """The background video's frames, looped for as long as they are asked for."""
+    from cutout.io.video import VideoReader
+
+    while True:
+        count = 0
+        with VideoReader(path) as reader:
+            for frame in reader.frames():
+                count += 1
+                yield frame.rgb
+        if count == 0 or (cancel is not None and cancel.is_set()):
+            raise UsageError(f"the background video {path} has no frames")
+
+
+def process_video(
+    source: Path,
+    target: Path,
+    session: Session,
+    options: VideoOptions,
+    *,
+    kind: str | None = None,
+    on_frame: Callable[[int], None] | None = None,
+    on_start: Callable[[int | None], None] | None = None,
+) -> VideoSummary:
+    """Cut the subject out of every frame of ``source`` into ``target``, keeping timing and audio.
+
+    ``on_start(frame_count or None)`` and ``on_frame(frames_done)`` report progress. Ctrl-C leaves a valid,
+    shorter file (``summary.interrupted``); any other error leaves nothing.
+    """
+    from cutout.io.video import VideoReader, VideoWriter
+
+    kind = kind or output_kind(target, options)
+    summary = VideoSummary(target)
+    started = time.perf_counter()
+    cancel = threading.Event()
+    with VideoReader(source, start=options.start, duration=options.duration) as reader:
+        if on_start is not None:
+            on_start(reader.info.frame_count)
+        decoded = threaded(((f.rgb, f.pts) for f in reader.frames()), maxsize=4, name="cutout-decode", cancel=cancel)
+        results = threaded(
+            cutout_frames(decoded, session, options, cancel=cancel), maxsize=4, name="cutout-infer", cancel=cancel
+        )
+        try:
+            with VideoWriter(
+                target, reader.info, kind=kind, audio_from=source, start=options.start, duration=options.duration
+            ) as writer:
+                try:
+                    for array, pts in results:
+                        writer.write(array, pts)
+                        summary.frames += 1
+                        if on_frame is not None:
+                            on_frame(summary.frames)
+                except KeyboardInterrupt:
+                    summary.interrupted = True
+                    raise
+                finally:
+                    summary.notes = list(writer.notes)
+        except KeyboardInterrupt:
+            pass  # the writer has closed a valid, shorter file
+        finally:
+            cancel.set()
+            results.close()
+            decoded.close()
+        summary.skipped = reader.skipped
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def parse_raw_size(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> (1280, 720)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise UsageError(f"--raw {text!r}: give the frame size as WIDTHxHEIGHT, e.g. --raw 1280x720")
+    return int(parts[0]), int(parts[1])
+
+
+def raw_frames(stream: BinaryIO, width: int, height: int) -> Iterator[tuple[np.ndarray, int | None]]:
+    """rgb24 frames of ``width`` x ``height`` read from ``stream`` until it ends (as ``ffmpeg -f rawvideo`` sends).
+
+    Raises:
+        InputError: the stream ends inside a frame (wrong size given, or a cut stream).
+    """
+    size = width * height * 3
+    while True:
+        data = _read_exactly(stream, size)
+        if not data:
+            return
+        if len(data) < size:
+            raise InputError(
+                f"the raw input ended inside a frame ({len(data)} of {size} bytes): is --raw {width}x{height} "
+                "the size ffmpeg sends (-s WIDTHxHEIGHT -pix_fmt rgb24)?"
+            )
+        yield np.frombuffer(data, np.uint8).reshape(height, width, 3), None
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def process_raw(
+    source: BinaryIO,
+    sink: BinaryIO,
+    size: tuple[int, int],
+    session: Session,
+    options: VideoOptions,
+    *,
+    on_frame: Callable[[int], None] | None = None,
+) -> int:
+    """Raw frames in, raw frames out, for ffmpeg pipelines; the number of frames.
+
+    In: rgb24. Out: rgba (cutout), rgb24 (over an opaque background) or gray (``only_mask``), same size.
+    """
+    cancel = threading.Event()
+    frames = threaded(raw_frames(source, *size), maxsize=4, name="cutout-read", cancel=cancel)
+    results = threaded(
+        cutout_frames(frames, session, options, cancel=cancel), maxsize=4, name="cutout-infer", cancel=cancel
+    )
+    count = 0
+    try:
+        for array, _ in results:
+            sink.write(np.ascontiguousarray(array).tobytes())
+            count += 1
+            if on_frame is not None:
+                on_frame(count)
+        sink.flush()
+    finally:
+        cancel.set()
+        results.close()
+        frames.close()
+    return count
+
+
+def raw_output_format(options: VideoOptions) -> str:
+    """The ffmpeg pixel format that :func:`process_raw` writes for these options."""
+    if options.remove.only_mask:
+        return "gray"
+    background = options.remove.background
+    opaque = options.background_video is not None or (background is not None and background.opaque)
+    return "rgb24" if opaque else "rgba"

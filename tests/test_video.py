@@ -1,0 +1,217 @@
+"""`cutout video` on the real clips in ../shared/eval/video: timing, audio, alpha, raw pipes, quality, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cutout
+from cutout.options import VideoOptions
+
+av = pytest.importorskip("av")
+pytestmark = pytest.mark.integration
+ENV = {**os.environ, "CUTOUT_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def clips(shared: Path) -> Path:
+    return shared / "eval" / "video"
+
+
+@pytest.fixture(scope="module")
+def session(u2netp_onnx: Path) -> cutout.Session:
+    return cutout.new_session("u2netp", backend="onnx", device="cpu")
+
+
+def _cutout(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "cutout", *args], capture_output=True, env=ENV, timeout=300, **kwargs)  # type: ignore[call-overload]
+
+
+def _video_stream_facts(path: Path) -> tuple[int, Fraction, float, list[int]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pts = [frame.pts for frame in container.decode(stream)]
+        duration = float((pts[-1] - pts[0]) * stream.time_base) if pts else 0.0
+        return len(pts), stream.average_rate, duration, pts
+
+
+def _audio_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return []
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def _decode_frames(path: Path, **options: str) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fmt = options.get("format", "rgb24")
+        return [frame.to_ndarray(format=fmt) for frame in container.decode(stream)]
+
+
+def test_background_replacement_keeps_frames_timing_and_audio_bit_identical(
+    clips: Path, tmp_path: Path, session: cutout.Session
+) -> None:
+    source = clips / "mdn_rabbit320_audio.mp4"
+    target = tmp_path / "rabbit.mp4"
+    result = _cutout("video", str(source), str(target), "--bg", "white")
+    assert result.returncode == 0, result.stderr.decode()
+    frames, fps, duration, _ = _video_stream_facts(target)
+    in_frames, in_fps, in_duration, _ = _video_stream_facts(source)
+    assert (frames, fps) == (in_frames, in_fps) and abs(duration - in_duration) < 1e-6
+    with av.open(str(target)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "h264" and video.codec_context.pix_fmt == "yuv420p"
+        audio = container.streams.audio[0]
+        assert (audio.codec_context.name, audio.codec_context.channels) == ("aac", 2)
+    assert _audio_packets(target) == _audio_packets(source)  # copied, not re-encoded
+
+
+def test_default_output_name_and_transparent_prores(clips: Path, tmp_path: Path) -> None:
+    source = tmp_path / "asl.mp4"
+    source.write_bytes((clips / "intel_asl_help_person.mp4").read_bytes())
+    result = _cutout("video", str(source))
+    assert result.returncode == 0, result.stderr.decode()
+    target = tmp_path / "asl.cutout.mov"
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        # written as yuva444p10le; FFmpeg's ProRes decoder always reports 12-bit, so check the 4444 profile's tag
+        assert stream.codec_context.name == "prores" and stream.codec_tag == "ap4h"
+        frames = [f.to_ndarray(format="rgba") for f in container.decode(stream)]
+    assert len(frames) == 58
+    alpha = np.stack([f[..., 3] for f in frames])
+    assert alpha.min() < 10 and alpha.max() > 245  # real transparency, not a flat plane
+
+
+def test_webm_keeps_alpha(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "asl.webm"
+    result = _cutout("video", str(clips / "intel_asl_help_person.mp4"), str(target), "--duration", "0.5")
+    assert result.returncode == 0, result.stderr.decode()
+    with av.open(str(target)) as container:
+        stream = container.streams.video[0]
+        codec = av.CodecContext.create("libvpx-vp9", "r")
+        codec.extradata = stream.codec_context.extradata
+        alpha_seen = False
+        for packet in container.demux(stream):
+            for frame in codec.decode(packet):  # libvpx's decoder returns the alpha side stream
+                rgba = frame.to_ndarray(format="rgba")
+                alpha_seen |= rgba[..., 3].min() < 10 and rgba[..., 3].max() > 245
+    assert alpha_seen
+
+
+def test_png_folder_has_one_rgba_file_per_frame(clips: Path, tmp_path: Path) -> None:
+    result = _cutout("video", str(clips / "intel_asl_help_person.mp4"), str(tmp_path / "frames") + "/")
+    assert result.returncode == 0, result.stderr.decode()
+    files = sorted((tmp_path / "frames").iterdir())
+    assert len(files) == 58 and all(Image.open(f).mode == "RGBA" for f in files[:3])
+
+
+def test_raw_stream_round_trips_through_pipes(clips: Path, session: cutout.Session) -> None:
+    frames = _decode_frames(clips / "mdn_rabbit320_audio.mp4")[:12]
+    result = _cutout(
+        "video", "-", "--raw", "320x240", "--temporal-smoothing", "0", input=b"".join(f.tobytes() for f in frames)
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    out = np.frombuffer(result.stdout, np.uint8).reshape(-1, 240, 320, 4)
+    assert len(out) == 12
+    masks = session.masks(frames)
+    for rgba, frame, mask in zip(out, frames, masks, strict=True):
+        np.testing.assert_array_equal(rgba[..., 3], mask)
+        visible = mask > 0
+        np.testing.assert_array_equal(rgba[..., :3][visible], frame[visible])
+
+
+def test_raw_stream_cut_inside_a_frame_is_a_clear_error() -> None:
+    result = _cutout("video", "-", "--raw", "320x240", input=b"\0" * (320 * 240 * 3 + 100))
+    assert result.returncode == 1 and b"ended inside a frame" in result.stderr
+
+
+def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    union = ((mask > 127) | truth).sum()
+    return float(((mask > 127) & truth).sum() / union) if union else 1.0
+
+
+def test_davis_video_path_equals_image_path_and_smoothing_lowers_flicker(
+    clips: Path, session: cutout.Session, tmp_path: Path
+) -> None:
+    from cutout.video import process_video
+
+    source = clips / "davis16_dance-twirl.mp4"
+    truth = [
+        np.asarray(Image.open(p).convert("L")) > 127
+        for p in sorted((clips / "davis16_dance-twirl" / "masks").glob("*.png"))
+    ]
+    decoded = _decode_frames(source)
+    assert len(decoded) == len(truth) == 90
+    image_path = session.masks(decoded)
+    results = {}
+    for strength in (0.0, 0.5):
+        out = tmp_path / f"s{strength}"
+        options = VideoOptions(cutout.make_options(only_mask=True), temporal_smoothing=strength)
+        summary = process_video(source, out, session, options, kind="png")
+        assert summary.frames == 90
+        results[strength] = [np.asarray(Image.open(p)) for p in sorted(out.iterdir())]
+    for video_mask, image_mask in zip(results[0.0], image_path, strict=True):
+        np.testing.assert_array_equal(video_mask, image_mask)  # the same frames give the same masks
+
+    def flicker(masks: list[np.ndarray]) -> float:
+        steps = [
+            np.abs(masks[i].astype(np.float32) - masks[i - 1])[truth[i] == truth[i - 1]].mean() for i in range(1, 90)
+        ]
+        return float(np.mean(steps)) / 255
+
+    iou_off = np.mean([_iou(m, t) for m, t in zip(results[0.0], truth, strict=True)])
+    iou_on = np.mean([_iou(m, t) for m, t in zip(results[0.5], truth, strict=True)])
+    assert flicker(results[0.5]) < 0.9 * flicker(results[0.0])
+    assert iou_on >= iou_off - 0.005
+
+
+def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "juggle.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cutout", "video", str(clips / "sam2_juggle_person.mp4"), str(target), "--bg", "black"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    time.sleep(6)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr.decode()
+    frames, _, _, _ = _video_stream_facts(target)
+    assert 0 < frames < 247
+    assert [p.name for p in tmp_path.iterdir()] == ["juggle.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "code", "message"),
+    [
+        (lambda p: p.write_text("hello"), [], 1, "not a video"),
+        (lambda p: p.write_bytes(b""), [], 1, "empty"),
+        (None, ["--bg", "missing-background.mp4"], 2, "does not exist"),
+        (None, ["--bg", "not-a-colour"], 2, "--bg"),
+        (None, ["--raw", "12x"], 2, "WIDTHxHEIGHT"),
+    ],
+)
+def test_bad_input_gives_a_clear_message(clips: Path, tmp_path: Path, make, args, code, message) -> None:  # type: ignore[no-untyped-def]
+    source = clips / "intel_asl_help_person.mp4"
+    if make is not None:
+        source = tmp_path / "bad.mp4"
+        make(source)
+    result = (
+        _cutout("video", str(source), str(tmp_path / "out.mp4"), "--bg", "white", *args)
+        if "--raw" not in args
+        else _cutout("video", "-", *args)
+    )
+    assert result.returncode == code, result.stderr.decode()
+    assert message in result.stderr.decode()
+    assert not (tmp_path / "out.mp4").exists()

@@ -1,0 +1,550 @@
+"""cutout.io.video and cutout.io.video_writer on the real clips in ../shared/eval/video, decoded back with PyAV.
+
+Small clips made here with PyAV cover what the real ones lack: rotation, a subtitle stream, irregular (VFR)
+timestamps, an audio-only file and a codec this FFmpeg cannot decode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cutout.errors import InputError, OutputError, UsageError, VideoError
+from cutout.io.video import VideoInfo, VideoReader, VideoWriter, probe
+
+pytestmark = pytest.mark.integration
+
+DAVIS = "davis16_dance-twirl.mp4"  # 854x480, 24 fps, 90 frames
+ASL = "intel_asl_help_person.mp4"  # 640x480, yuvj420p (full range), 14500/483 fps, 58 frames
+RABBIT = "mdn_rabbit320_audio.mp4"  # 320x240, 30 fps, 234 frames, stereo AAC
+JUGGLE = "sam2_juggle_person.mp4"  # 1280x720, 24 fps, 247 frames
+
+
+@pytest.fixture(scope="module")
+def clips(shared: Path) -> Path:
+    return shared / "eval" / "video"
+
+
+def _rgba(rgb: np.ndarray, index: int) -> np.ndarray:
+    """The frame with a known alpha: opaque left half, 60 on the right, a band that moves with the index."""
+    alpha = np.full(rgb.shape[:2], 60, np.uint8)
+    alpha[:, : rgb.shape[1] // 2] = 255
+    band = (index * 16) % (rgb.shape[0] - 32)
+    alpha[band : band + 32, rgb.shape[1] // 2 :] = 0
+    return np.dstack([rgb, alpha])
+
+
+def _copy_all(source: Path, target: Path, kind: str, audio_from: Path | None = None) -> VideoWriter:
+    """Every frame of ``source`` into ``target``: RGB for mp4, RGBA with a known alpha, or the green as a matte."""
+    with VideoReader(source) as reader, VideoWriter(target, reader.info, kind=kind, audio_from=audio_from) as out:
+        for frame in reader.frames():
+            array = frame.rgb
+            if kind in ("mov", "webm", "png"):
+                array = _rgba(frame.rgb, frame.index)
+            elif kind == "mask":
+                array = frame.rgb[..., 1]
+            out.write(array, frame.pts)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stream:
+    """Facts about a written video stream, read while its file is open."""
+
+    codec: str
+    profile: str | None
+    tag: str
+    rate: Fraction | None
+    seconds: float
+
+
+def _decode(path: Path, codec: str | None = None) -> tuple[list[av.VideoFrame], _Stream]:
+    """Every frame of the video in ``path``; ``codec`` picks a decoder (libvpx-vp9 to get VP9's alpha)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if codec is None:
+            frames = list(container.decode(stream))
+        else:
+            decoder = av.CodecContext.create(codec, "r")
+            frames = [frame for packet in container.demux(stream) for frame in decoder.decode(packet)]
+        context = stream.codec_context
+        seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+        facts = _Stream(context.name, context.profile, context.codec_tag, stream.average_rate, seconds)
+        return frames, facts
+
+
+def _seconds(frames: list[av.VideoFrame]) -> list[Fraction]:
+    return [Fraction(frame.pts) * frame.time_base for frame in frames]
+
+
+def _input_seconds(path: Path) -> list[Fraction]:
+    with VideoReader(path) as reader:
+        return [Fraction(frame.pts) * reader.info.time_base for frame in reader.frames()]
+
+
+def _make_clip(
+    path: Path, pts: list[int], *, time_base: Fraction = Fraction(1, 30), rotation: int = 0, subtitle: bool = False
+) -> None:
+    """A small H.264 clip (64x48) with the given timestamps, rotation and, optionally, a mov_text subtitle."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = video.codec_context.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
+        # mov_text's encoder wants an ASS header; add_mux_stream takes ready-made packets instead
+        text = container.add_mux_stream("mov_text", time_base=Fraction(1, 1000)) if subtitle else None
+        for index, stamp in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 30, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = stamp, time_base
+            container.mux(video.encode(frame))
+        if text is not None:
+            packet = av.Packet(struct.pack(">H", 5) + b"hello")
+            packet.stream, packet.pts, packet.dts, packet.duration = text, 0, 0, 100
+            packet.time_base = Fraction(1, 1000)
+            container.mux(packet)
+        container.mux(video.encode(None))
+
+
+# --- probe -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "fps", "frames", "duration"),
+    [
+        (DAVIS, (854, 480), Fraction(24), 90, 3.75),
+        (ASL, (640, 480), Fraction(14500, 483), 58, 1.932),
+        (RABBIT, (320, 240), Fraction(30), 234, 7.8),
+        (JUGGLE, (1280, 720), Fraction(24), 247, 10.2917),
+    ],
+)
+def test_probe_reads_size_rate_count_and_duration(
+    clips: Path, name: str, size: tuple[int, int], fps: Fraction, frames: int, duration: float
+) -> None:
+    info = probe(clips / name)
+    assert (info.width, info.height, info.fps, info.frame_count) == (*size, fps, frames)
+    assert info.duration == pytest.approx(duration, abs=1e-3)
+    assert (info.codec, info.rotation, info.other_streams) == ("h264", 0, ())
+    assert info.audio == (((1, "aac", 2, 44100),) if name == RABBIT else ())
+
+
+def test_probe_reports_full_range_and_the_time_base(clips: Path) -> None:
+    asl, rabbit = probe(clips / ASL), probe(clips / RABBIT)
+    assert (asl.pix_fmt, asl.color_range, asl.time_base) == ("yuvj420p", "pc", Fraction(1, 16000))
+    assert (rabbit.pix_fmt, rabbit.color_range, rabbit.time_base) == ("yuv420p", "tv", Fraction(1, 30))
+
+
+def test_probe_reads_rotation_and_lists_streams_an_output_cannot_carry(tmp_path: Path) -> None:
+    _make_clip(tmp_path / "turned.mp4", list(range(5)), rotation=90, subtitle=True)
+    info = probe(tmp_path / "turned.mp4")
+    assert (info.width, info.height, info.rotation) == (64, 48, 90)
+    assert info.other_streams == ("#1 subtitle (mov_text)",)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("hello, not a video\n"), "not a video ffmpeg can read"),
+        (lambda p: p.write_bytes(b""), r"is empty \(0 bytes\)"),
+        (lambda p: p.write_bytes(bytes(range(256)) * 40), "not a video ffmpeg can read"),
+        (lambda p: p.mkdir(), "is not a file"),
+        (lambda p: None, "does not exist"),
+    ],
+    ids=["text", "empty", "garbage", "folder", "missing"],
+)
+def test_probe_explains_what_is_not_a_video(tmp_path: Path, make: Callable[[Path], object], message: str) -> None:
+    path = tmp_path / "clip.mp4"
+    make(path)
+    with pytest.raises(VideoError, match=message) as caught:
+        probe(path)
+    assert isinstance(caught.value, InputError) and str(path) in str(caught.value)
+
+
+def test_probe_says_an_audio_file_has_no_video(tmp_path: Path) -> None:
+    path = tmp_path / "tone.m4a"
+    with av.open(str(path), "w") as container:
+        audio = container.add_stream("aac", rate=44100)
+        audio.layout = "mono"
+        samples = np.sin(np.arange(44100) * 2 * np.pi * 440 / 44100).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 44100, 0
+        container.mux(audio.encode(frame))
+        container.mux(audio.encode(None))
+    with pytest.raises(VideoError, match=r"has no video stream \(audio only\?\)"):
+        probe(path)
+
+
+def test_probe_names_a_codec_without_decoder(tmp_path: Path) -> None:
+    path = tmp_path / "avs3.mkv"  # AVS3 has a codec id but no decoder in PyAV's FFmpeg
+    with av.open(str(path), "w") as container:
+        stream = container.add_mux_stream("avs3", width=64, height=48, time_base=Fraction(1, 25))
+        for index in range(3):
+            packet = av.Packet(b"\x00\x00\x01\xb0" + bytes(60))
+            packet.stream, packet.pts, packet.dts = stream, index, index
+            packet.time_base = Fraction(1, 25)
+            container.mux(packet)
+    with pytest.raises(VideoError, match="has no decoder for"):
+        probe(path)
+
+
+# --- reader ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "count"), [(DAVIS, 90), (ASL, 58), (RABBIT, 234), (JUGGLE, 247)])
+def test_reader_yields_every_frame_in_order(clips: Path, name: str, count: int) -> None:
+    with VideoReader(clips / name) as reader:
+        frames = [(frame.index, frame.pts, frame.rgb.shape, frame.rgb.dtype == np.uint8) for frame in reader.frames()]
+        info = reader.info
+    assert len(frames) == count and reader.skipped == 0
+    assert [index for index, *_ in frames] == list(range(count))
+    assert all(a[1] < b[1] for a, b in zip(frames, frames[1:], strict=False))
+    assert {shape for *_, shape, _ in frames} == {(info.height, info.width, 3)}
+    assert all(uint8 for *_, uint8 in frames)
+
+
+@pytest.mark.parametrize(("name", "expected"), [(DAVIS, 12), (ASL, 15), (RABBIT, 15)])
+def test_reader_trims_to_start_and_duration(clips: Path, name: str, expected: int) -> None:
+    with VideoReader(clips / name) as reader:
+        everything = {frame.pts: frame for frame in reader.frames() if 1.0 <= frame.time < 1.5}
+    with VideoReader(clips / name, start=1.0, duration=0.5) as reader:
+        window = list(reader.frames())
+    assert len(window) == expected == len(everything)
+    assert [frame.index for frame in window] == list(range(expected))
+    assert window[0].time == pytest.approx(1.0, abs=0.02) and window[-1].time < 1.5
+    for frame in window:  # the seek landed on a key frame and decoded forward: the same pixels as a full read
+        np.testing.assert_array_equal(frame.rgb, everything[frame.pts].rgb)
+
+
+def test_reader_rejects_a_negative_start_or_empty_duration(clips: Path) -> None:
+    with pytest.raises(UsageError, match="start must be 0 seconds or later"):
+        VideoReader(clips / RABBIT, start=-1)
+    with pytest.raises(UsageError, match="duration must be more than 0"):
+        VideoReader(clips / RABBIT, duration=0)
+
+
+def test_reader_skips_and_counts_corrupt_packets(clips: Path, tmp_path: Path) -> None:
+    data = bytearray((clips / RABBIT).read_bytes())
+    noise = np.random.default_rng(0)
+    for fraction in (0.4, 0.5, 0.6):  # three damaged spots in the middle of the media data
+        at = int(len(data) * fraction)
+        data[at : at + 2000] = noise.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with VideoReader(damaged) as reader:
+        frames = list(reader.frames())
+    assert reader.skipped >= 1
+    assert 0.9 * 234 <= len(frames) < 234
+    assert frames[-1].time == pytest.approx(7.77, abs=0.05)  # decoding went on to the end
+
+
+# --- writer: each kind decoded back ------------------------------------------------------------------------------
+
+
+def test_mp4_round_trip_keeps_frames_rate_duration_and_timestamps(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    writer = _copy_all(clips / DAVIS, target, "mp4")
+    frames, stream = _decode(target)
+    assert (stream.codec, frames[0].format.name, len(frames)) == ("h264", "yuv420p", 90)
+    assert stream.rate == 24
+    assert stream.seconds == pytest.approx(3.75, abs=1 / 24)
+    assert _seconds(frames) == _input_seconds(clips / DAVIS)
+    with VideoReader(clips / DAVIS) as reader:
+        first = next(iter(reader.frames())).rgb
+    assert np.abs(frames[0].to_ndarray(format="rgb24").astype(int) - first).mean() < 2.5  # crf 18
+    assert writer.notes == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_mov_round_trip_is_prores_4444_with_alpha(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.mov"
+    _copy_all(clips / ASL, target, "mov")
+    frames, stream = _decode(target)
+    assert (stream.codec, stream.profile, stream.tag) == ("prores", "4444", "ap4h")
+    assert frames[0].format.name.startswith("yuva444p")  # written 10-bit; FFmpeg's decoder hands out 12-bit
+    assert len(frames) == 58 and stream.rate == pytest.approx(14500 / 483, rel=2e-3)
+    assert _seconds(frames) == _input_seconds(clips / ASL)
+    with VideoReader(clips / ASL) as reader:
+        expected = [_rgba(frame.rgb, frame.index)[..., 3] for frame in reader.frames()]
+    for index in (0, 7, 57):
+        alpha = frames[index].to_ndarray(format="rgba")[..., 3].astype(int)
+        assert np.abs(alpha - expected[index]).max() <= 1
+
+
+def test_webm_round_trip_keeps_vp9_alpha(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.webm"
+    _copy_all(clips / ASL, target, "webm")
+    plain, stream = _decode(target)
+    assert stream.codec == "vp9" and plain[0].format.name == "yuv420p"  # FFmpeg's vp9 drops alpha
+    frames, _ = _decode(target, codec="libvpx-vp9")  # libvpx decodes the alpha side stream too
+    assert frames[0].format.name == "yuva420p" and len(frames) == 58
+    assert stream.rate == pytest.approx(14500 / 483, rel=2e-3)
+    for output, source in zip(_seconds(plain), _input_seconds(clips / ASL), strict=True):
+        assert abs(output - source) <= Fraction(1, 1000)  # WebM counts milliseconds
+    with VideoReader(clips / ASL) as reader:
+        expected = [_rgba(frame.rgb, frame.index)[..., 3] for frame in reader.frames()]
+    for index in (0, 30, 57):
+        alpha = frames[index].to_ndarray(format="rgba")[..., 3].astype(int)
+        inside = np.ones_like(alpha, bool)  # away from the edges of the pattern, where 4:2:0 blurs
+        inside[:, 310:330] = False
+        band = (index * 16) % (480 - 32)
+        inside[max(0, band - 8) : band + 40, :] = False
+        assert np.abs(alpha - expected[index])[inside].max() <= 4
+        assert np.abs(alpha - expected[index]).mean() < 2
+
+
+def test_png_folder_has_one_lossless_rgba_file_per_frame(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "frames"
+    writer = _copy_all(clips / RABBIT, target, "png", audio_from=clips / RABBIT)
+    names = sorted(p.name for p in target.iterdir())
+    assert names == [f"frame_{index:06d}.png" for index in range(234)]
+    from PIL import Image
+
+    with VideoReader(clips / RABBIT) as reader:
+        frame = next(iter(reader.frames()))
+    with Image.open(target / "frame_000000.png") as image:
+        assert image.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(image), _rgba(frame.rgb, 0))
+    assert any("carries no audio" in note for note in writer.notes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+def test_mask_round_trip_is_grey_h264(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "mask.mp4"
+    _copy_all(clips / RABBIT, target, "mask")
+    frames, stream = _decode(target)
+    assert (stream.codec, frames[0].format.name, len(frames)) == ("h264", "yuv420p", 234)
+    with VideoReader(clips / RABBIT) as reader:
+        grey = next(iter(reader.frames())).rgb[..., 1].astype(int)
+    decoded = frames[0].to_ndarray(format="gray").astype(int)
+    assert np.abs(decoded - grey).mean() < 2.5
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (240, 2))[:, :320]  # the full 0..255 scale survives
+    info = probe(clips / RABBIT)
+    with VideoWriter(tmp_path / "ramp.mp4", info, kind="mask") as writer:
+        writer.write(ramp, 0)
+    back = _decode(tmp_path / "ramp.mp4")[0][0].to_ndarray(format="gray").astype(int)
+    assert np.abs(back[:, 8:248] - ramp[:, 8:248]).max() <= 3 and back[:, 2].max() <= 3 and back[:, 253].min() >= 252
+
+
+# --- writer: audio -----------------------------------------------------------------------------------------------
+
+
+def _audio_packets(path: Path) -> tuple[list[bytes], tuple[str, int, int, Fraction | None]]:
+    """The bytes of every packet of the first audio stream, and its codec, channels, rate and time base."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        context = stream.codec_context
+        facts = (context.name, context.channels, context.sample_rate, stream.time_base)
+        return [bytes(packet) for packet in container.demux(stream) if packet.size], facts
+
+
+def test_audio_is_copied_bit_for_bit_and_interleaved(clips: Path, tmp_path: Path) -> None:
+    source, target = clips / RABBIT, tmp_path / "out.mp4"
+    with VideoReader(source) as reader, VideoWriter(target, reader.info, kind="mp4", audio_from=source) as writer:
+        for frame in reader.frames():
+            writer.write(frame.rgb, frame.pts)
+            if frame.index == 117:  # half way: the audio has followed the video, not waited for the end
+                fed = writer._sink.audio.pending  # type: ignore[union-attr]
+                assert fed is not None and 3.8 <= float(fed.dts * fed.time_base) <= 4.0
+    assert writer.notes == []
+    copied, facts = _audio_packets(target)
+    original, original_facts = _audio_packets(source)
+    assert copied == original and len(copied) == 335
+    assert facts == original_facts == ("aac", 2, 44100, Fraction(1, 44100))
+    with av.open(str(target)) as container:  # in file order, video and audio alternate from the start
+        kinds = "".join(packet.stream.type[0] for packet in container.demux() if packet.size)
+    assert "a" in kinds[:10] and "v" in kinds[:10] and "aaaaaaaaaaaaaaaaaaaa" not in kinds
+
+
+def test_audio_follows_the_window_and_the_shifted_timeline(clips: Path, tmp_path: Path) -> None:
+    source, target = clips / RABBIT, tmp_path / "window.mp4"
+    window = {"start": 2.0, "duration": 3.0}
+    with (
+        VideoReader(source, **window) as reader,
+        VideoWriter(target, reader.info, kind="mp4", audio_from=source, **window) as writer,
+    ):
+        for frame in reader.frames():
+            writer.write(frame.rgb, frame.pts)
+    frames, stream = _decode(target)
+    assert len(frames) == 90 and _seconds(frames)[0] == 0
+    assert stream.seconds == pytest.approx(3.0, abs=1 / 30)
+    with av.open(str(source)) as container:
+        inside = [
+            bytes(packet)
+            for packet in container.demux(container.streams.audio[0])
+            if packet.size and (packet.pts + packet.duration) / 44100 > 2.0 and packet.pts / 44100 < 5.0
+        ]
+    assert _audio_packets(target)[0] == inside  # the packets that overlap 2 s .. 5 s, untouched
+    with av.open(str(target)) as container:
+        audio = container.streams.audio[0]
+        assert float(audio.duration * audio.time_base) == pytest.approx(3.0, abs=0.05)
+
+
+def test_webm_gets_opus_audio_and_a_note(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.webm"
+    writer = _copy_all(clips / RABBIT, target, "webm", audio_from=clips / RABBIT)
+    assert writer.notes == ["audio stream #1 (aac) cannot go into WEBM as it is: re-encoded to Opus at 160 kb/s"]
+    with av.open(str(target)) as container:
+        audio = container.streams.audio[0]
+        assert (audio.codec_context.name, audio.codec_context.channels, audio.sample_rate) == ("opus", 2, 48000)
+        frames = list(container.decode(audio))
+    end = float(frames[-1].pts * frames[-1].time_base) + frames[-1].samples / 48000
+    assert end == pytest.approx(7.8, abs=0.05) and sum(f.samples for f in frames) / 48000 == pytest.approx(
+        7.8, abs=0.05
+    )
+
+
+def test_subtitle_streams_are_dropped_with_a_note(tmp_path: Path) -> None:
+    source = tmp_path / "subtitled.mp4"
+    _make_clip(source, list(range(5)), subtitle=True)
+    writer = _copy_all(source, tmp_path / "out.mp4", "mp4", audio_from=source)
+    assert writer.notes == ["dropped stream #1 subtitle (mov_text): .mp4 output carries video and audio only"]
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert [stream.type for stream in container.streams] == ["video"]
+
+
+# --- writer: timing, rotation, colour, odd sizes -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["mp4", "webm"])
+def test_variable_frame_rate_timestamps_survive(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "vfr.mp4"
+    _make_clip(source, [0, 1, 3, 4, 7])
+    with VideoReader(source) as reader:
+        assert [frame.pts * reader.info.time_base for frame in reader.frames()] == [
+            Fraction(t, 30) for t in (0, 1, 3, 4, 7)
+        ]
+    target = tmp_path / f"out.{kind}"
+    _copy_all(source, target, kind)
+    for output, expected in zip(_seconds(_decode(target)[0]), (0, 1, 3, 4, 7), strict=True):
+        assert abs(output - Fraction(expected, 30)) <= Fraction(1, 1000)
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+def test_rotation_is_carried_as_metadata(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "turned.mp4"
+    _make_clip(source, list(range(3)), rotation=90)
+    target = tmp_path / f"out.{kind}"
+    _copy_all(source, target, kind)
+    info = probe(target)
+    assert (info.rotation, info.width, info.height) == (90, 64, 48)
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("mp4", "pc"), ("webm", "pc"), ("mov", "tv")])
+def test_colour_range_follows_the_input(clips: Path, tmp_path: Path, kind: str, expected: str) -> None:
+    info = probe(clips / ASL)
+    with VideoReader(clips / ASL, duration=0.2) as reader, VideoWriter(tmp_path / f"o.{kind}", info, kind=kind) as out:
+        for frame in reader.frames():
+            out.write(frame.rgb, frame.pts)
+    assert probe(tmp_path / f"o.{kind}").color_range == expected  # ProRes is always limited range
+    with VideoReader(clips / ASL, duration=0.05) as reader:
+        original = next(iter(reader.frames())).rgb.astype(int)
+    decoded = _decode(tmp_path / f"o.{kind}")[0][0].to_ndarray(format="rgb24").astype(int)
+    assert abs(decoded.mean() - original.mean()) < 1.5  # no range mix-up: that would shift the mean by ~10
+
+
+def test_odd_sizes_are_padded_for_h264_and_kept_elsewhere(clips: Path, tmp_path: Path) -> None:
+    info = dataclasses.replace(probe(clips / DAVIS), width=853, height=479)
+    with VideoReader(clips / DAVIS, duration=0.2) as reader:
+        frames = list(reader.frames())
+    with VideoWriter(tmp_path / "odd.mp4", info, kind="mp4") as writer:
+        for frame in frames:
+            writer.write(frame.rgb[:479, :853], frame.pts)
+    assert writer.notes == [
+        "padded 853x479 to 854x480 by repeating the last column/row: H.264 in 4:2:0 needs an even width and height"
+    ]
+    decoded = _decode(tmp_path / "odd.mp4")[0][0].to_ndarray(format="rgb24").astype(int)
+    assert decoded.shape == (480, 854, 3)
+    assert np.abs(decoded[:479, :853] - frames[0].rgb[:479, :853]).mean() < 2.5
+    assert np.abs(decoded[:, 853] - decoded[:, 852]).mean() < 3 and np.abs(decoded[479] - decoded[478]).mean() < 3
+    for kind in ("mov", "webm"):
+        with VideoWriter(tmp_path / f"odd.{kind}", info, kind=kind) as writer:
+            writer.write(_rgba(frames[0].rgb[:479, :853], 0), frames[0].pts)
+        written = probe(tmp_path / f"odd.{kind}")
+        assert writer.notes == [] and (written.width, written.height) == (853, 479)
+
+
+# --- writer: atomic output, Ctrl-C, errors -----------------------------------------------------------------------
+
+
+def test_ctrl_c_keeps_a_valid_shorter_file(clips: Path, tmp_path: Path) -> None:
+    source, target = clips / RABBIT, tmp_path / "out.mp4"
+    with (
+        pytest.raises(KeyboardInterrupt),
+        VideoReader(source) as reader,
+        VideoWriter(target, reader.info, kind="mp4", audio_from=source) as writer,
+    ):
+        for frame in reader.frames():
+            writer.write(frame.rgb, frame.pts)
+            if frame.index == 39:
+                raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    frames, _ = _decode(target)
+    assert len(frames) == 40
+    with av.open(str(target)) as container:
+        audio = container.streams.audio[0]
+        assert float(audio.duration * audio.time_base) == pytest.approx(40 / 30, abs=0.05)
+
+
+def test_ctrl_c_keeps_the_png_frames_written(clips: Path, tmp_path: Path) -> None:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        VideoReader(clips / RABBIT) as reader,
+        VideoWriter(tmp_path / "frames", reader.info, kind="png") as writer,
+    ):
+        for frame in reader.frames():
+            writer.write(frame.rgb, frame.pts)
+            if frame.index == 4:
+                raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_{i:06d}.png" for i in range(5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
+
+
+@pytest.mark.parametrize(("kind", "name"), [("mp4", "out.mp4"), ("webm", "out.webm"), ("png", "frames")])
+def test_any_other_error_leaves_nothing(clips: Path, tmp_path: Path, kind: str, name: str) -> None:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        VideoReader(clips / RABBIT) as reader,
+        VideoWriter(tmp_path / name, reader.info, kind=kind, audio_from=clips / RABBIT) as writer,
+    ):
+        for frame in reader.frames():
+            writer.write(_rgba(frame.rgb, 0) if kind != "mp4" else frame.rgb, frame.pts)
+            if frame.index == 10:
+                assert [p.name.startswith(f".{name}.") for p in tmp_path.iterdir()] == [True]  # only the .part
+                raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_successful_close_replaces_an_existing_file(clips: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+    _copy_all(clips / ASL, target, "mp4")
+    assert len(_decode(target)[0]) == 58 and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_writer_rejects_what_cannot_work(clips: Path, tmp_path: Path) -> None:
+    info: VideoInfo = probe(clips / RABBIT)
+    with pytest.raises(UsageError, match="unknown video output kind 'avi'"):
+        VideoWriter(tmp_path / "out.avi", info, kind="avi")
+    with pytest.raises(UsageError, match=r"name it with \.webm"):
+        VideoWriter(tmp_path / "out.mp4", info, kind="webm")
+    with VideoWriter(tmp_path / "out.mp4", info, kind="mp4") as writer:
+        with pytest.raises(ValueError, match=r"expected a uint8 \(H, W, 3\) frame with H, W = 240, 320"):
+            writer.write(np.zeros((240, 320, 4), np.uint8), 0)
+        writer.write(np.zeros((240, 320, 3), np.uint8), 5)
+        with pytest.raises(ValueError, match="timestamps must increase"):
+            writer.write(np.zeros((240, 320, 3), np.uint8), 5)
+    with pytest.raises(OutputError, match="no frames were written"):
+        VideoWriter(tmp_path / "empty.mp4", info, kind="mp4").close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputError, match="is not a folder of frame_NNNNNN.png files"):
+        VideoWriter(tmp_path / "mine", info, kind="png")
+    with pytest.raises(OutputError, match="cannot write"):
+        VideoWriter(tmp_path / "out.mp4" / "x.mp4", info, kind="mp4")
