@@ -22,7 +22,7 @@ import numpy as np
 from cutout.compose import cover, over_background
 from cutout.errors import InputError, UsageError
 from cutout.options import VideoOptions
-from cutout.pipeline import batched, threaded
+from cutout.pipeline import batched, parallel_map, threaded
 from cutout.preprocess import model_input, normalize_prediction, resize_mask
 from cutout.refine import clean_mask
 from cutout.refine.temporal import TemporalSmoother, frame_signature
@@ -108,8 +108,15 @@ def cutout_frames(
     smoother = TemporalSmoother(options.temporal_smoothing)
     backgrounds = _background_frames(options.background_video, cancel) if options.background_video else None
     prepared = (_Frame(rgb, pts, model_input(spec, rgb)) for rgb, pts in frames)
-    for batch in batched(prepared, options.batch_size):
-        predictions = session.predictions([f.input for f in batch if f.input is not None])
+
+    def predict(batch: list[_Frame]) -> tuple[list[_Frame], list[np.ndarray]]:
+        return batch, session.predictions([f.input for f in batch if f.input is not None])
+
+    # Batches may run on several threads at once (session.predictor.concurrency); order is kept, and the
+    # smoothing below sees the frames in order.
+    workers = session.predictor.concurrency
+    predicted = parallel_map(predict, batched(prepared, options.batch_size), workers, ahead=workers, cancel=cancel)
+    for batch, predictions in predicted:
         for frame, prediction in zip(batch, predictions, strict=True):
             assert frame.input is not None
             alpha = smoother(
