@@ -192,6 +192,18 @@ def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["juggle.mp4"]
 
 
+def test_an_unreadable_background_video_is_a_usage_error(clips: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "beach.mp4"
+    fake.write_text("not a video")
+    result = _cutout("video", str(clips / "intel_asl_help_person.mp4"), str(tmp_path / "o.mp4"), "--bg", str(fake))
+    assert (
+        result.returncode == 2
+        and "cannot use" in result.stderr.decode()
+        and "background video" in result.stderr.decode()
+    )
+    assert not (tmp_path / "o.mp4").exists()
+
+
 @pytest.mark.parametrize(
     ("make", "args", "code", "message"),
     [

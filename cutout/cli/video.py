@@ -108,6 +108,13 @@ def _video_background(bg: str | None) -> Path | None:
     if path.suffix.lower() in {*KINDS, ".mkv", ".avi"}:
         if not path.is_file():
             raise UsageError(f"the background video {bg} does not exist")
+        from cutout.errors import InputError
+        from cutout.io.video import probe
+
+        try:
+            probe(path)
+        except InputError as error:
+            raise UsageError(f"cannot use {bg} as a background video: {error}") from None
         return path
     return None
 
