@@ -29,7 +29,7 @@ from cutout.io.images import ImageLike, load_image, rgb_array
 from cutout.options import RemoveOptions
 from cutout.preprocess import mask_from_output, model_input
 from cutout.refine import clean_mask
-from cutout.registry import DEFAULT_MODEL, SPECS, ModelSpec, get_spec
+from cutout.registry import DEFAULT_MODEL, SPECS, ModelSpec, get_spec, spec_from_file
 
 __all__ = ["Job", "Outcome", "Session", "make_options", "new_session", "process_images", "remove", "spec_for"]
 
@@ -40,6 +40,8 @@ def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
     if text in SPECS:
         return SPECS[text], None
     path = Path(text)
+    if path.is_dir() and (path / "spec.json").is_file():  # an exported model's folder
+        return spec_from_file(path / "spec.json"), None
     if path.suffix.lower() in (".onnx", ".pth", ".pt", ".ckpt"):
         if not path.is_file():
             raise UsageError(f"model file {path} does not exist")

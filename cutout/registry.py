@@ -12,8 +12,12 @@ numbers and ``WEIGHT_SOURCES.md`` for the sources.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from cutout.errors import UsageError
 
@@ -128,6 +132,9 @@ class ModelSpec:
     license: str
     homepage: str
     weights: tuple[WeightFile, ...] = field(default_factory=tuple)
+    #: where the weights of a model you trained live (None: the cache, for the built-in models)
+    folder: Path | None = None
+    num_classes: int = 1
 
     def weight_file(self, format: WeightFormat) -> WeightFile | None:
         """The released file in ``format``, or None when that format is derived by conversion."""
@@ -269,12 +276,60 @@ SPECS: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "u2netp"
 
 
+SPEC_FILE = "spec.json"
+
+
+def trained_model_folders() -> list[Path]:
+    """Where ``cutout train`` exports models: ``$CUTOUT_HOME/models`` (or the user cache) and ``./weights``."""
+    from cutout.weights import cache_dir
+
+    return [cache_dir() / "models", Path(os.environ.get("CUTOUT_WEIGHTS_DIR", "weights"))]
+
+
+def trained_specs() -> dict[str, ModelSpec]:
+    """Models exported by ``cutout train`` (a ``spec.json`` beside their weights), by name."""
+    found: dict[str, ModelSpec] = {}
+    for root in trained_model_folders():
+        for spec_file in sorted(root.glob(f"*/{SPEC_FILE}")) if root.is_dir() else []:
+            try:
+                spec = spec_from_file(spec_file)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not ours, or half-written: ignore it rather than break every command
+            found.setdefault(spec.name, spec)
+    return found
+
+
+def spec_from_file(path: Path) -> ModelSpec:
+    """A trained model's spec from its ``spec.json``: the base architecture's rules, its own weights."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    base = SPECS["modnet" if data["architecture"] == "modnet" else "u2netp"]
+    weights = tuple(
+        WeightFile(w["format"], w["filename"], (f"sha256:{w['sha256']}",), int(w["size"]), ()) for w in data["weights"]
+    )
+    size = data.get("input_size")
+    rule = base.input
+    if size and rule.kind == "fixed":
+        rule = dataclasses.replace(rule, size=(int(size), int(size)))  # trained at this size: infer at it too
+    return dataclasses.replace(
+        base,
+        input=rule,
+        name=str(data["name"]),
+        architecture=data["architecture"],
+        description=str(data.get("description", "trained with cutout train")),
+        license=str(data.get("license", "your own")),
+        homepage="",
+        weights=weights,
+        folder=path.parent,
+        num_classes=int(data.get("num_classes", 1)),
+    )
+
+
 def get_spec(name: str) -> ModelSpec:
-    """The built-in spec called ``name``; a :class:`UsageError` listing the names otherwise."""
-    try:
+    """The built-in or trained spec called ``name``; a :class:`UsageError` listing the names otherwise."""
+    if name in SPECS:
         return SPECS[name]
-    except KeyError:
-        known = ", ".join(SPECS)
-        raise UsageError(
-            f"unknown model {name!r}; built-in models are: {known}. A path to an .onnx or .pth file also works."
-        ) from None
+    trained = trained_specs()
+    if name in trained:
+        return trained[name]
+    known = ", ".join([*SPECS, *trained])
+    raise UsageError(f"unknown model {name!r}; known models are: {known}. A path to an .onnx or .pth file also works.")

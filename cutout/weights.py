@@ -46,7 +46,9 @@ def cache_dir() -> Path:
 
 
 def cached_path(spec: ModelSpec, weight_file: WeightFile) -> Path:
-    """Where ``weight_file`` of ``spec`` lives in the cache, whether or not it is there."""
+    """Where ``weight_file`` of ``spec`` lives (the cache, or a trained model's folder), present or not."""
+    if spec.folder is not None:
+        return spec.folder / weight_file.filename
     return cache_dir() / "models" / spec.name / weight_file.filename
 
 

@@ -77,5 +77,5 @@ def test_bad_arrays_raise_input_error(session: cutout.Session) -> None:
 
 
 def test_unknown_model_lists_the_built_in_ones() -> None:
-    with pytest.raises(UsageError, match="u2netp, u2net, u2net_human_seg, modnet, modnet-webcam"):
+    with pytest.raises(UsageError, match="known models are: u2netp, u2net, u2net_human_seg, modnet, modnet-webcam"):
         cutout.new_session("no-such-model")

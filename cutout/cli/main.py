@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from cutout.cli import image, video, weights
+from cutout.cli import image, train, video, weights
 from cutout.errors import CutoutError, UsageError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.command("image", help=image.HELP)(image.image)
 app.command("video", help=video.HELP)(video.video)
+app.command("train", help=train.HELP)(train.train)
 app.add_typer(weights.app, name="weights")
 
 

@@ -1,4 +1,4 @@
-"""PyTorch implementations of the networks cutout runs: U-2-Net, U-2-NetP and MODNet.
+"""PyTorch implementations of the networks cutout runs: U-2-Net, U-2-NetP, MODNet and the MNet refiner.
 
 Importing this package imports torch; nothing else in ``cutout`` does so at module level.
 
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from cutout.errors import UsageError
+from cutout.models.mnet import MNet
 from cutout.models.modnet import (
     CheckpointKeysError,
     MODNet,
@@ -32,6 +33,7 @@ from cutout.models.u2net import U2Net, U2NetP
 __all__ = [
     "ARCHITECTURES",
     "CheckpointKeysError",
+    "MNet",
     "MODNet",
     "MODNetMatte",
     "U2Net",
@@ -41,15 +43,27 @@ __all__ = [
     "load_modnet_state_dict",
 ]
 
-ARCHITECTURES = ("u2net", "u2netp", "modnet")
+ARCHITECTURES = ("u2net", "u2netp", "modnet", "mnet")
 
 
-def build_model(architecture: str, out_channels: int = 1) -> nn.Module:
-    """A freshly initialised network for ``architecture`` ("u2net", "u2netp" or "modnet"), in train mode.
+def build_model(architecture: str, out_channels: int = 1, *, width: float = 1.0) -> nn.Module:
+    """A freshly initialised network for ``architecture`` ("u2net", "u2netp", "modnet" or "mnet"), in train mode.
+
+    ``width`` is MNet's channel multiplier (1.0 the paper's network, 0.25 a slim CPU variant); the other
+    architectures have fixed widths. MNet takes 6 input channels (RGB + one-hot trimap), the others RGB.
 
     Raises:
-        UsageError: for an unknown architecture, or ``out_channels != 1`` with MODNet (its heads are fixed).
+        UsageError: for an unknown architecture, ``out_channels != 1`` with MODNet or MNet (their heads are
+            fixed), or a ``width`` other than 1.0 for a network without a width multiplier.
     """
+    if architecture == "mnet":
+        if out_channels != 1 or not width > 0:
+            raise UsageError(
+                f"MNet predicts one alpha channel at a positive width; got out_channels={out_channels}, width={width}."
+            )
+        return MNet(width=width)
+    if width != 1.0:
+        raise UsageError(f"only mnet has a width multiplier; got width={width} for {architecture!r}. Leave it at 1.0.")
     if architecture == "u2net":
         return U2Net(3, out_channels)
     if architecture == "u2netp":

@@ -1,0 +1,246 @@
+"""Training on the CPU: every model steps, resume is exact, learning is real, fine-tuning and DDP work."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from train.config import TrainConfig  # noqa: E402
+from train.loop import build_trainable, lr_at, train  # noqa: E402
+from train.steps import Trainee, compute_loss  # noqa: E402
+from train.synthetic import write_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("tiny"), 12, 64, seed=1, with_layers=True)
+
+
+def _config(tiny: Path, tmp_path: Path, **changes: object) -> TrainConfig:
+    base = TrainConfig(
+        model="u2netp",
+        data=str(tiny),
+        out_dir=tmp_path / "runs",
+        name="t",
+        epochs=2,
+        batch_size=4,
+        size=64,
+        num_workers=0,
+        seed=3,
+        warmup_steps=2,
+        export=False,
+        log_every=1,
+        export_dir=tmp_path / "models",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", ["u2netp", "u2net", "modnet", "mnet"])
+def test_every_model_steps_with_finite_loss_and_gradients_everywhere(model: str, tiny: Path, tmp_path: Path) -> None:
+    config = _config(tiny, tmp_path, model=model, size=64)
+    net = build_trainable(config)
+    net.train()
+    trainee = Trainee(net, model)
+    torch.manual_seed(0)
+    image = torch.randn(2, 3, 64, 64)
+    mask = (torch.rand(2, 1, 64, 64) > 0.5).float()
+    loss, parts = compute_loss(trainee, model, {"image": image, "mask": mask})
+    assert torch.isfinite(loss) and loss.item() > 0 and parts
+    loss.backward()
+    missing = [
+        n for n, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
+    assert not missing, missing[:5]
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    values = [lr_at(s, 1.0, 10, 100) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert values[50] < values[10] and values[-1] == pytest.approx(0.05, abs=0.01)
+
+
+def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny: Path, tmp_path: Path) -> None:
+    whole = train(_config(tiny, tmp_path / "a"))
+    stopped = train(_config(tiny, tmp_path / "b"), stop_at=3)
+    assert stopped.interrupted and stopped.step == 3 and stopped.checkpoint is not None
+    resumed = train(_config(tiny, tmp_path / "b"), resume=stopped.checkpoint)
+    assert resumed.step == whole.step >= 4
+    a = torch.load(tmp_path / "a" / "runs" / "t" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "runs" / "t" / "last.pt", weights_only=False)["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # bitwise on the CPU
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    command = [
+        sys.executable,
+        "-m",
+        "cutout",
+        "train",
+        "--model",
+        "u2netp",
+        "--data",
+        str(tiny),
+        "--epochs",
+        "50",
+        "--batch-size",
+        "4",
+        "--size",
+        "64",
+        "--workers",
+        "0",
+        "--out-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "c",
+        "--no-export",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "runs" / "c" / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first epoch has ended
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr
+    assert torch.load(tmp_path / "runs" / "c" / "last.pt", weights_only=False)["format"] == "cutout-train-1"
+
+
+@pytest.mark.integration
+def test_learning_is_real_and_the_export_works_in_cutout_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    data = write_dataset(tmp_path / "shapes", 160, 96, seed=7)
+    held_out = write_dataset(tmp_path / "held-out", 24, 96, seed=8)
+    config = TrainConfig(
+        model="u2netp",
+        data=str(data),
+        val_data=str(held_out),
+        out_dir=tmp_path / "runs",
+        name="shapes",
+        epochs=12,
+        batch_size=8,
+        size=96,
+        num_workers=0,
+        seed=0,
+        warmup_steps=20,
+        lr=3e-3,
+    )
+    result = train(config)
+    assert result.best is not None and result.best["mean_iou"] >= 0.9, result.history
+    assert result.exported is not None and (result.exported / "model.onnx").is_file()
+    out = tmp_path / "cut"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cutout",
+            "image",
+            str(held_out / "images"),
+            str(out),
+            "--model",
+            "shapes",
+            "--only-mask",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CUTOUT_HOME": str(tmp_path / "home"), "CUTOUT_OFFLINE": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    ious = []
+    for mask_file in sorted((held_out / "masks").iterdir()):
+        truth = np.asarray(Image.open(mask_file)) > 127
+        predicted = np.asarray(Image.open(out / mask_file.name)) > 127
+        ious.append((truth & predicted).sum() / max(1, (truth | predicted).sum()))
+    assert np.mean(ious) >= 0.9
+
+
+@pytest.mark.integration
+def test_fine_tuning_the_real_u2netp_on_sod_reports_mae_before_and_after(
+    shared: Path, u2netp_onnx: Path, tmp_path: Path
+) -> None:
+    images = sorted((shared / "eval" / "sod" / "images").iterdir())
+    for part, chosen in (("train", images[::2]), ("val", images[1::2])):
+        for folder in ("images", "masks"):
+            (tmp_path / part / folder).mkdir(parents=True)
+        for image in chosen:
+            mask = next((shared / "eval" / "sod" / "masks").glob(image.stem + ".*"))
+            (tmp_path / part / "images" / image.name).symlink_to(image)
+            (tmp_path / part / "masks" / mask.name).symlink_to(mask)
+    config = TrainConfig(
+        model="u2netp",
+        data=str(tmp_path / "train"),
+        val_data=str(tmp_path / "val"),
+        init="u2netp",
+        epochs=1,
+        batch_size=4,
+        size=320,
+        num_workers=0,
+        lr=1e-5,
+        warmup_steps=1,
+        out_dir=tmp_path / "runs",
+        name="sod",
+        validate_first=True,
+        export=False,
+    )
+    result = train(config)
+    before, after = result.history[0], result.history[-1]
+    assert before["step"] == 0 and after["step"] == result.step > 0
+    assert 0 < before["mae"] < 0.2 and 0 < after["mae"] < 0.2  # the pretrained model is good from the start
+    print(f"fine-tuning u2netp on half of eval/sod: MAE {before['mae']:.4f} -> {after['mae']:.4f}")
+
+
+def test_two_processes_take_the_same_steps_as_one_with_double_batch(tiny: Path, tmp_path: Path) -> None:
+    single = train(_config(tiny, tmp_path / "one", batch_size=4, epochs=1, warmup_steps=100))  # the CLI default
+    command = [
+        sys.executable,
+        "-m",
+        "cutout",
+        "train",
+        "--model",
+        "u2netp",
+        "--data",
+        str(tiny),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--size",
+        "64",
+        "--workers",
+        "0",
+        "--seed",
+        "3",
+        "--out-dir",
+        str(tmp_path / "two"),
+        "--name",
+        "t",
+        "--no-export",
+        "--devices",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    two = torch.load(tmp_path / "two" / "t" / "last.pt", weights_only=False)
+    one = torch.load(tmp_path / "one" / "runs" / "t" / "last.pt", weights_only=False)
+    assert two["step"] == one["step"] == single.step
+    # BatchNorm sees per-process batches, so the weights differ a little, not the optimisation
+    worst = max(
+        float((one["model"][k].float() - two["model"][k].float()).abs().max()) for k in one["model"] if "weight" in k
+    )
+    assert worst < 0.05

@@ -1,0 +1,77 @@
+"""The training configuration: one frozen record, saved in every checkpoint so a run describes itself."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ARCHITECTURES = ("u2net", "u2netp", "modnet", "mnet")
+
+#: Optimiser and base learning rate per model, as their papers trained them (U2-Net: Adam 1e-3; MODNet: SGD
+#: with momentum 0.9 at 0.01; SHM's MNet: Adam) — with a short warm-up and a cosine decay for every model.
+OPTIMIZERS: dict[str, tuple[str, float]] = {
+    "u2net": ("adam", 1e-3),
+    "u2netp": ("adam", 1e-3),
+    "modnet": ("sgd", 0.01),
+    "mnet": ("adam", 1e-3),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. ``None`` fields take the per-model default."""
+
+    model: str = "u2netp"
+    data: str = "duts"
+    data_dir: Path | None = None
+    val_data: str | None = None
+    out_dir: Path = Path("runs")
+    name: str | None = None
+    init: str | None = None
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 8
+    size: int = 320
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    num_workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None
+    num_classes: int = 1
+    mnet_width: float = 0.25
+    val_fraction: float = 0.1
+    export: bool = True
+    validate_first: bool = False
+    export_dir: Path | None = None
+    log_every: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.model}-{Path(str(self.data)).name.replace(':', '-')}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.run_name
+
+    def optimizer_and_lr(self) -> tuple[str, float]:
+        name, lr = OPTIMIZERS[self.model]
+        return self.optimizer or name, self.lr if self.lr is not None else lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        paths = {"data_dir", "out_dir", "export_dir"}
+        known = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {
+            k: (Path(v) if k in paths and v is not None else v) for k, v in data.items() if k in known
+        }
+        return cls(**values)

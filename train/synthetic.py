@@ -1,0 +1,99 @@
+"""Generated training data: shapes with soft edges on textured backgrounds, as image/mask folders.
+
+Made here, by code, so it may be used and shipped freely: for tests, for checking that training really
+learns, and for training the MNet refiner on composites with a known alpha.
+
+    python -m train.synthetic out/ --count 200 --size 160     # out/images/*.png, out/masks/*.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+
+def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random texture: a colour gradient plus stripes plus noise. Shape: (size, size, 3) float 0..255."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    base = rng.uniform(0, 255, 3)
+    tilt = rng.uniform(-120, 120, (2, 3))
+    angle = rng.uniform(0, np.pi)
+    frequency = rng.uniform(4, 20)
+    stripes = np.sin((x * np.cos(angle) + y * np.sin(angle)) * frequency * 2 * np.pi)[..., None]
+    texture = base + x[..., None] * tilt[0] + y[..., None] * tilt[1] + stripes * rng.uniform(10, 50, 3)
+    return texture + rng.normal(0, rng.uniform(3, 20), (size, size, 3))
+
+
+def _shape_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
+    """One or two random shapes (ellipses, polygons) with a soft, blurred edge. Shape: (size, size) float 0..1."""
+    canvas = Image.new("L", (size * 2, size * 2), 0)  # drawn at 2x, then reduced: anti-aliased edges
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(rng.integers(1, 3)):
+        centre = rng.uniform(0.3, 1.7, 2) * size
+        radius = rng.uniform(0.2, 0.5) * size
+        if rng.random() < 0.5:
+            ratio = rng.uniform(0.5, 1.0)
+            draw.ellipse(
+                [centre[0] - radius, centre[1] - radius * ratio, centre[0] + radius, centre[1] + radius * ratio],
+                fill=255,
+            )
+        else:
+            corners = rng.integers(3, 8)
+            angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+            reach = radius * rng.uniform(0.6, 1.0, corners)
+            points = [
+                (centre[0] + r * np.cos(a), centre[1] + r * np.sin(a)) for a, r in zip(angles, reach, strict=True)
+            ]
+            draw.polygon(points, fill=255)
+    blurred = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3.0))).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
+    return np.asarray(blurred, np.float32) / 255.0
+
+
+def sample(seed: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One composite: (image, alpha, foreground, background), uint8, reproducible from ``seed``.
+
+    Shape: image, foreground, background (size, size, 3); alpha (size, size).
+    """
+    rng = np.random.default_rng(seed)
+    alpha = _shape_alpha(rng, size)
+    foreground = np.clip(_texture(rng, size), 0, 255)
+    background = np.clip(_texture(rng, size), 0, 255)
+    image = foreground * alpha[..., None] + background * (1 - alpha[..., None])
+    as_uint8 = [np.round(a).astype(np.uint8) for a in (image, alpha * 255, foreground, background)]
+    return as_uint8[0], as_uint8[1], as_uint8[2], as_uint8[3]
+
+
+def write_dataset(folder: Path, count: int, size: int, seed: int = 0, *, with_layers: bool = False) -> Path:
+    """``folder/images`` and ``folder/masks`` (and ``fg``/``bg``/``alpha`` with ``with_layers``), PNG."""
+    for name in ("images", "masks", *(("fg", "bg", "alpha") if with_layers else ())):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image, alpha, foreground, background = sample(seed * 1_000_003 + i, size)
+        stem = f"{i:05d}.png"
+        Image.fromarray(image).save(folder / "images" / stem)
+        Image.fromarray(alpha).save(folder / "masks" / stem)
+        if with_layers:
+            Image.fromarray(foreground).save(folder / "fg" / stem)
+            Image.fromarray(background).save(folder / "bg" / stem)
+            Image.fromarray(alpha).save(folder / "alpha" / stem)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layers", action="store_true", help="also write fg/, bg/ and alpha/ (DIM layout)")
+    args = parser.parse_args()
+    write_dataset(args.folder, args.count, args.size, args.seed, with_layers=args.layers)
+
+
+if __name__ == "__main__":
+    main()
