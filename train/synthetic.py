@@ -1,5 +1,8 @@
 """Generated training data: shapes with soft edges on textured backgrounds, as image/mask folders.
 
+Each image is one or two shapes (ellipses, polygons; blurred, anti-aliased edges) of a plainly lit colour over a
+background of gradients, stripes and noise.
+
 Made here, by code, so it may be used and shipped freely: for tests, for checking that training really
 learns, and for training the MNet refiner on composites with a known alpha.
 
@@ -27,13 +30,20 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return texture + rng.normal(0, rng.uniform(3, 20), (size, size, 3))
 
 
+def _object(rng: np.random.Generator, size: int) -> np.ndarray:
+    """An object's surface: one colour, lit by a soft gradient, with fine noise. Shape: (size, size, 3) float."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    light = 1.0 + 0.25 * ((x - 0.5) * rng.uniform(-1, 1) + (y - 0.5) * rng.uniform(-1, 1))
+    return rng.uniform(0, 255, 3) * light[..., None] + rng.normal(0, 4, (size, size, 3))
+
+
 def _shape_alpha(rng: np.random.Generator, size: int) -> np.ndarray:
     """One or two random shapes (ellipses, polygons) with a soft, blurred edge. Shape: (size, size) float 0..1."""
     canvas = Image.new("L", (size * 2, size * 2), 0)  # drawn at 2x, then reduced: anti-aliased edges
     draw = ImageDraw.Draw(canvas)
     for _ in range(rng.integers(1, 3)):
-        centre = rng.uniform(0.3, 1.7, 2) * size
-        radius = rng.uniform(0.2, 0.5) * size
+        centre = rng.uniform(0.6, 1.4, 2) * size  # (in the 2x canvas) the middle 40% of the frame
+        radius = rng.uniform(0.3, 0.6) * size
         if rng.random() < 0.5:
             ratio = rng.uniform(0.5, 1.0)
             draw.ellipse(
@@ -61,7 +71,7 @@ def sample(seed: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     """
     rng = np.random.default_rng(seed)
     alpha = _shape_alpha(rng, size)
-    foreground = np.clip(_texture(rng, size), 0, 255)
+    foreground = np.clip(_object(rng, size), 0, 255)
     background = np.clip(_texture(rng, size), 0, 255)
     image = foreground * alpha[..., None] + background * (1 - alpha[..., None])
     as_uint8 = [np.round(a).astype(np.uint8) for a in (image, alpha * 255, foreground, background)]
