@@ -155,7 +155,7 @@ def resolve_weights(
     model = load_torch_model(spec, source)
     if format == "onnx":
         return export_onnx(_exportable(model), target, metadata={"cutout.model": spec.name})
-    return _save_state_dict(model, target)
+    return save_torch(model.state_dict(), target)
 
 
 def _exportable(model: torch.nn.Module) -> torch.nn.Module:
@@ -164,13 +164,15 @@ def _exportable(model: torch.nn.Module) -> torch.nn.Module:
     return MODNetMatte(model) if isinstance(model, MODNet) else model
 
 
-def _save_state_dict(model: torch.nn.Module, path: Path) -> Path:
+def save_torch(payload: Any, path: Path) -> Path:
+    """``torch.save`` through a temporary file and a rename: readers never see half a file."""
     import torch
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(handle)
     try:
-        torch.save(model.state_dict(), tmp)
+        torch.save(payload, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

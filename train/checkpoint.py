@@ -7,14 +7,14 @@ description (architecture, classes) and every random generator's state (Python, 
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from cutout.convert import save_torch
 
 
 def rng_state() -> dict[str, Any]:
@@ -38,16 +38,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` through a temporary file and a rename: never a half-written checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    return save_torch(payload, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

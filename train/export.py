@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from cutout.convert import _exportable, export_onnx
+from cutout.convert import _exportable, export_onnx, save_torch
 from cutout.registry import SPEC_FILE
 from cutout.weights import cache_dir
 
@@ -45,11 +45,7 @@ def export_model(
     target = (folder or default_export_dir()) / name
     target.mkdir(parents=True, exist_ok=True)
     model = model.eval().float().cpu()
-    torch_path = target / "model.pth"
-    temporary = target / ".model.pth.part"
-    torch.save(model.state_dict(), temporary)
-    os.replace(temporary, torch_path)
-    files = [("torch", torch_path)]
+    files = [("torch", save_torch(model.state_dict(), target / "model.pth"))]
     if architecture != "mnet":
         files.append(("onnx", export_onnx(_exportable(model), target / "model.onnx", metadata={"cutout.model": name})))
     spec = {
