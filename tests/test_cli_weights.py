@@ -189,3 +189,22 @@ def test_light_commands_import_nothing_heavy(home: Path, args: tuple[str, ...]) 
     assert not heavy, sorted(heavy)
     if args == ("weights", "list"):
         assert "u2net_human_seg" in result.stdout
+
+
+def test_list_shows_models_exported_by_cutout_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from cutout.registry import get_spec
+
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path))
+    folder = tmp_path / "models" / "my-products"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx bytes")
+    digest = hashlib.sha256(b"onnx bytes").hexdigest()
+    weights = [{"format": "onnx", "filename": "model.onnx", "sha256": digest, "size": 10}]
+    spec = {"name": "my-products", "architecture": "u2netp", "input_size": 160, "weights": weights}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    result = CliRunner().invoke(app, ["weights", "list"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "my-products" in result.output and "your own" in result.output
+    assert get_spec("my-products").input.size == (160, 160)

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from cutout.errors import UsageError
-from cutout.registry import SPECS, ModelSpec, WeightFile, get_spec
+from cutout.registry import SPECS, ModelSpec, WeightFile, get_spec, trained_specs
 
 app = typer.Typer(
     help="Download, import and check model weights.",
@@ -82,7 +82,7 @@ def list_models() -> None:
     table.add_column("licence", min_width=12)
     if wide:
         table.add_column("description")
-    for spec in SPECS.values():
+    for spec in [*SPECS.values(), *trained_specs().values()]:  # built-in, then the ones `cutout train` exported
         files = spec.weights
         cached = ["yes" if cached_path(spec, wf).is_file() else "no" for wf in files]
         name = spec.name if wide else f"{spec.name}\n[dim]{_escape(spec.description)}[/]"
