@@ -7,7 +7,6 @@ cat photo.jpg | cutout image > photo.png
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Iterable
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cutout.cli.render import BatchReport
+from cutout.cli.render import BatchReport, exit_on_sigterm
 from cutout.errors import UsageError
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ def image(
     report = BatchReport(
         total=len(jobs) if isinstance(jobs, list) else None, skipped=skipped, quiet=quiet or stream, watch=watch
     )
-    _exit_on_sigterm()
+    exit_on_sigterm()
     outcomes = process_images(
         jobs, session, options, batch_size=batch_size, workers=workers or default_workers(), fail_fast=fail_fast
     )
@@ -205,12 +204,3 @@ def _check_opaque(format_: str, options: RemoveOptions, opaque_only: bool) -> No
             f"{format_.upper()} has no transparency: give an opaque --bg (a colour, an image or blur), "
             "use --only-mask, or choose --format png or webp"
         )
-
-
-def _exit_on_sigterm() -> None:
-    """SIGTERM (e.g. from a job scheduler) stops a batch like Ctrl-C: cleanly, with a summary."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -102,3 +103,12 @@ def _describe(outcome: Outcome) -> str:
     """``name: reason``, without repeating the name when the reason already starts with it."""
     name, reason = outcome.job.name, outcome.reason
     return escape(reason if reason.startswith(name) else f"{name}: {reason}")
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (e.g. from a job scheduler) stops a command like Ctrl-C: cleanly, with a summary."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -122,10 +122,10 @@ def _video_background(bg: str | None) -> Path | None:
 def _run(
     source: Path, target: Path, session: Session, options: VideoOptions, kind: str, console: Console, quiet: bool
 ) -> VideoSummary:
-    from cutout.cli.image import _exit_on_sigterm
+    from cutout.cli.render import exit_on_sigterm
     from cutout.video import process_video as process
 
-    _exit_on_sigterm()
+    exit_on_sigterm()
     if quiet or not console.is_terminal:
         return process(source, target, session, options, kind=kind)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"))
