@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from cutout.registry import InputRule, ModelSpec
+from cutout.registry import InputRule, ModelSpec, Normalization
 
 _PIL_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
 
@@ -84,25 +84,37 @@ def model_input(spec: ModelSpec, rgb: np.ndarray | Image.Image, size: tuple[int,
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
     full_height, full_width = size or ((rgb.height, rgb.width) if isinstance(rgb, Image.Image) else rgb.shape[:2])
     height, width = plan_input_size(spec.input, full_height, full_width)
-    norm = spec.normalization
-    mean = np.asarray(norm.mean, dtype=np.float64).reshape(3, 1, 1)
-    std = np.asarray(norm.std, dtype=np.float64).reshape(3, 1, 1)
     if spec.input.resample == "area":
         # MODNet: normalise first, then average-resize the float tensor (the official order).
         assert isinstance(rgb, np.ndarray)
-        scaled = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
-        chw = area_resize((scaled - mean.astype(np.float32)) / std.astype(np.float32), height, width)
+        chw = area_resize(normalize_pixels(spec.normalization, rgb), height, width)
     else:
         # U2-Net / rembg: resize in uint8 with Pillow, divide by the image's own max, ImageNet stats in float64.
         # reducing_gap: big photos are first shrunk by an integer box filter to >= 3x the target, then resampled
         # (Pillow's fast path; several times faster on 12 MP, visually identical). Below 3x it is the exact resize.
         pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
         resized = pil.resize((width, height), _PIL_RESAMPLE[spec.input.resample], reducing_gap=3.0)
-        array = np.asarray(resized).astype(np.float64)
-        scale = float(array.max()) if norm.divide_by == "max" else 255.0
-        chw = (array / max(scale, 1e-6)).transpose(2, 0, 1)
-        chw = (chw - mean) / std
+        chw = normalize_pixels(spec.normalization, np.asarray(resized))
     return np.ascontiguousarray(chw[None], dtype=np.float32)
+
+
+def normalize_pixels(norm: Normalization, rgb: np.ndarray) -> np.ndarray:
+    """Pixel values to network values, at whatever size ``rgb`` already has (training uses this too).
+
+    ``max``: divide by the image's own maximum, then (x - mean) / std in float64 (U2-Net, as rembg);
+    ``255``: (x / 255 - mean) / std in float32 (MODNet).
+
+    Shape: (H, W, 3) uint8 -> (3, H, W) float32.
+    """
+    if norm.divide_by == "max":
+        array = rgb.astype(np.float64)
+        chw = (array / max(float(array.max()), 1e-6)).transpose(2, 0, 1)
+        mean, std = np.reshape(norm.mean, (3, 1, 1)), np.reshape(norm.std, (3, 1, 1))
+        return np.ascontiguousarray((chw - mean) / std, dtype=np.float32)
+    scaled = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+    mean32 = np.asarray(norm.mean, np.float32).reshape(3, 1, 1)
+    std32 = np.asarray(norm.std, np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray((scaled - mean32) / std32)
 
 
 def mask_from_output(spec: ModelSpec, prediction: np.ndarray, height: int, width: int) -> np.ndarray:

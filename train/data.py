@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cutout.errors import UsageError
+from cutout.preprocess import normalize_pixels
 from cutout.registry import ModelSpec, Normalization
 from train import datasets as layouts
 from train.datasets import Pair, Split
@@ -66,18 +67,9 @@ class Normalizer:
     normalization: Normalization | None = None
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        norm = self.normalization
-        if norm is None:
+        if self.normalization is None:
             return rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
-        if norm.divide_by == "max":
-            array = rgb.astype(np.float64)
-            chw = (array / max(float(array.max()), 1e-6)).transpose(2, 0, 1)
-            mean, std = np.reshape(norm.mean, (3, 1, 1)), np.reshape(norm.std, (3, 1, 1))
-            return np.ascontiguousarray((chw - mean) / std, dtype=np.float32)
-        scaled = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
-        mean32 = np.asarray(norm.mean, np.float32).reshape(3, 1, 1)
-        std32 = np.asarray(norm.std, np.float32).reshape(3, 1, 1)
-        return np.ascontiguousarray((scaled - mean32) / std32)
+        return normalize_pixels(self.normalization, rgb)
 
 
 def normalizer_for(spec: ModelSpec) -> Normalizer:
