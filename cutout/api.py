@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from cutout.io.images import ImageLike, load_image, rgb_array
 from cutout.options import RemoveOptions
 from cutout.preprocess import mask_from_output, model_input
 from cutout.refine import clean_mask
+from cutout.refine.foreground import estimate_foreground
+from cutout.refine.refiner import REFINE_METHODS, MNetRefiner, refine_mask
 from cutout.registry import DEFAULT_MODEL, SPECS, ModelSpec, get_spec, spec_from_file
 
 __all__ = ["Job", "Outcome", "Session", "make_options", "new_session", "process_images", "remove", "spec_for"]
@@ -63,6 +66,8 @@ def make_options(options: RemoveOptions | None = None, **changes: Any) -> Remove
     unknown = set(changes) - {f.name for f in dataclasses.fields(RemoveOptions)}
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))}; see cutout.options.RemoveOptions")
+    if changes.get("refine", REFINE_METHODS[0]) not in REFINE_METHODS:
+        raise UsageError(f"unknown refinement {changes['refine']!r}; use one of {', '.join(REFINE_METHODS)}")
     return dataclasses.replace(options or RemoveOptions(), **changes)
 
 
@@ -82,6 +87,30 @@ class Session:
         self.predictor: Predictor = create_predictor(
             self.spec, backend=backend, device=device, weights=weights, threads=threads
         )
+        self._settings = {"backend": backend, "device": device, "threads": threads}
+        self._refiners: dict[str, MNetRefiner] = {}
+        self._refiners_lock = threading.Lock()
+
+    def load_for(self, options: RemoveOptions) -> None:
+        """Load what ``options`` need besides the model (the MNet refiner), so a missing one fails before any work."""
+        if options.refine == "mnet":
+            self.refiner(options.refiner)
+
+    def refiner(self, model: str | Path) -> MNetRefiner:
+        """The MNet refiner ``model`` (a trained model's name, folder or weights file), loaded once."""
+        with self._refiners_lock:
+            key = str(model)
+            if key not in self._refiners:
+                try:
+                    spec, weights = spec_for(model)
+                except UsageError as error:
+                    raise UsageError(
+                        f"no MNet refiner {key!r} ({error}). Train one with `cutout train --model mnet "
+                        f"--data dim:FOLDER --name {key}`, or pass --refiner NAME|FOLDER|FILE"
+                    ) from None
+                predictor = create_predictor(spec, weights=weights, **self._settings)  # type: ignore[arg-type]
+                self._refiners[key] = MNetRefiner(predictor)
+            return self._refiners[key]
 
     def masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Masks for RGB arrays; images with the same network input size run as one batch.
@@ -118,16 +147,36 @@ class Session:
         """The 8-bit mask of one image. Shape: (H, W) uint8."""
         return self.masks([rgb_array(load_image(image))])[0]
 
+    def finish_mask(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
+        """The network's mask after the clean-up and edge refinement that ``options`` ask for.
+
+        Shape: rgb (H, W, 3), mask (H, W) -> (H, W) uint8.
+        """
+        if options.post_process:
+            mask = clean_mask(mask)
+        refiner = self.refiner(options.refiner) if options.refine == "mnet" else None
+        return refine_mask(rgb, mask, options.refine, refiner)  # type: ignore[arg-type]
+
+    def finish(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> tuple[np.ndarray, np.ndarray]:
+        """The subject's colours and its final mask: refined, and with the old background's colour taken out of
+        the soft edge (foreground estimation) unless ``options`` turn that off.
+
+        Shape: rgb (H, W, 3), mask (H, W) -> (H, W, 3), (H, W) uint8.
+        """
+        mask = self.finish_mask(rgb, mask, options)
+        if options.foreground_estimation and not options.only_mask:
+            rgb = estimate_foreground(rgb, mask)
+        return rgb, mask
+
     def render(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
         """The result for an image and its mask: the mask, an RGBA cutout, or the subject over a background.
 
         Shape: rgb (H, W, 3), mask (H, W) -> (H, W), (H, W, 3) or (H, W, 4) uint8.
         """
-        if options.post_process:
-            mask = clean_mask(mask)
+        colours, mask = self.finish(rgb, mask, options)
         if options.only_mask:
             return mask
-        return compose(rgb, mask, options.background)
+        return compose(colours, mask, options.background)
 
     def remove(self, image: ImageLike, options: RemoveOptions | None = None, **changes: Any) -> ImageLike:
         """Cut out one image. Keyword arguments are :class:`RemoveOptions` fields (``bg`` may be a string)."""
@@ -174,6 +223,8 @@ def remove(
     only_mask: bool | None = None,
     bg: str | Background | None = None,
     post_process: bool | None = None,
+    refine: str | None = None,
+    foreground_estimation: bool | None = None,
 ) -> ImageLike:
     """Cut the subject out of ``image``: an RGBA cutout, the subject over ``bg``, or the mask.
 
@@ -185,11 +236,19 @@ def remove(
         only_mask: return the (H, W) mask.
         bg: a colour (``"white"``, ``"#00ff00"``, ``"0,0,0,128"``), an image path, or ``"blur"``.
         post_process: clean the mask with a morphological opening (like rembg's ``-ppm``).
+        refine: edge refinement: ``"none"``, ``"guided"`` or ``"mnet"`` (see :class:`RemoveOptions`).
+        foreground_estimation: take the old background's colour out of soft edges (default on).
 
     Returns:
         An array for an array, a PIL image for a PIL image, PNG bytes for bytes or a path.
     """
     session = session or Session(model, backend=backend, device=device)
-    given = {"only_mask": only_mask, "post_process": post_process, "bg": bg}
+    given = {
+        "only_mask": only_mask,
+        "post_process": post_process,
+        "bg": bg,
+        "refine": refine,
+        "foreground_estimation": foreground_estimation,
+    }
     changes = {key: value for key, value in given.items() if value is not None}
     return session.remove(image, options, **changes)

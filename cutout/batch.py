@@ -27,7 +27,6 @@ from cutout.io.images import encode_image, full_size, icc_profile, load_image, r
 from cutout.options import RemoveOptions
 from cutout.pipeline import batched, parallel_map
 from cutout.preprocess import mask_from_output, model_input
-from cutout.refine import clean_mask
 
 if TYPE_CHECKING:
     from cutout.api import Session
@@ -186,7 +185,7 @@ def _encode(
 ) -> bytes:
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
-        return encode_cutout_png(rgb, clean_mask(mask) if options.post_process else mask, icc_profile=icc)
+        return encode_cutout_png(*session.finish(rgb, mask, options), icc_profile=icc)
     return encode_image(session.render(rgb, mask, options), format, icc_profile=icc)
 
 

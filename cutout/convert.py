@@ -77,7 +77,7 @@ def export_onnx(model: torch.nn.Module, path: Path, *, opset: int = 17, metadata
     import torch
 
     model = model.eval().float().cpu()
-    dummy = torch.zeros(1, 3, 320, 320)
+    dummy = torch.zeros(1, getattr(model, "in_channels", 3), 320, 320)  # MNet: RGB + one-hot trimap
     with torch.inference_mode():
         n_outputs = len(_as_tuple(model(dummy)))
     output_names = [f"output{i}" for i in range(n_outputs)]
@@ -120,7 +120,7 @@ def load_torch_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
 
     from cutout.models import build_model, load_checkpoint
 
-    model = build_model(spec.architecture)
+    model = build_model(spec.architecture, width=spec.width)
     state: Any
     if weights.suffix == ".onnx":
         state = onnx_to_state_dict(weights, spec.architecture)

@@ -16,6 +16,11 @@ from cutout.compose import Background
 #: but still refuses decompression bombs. ``--max-pixels`` raises it.
 DEFAULT_MAX_PIXELS = 250_000_000
 
+#: Default --refine; chosen by measurement on ../shared/eval/matting (tests/benchmarks/eval_refine.py), see README.
+DEFAULT_REFINE = "none"
+#: Default --refiner: the MNet that ``--refine mnet`` uses (a model name, a model folder or a weights file).
+DEFAULT_REFINER = "mnet"
+
 
 @dataclass(frozen=True)
 class RemoveOptions:
@@ -26,12 +31,19 @@ class RemoveOptions:
         background: None for a transparent cutout, else a colour, an image or a blur of the photo itself.
         post_process: morphological clean-up of the mask (like rembg's ``-ppm``).
         max_pixels: refuse images with more pixels than this (decompression-bomb guard).
+        refine: edge refinement of the mask: "none", "guided" (colour guided filter) or "mnet".
+        refiner: the MNet model for ``refine="mnet"`` (a trained model's name, its folder or a weights file).
+        foreground_estimation: re-estimate the subject's colours where the mask is soft, so no halo of the old
+            background shows on a cutout or a new background.
     """
 
     only_mask: bool = False
     background: Background | None = None
     post_process: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    refine: str = DEFAULT_REFINE
+    refiner: str = DEFAULT_REFINER
+    foreground_estimation: bool = True
 
 
 #: Default --temporal-smoothing: measured on DAVIS dance-twirl with u2netp (tests/benchmarks/bench_video.py),

@@ -135,6 +135,8 @@ class ModelSpec:
     #: where the weights of a model you trained live (None: the cache, for the built-in models)
     folder: Path | None = None
     num_classes: int = 1
+    #: MNet's channel multiplier (the other architectures have fixed widths)
+    width: float = 1.0
 
     def weight_file(self, format: WeightFormat) -> WeightFile | None:
         """The released file in ``format``, or None when that format is derived by conversion."""
@@ -302,7 +304,8 @@ def trained_specs() -> dict[str, ModelSpec]:
 def spec_from_file(path: Path) -> ModelSpec:
     """A trained model's spec from its ``spec.json``: the base architecture's rules, its own weights."""
     data: dict[str, Any] = json.loads(path.read_text())
-    base = SPECS["modnet" if data["architecture"] == "modnet" else "u2netp"]
+    # MNet is trained with MODNet's pixel normalisation (train.data.build_datasets)
+    base = SPECS["modnet" if data["architecture"] in ("modnet", "mnet") else "u2netp"]
     weights = tuple(
         WeightFile(w["format"], w["filename"], (f"sha256:{w['sha256']}",), int(w["size"]), ()) for w in data["weights"]
     )
@@ -321,6 +324,7 @@ def spec_from_file(path: Path) -> ModelSpec:
         weights=weights,
         folder=path.parent,
         num_classes=int(data.get("num_classes", 1)),
+        width=float(data.get("width", 1.0)),
     )
 
 

@@ -24,7 +24,6 @@ from cutout.errors import InputError, UsageError
 from cutout.options import VideoOptions
 from cutout.pipeline import batched, parallel_map, threaded
 from cutout.preprocess import model_input, normalize_prediction, resize_mask
-from cutout.refine import clean_mask
 from cutout.refine.temporal import TemporalSmoother, frame_signature
 
 if TYPE_CHECKING:
@@ -125,8 +124,7 @@ def cutout_frames(
             mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
             if backgrounds is not None and not options.remove.only_mask:
                 background = cover(next(backgrounds), *frame.rgb.shape[:2])
-                mask = clean_mask(mask) if options.remove.post_process else mask
-                yield over_background(frame.rgb, mask, background), frame.pts
+                yield over_background(*session.finish(frame.rgb, mask, options.remove), background), frame.pts
             else:
                 yield session.render(frame.rgb, mask, options.remove), frame.pts
 

@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,22 +23,20 @@ from cutout.registry import get_spec
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg"
 
 
-class FakeSession:
+class FakeSession(Session):
     """The model replaced by a left-half mask: everything else is the real pipeline."""
 
-    spec = get_spec("u2netp")
-    predictor = SimpleNamespace(concurrency=2)
+    def __init__(self) -> None:  # no model to load
+        self.spec = get_spec("u2netp")
+        self.predictor = SimpleNamespace(concurrency=2)  # type: ignore[assignment]
 
-    def predictions(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    def predictions(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = []
         for _ in inputs:
             prediction = np.zeros((320, 320), np.float32)
             prediction[:, :160] = 1.0
             out.append(prediction)
         return out
-
-    def render(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
-        return Session.render(self, rgb, mask, options)  # type: ignore[arg-type]
 
 
 def _run(jobs: list[Job], **kwargs: object) -> list:

@@ -45,14 +45,16 @@ def export_model(
     target = (folder or default_export_dir()) / name
     target.mkdir(parents=True, exist_ok=True)
     model = model.eval().float().cpu()
-    files = [("torch", save_torch(model.state_dict(), target / "model.pth"))]
-    if architecture != "mnet":
-        files.append(("onnx", export_onnx(_exportable(model), target / "model.onnx", metadata={"cutout.model": name})))
+    files = [
+        ("torch", save_torch(model.state_dict(), target / "model.pth")),
+        ("onnx", export_onnx(_exportable(model), target / "model.onnx", metadata={"cutout.model": name})),
+    ]
     spec = {
         "name": name,
         "architecture": architecture,
         "num_classes": num_classes,
         "input_size": input_size,
+        "width": float(getattr(model, "width", 1.0)),
         "description": f"{architecture} trained with cutout train",
         "license": "your own (trained with cutout train)",
         "weights": [

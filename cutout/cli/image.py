@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cutout.cli.options import DEFAULT_REFINE, DEFAULT_REFINER, ForegroundEstimation, Refine, Refiner
 from cutout.cli.render import BatchReport, exit_on_sigterm
 from cutout.errors import UsageError
 
@@ -71,6 +72,9 @@ def image(
         bool,
         typer.Option("--post-process", "-ppm", help="Clean the mask: remove specks, fill pinholes, sharpen the edge."),
     ] = False,
+    refine: Refine = DEFAULT_REFINE,
+    refiner: Refiner = DEFAULT_REFINER,
+    foreground_estimation: ForegroundEstimation = True,
     format: Annotated[
         str | None,
         typer.Option("--format", "-f", help="png, webp, jpg or tif (default: from the output's extension, else png)."),
@@ -106,7 +110,15 @@ def image(
     if format is not None and format.lower().replace("jpeg", "jpg").replace("tiff", "tif") not in _FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(_FORMATS)}")
     fmt = None if format is None else format.lower().replace("jpeg", "jpg").replace("tiff", "tif")
-    options = make_options(bg=bg, only_mask=only_mask, post_process=post_process, max_pixels=max_pixels)
+    options = make_options(
+        bg=bg,
+        only_mask=only_mask,
+        post_process=post_process,
+        max_pixels=max_pixels,
+        refine=refine,
+        refiner=refiner,
+        foreground_estimation=foreground_estimation,
+    )
     inputs, target = _split(paths or [], output)
     jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch)
     if isinstance(jobs, list):
@@ -115,6 +127,7 @@ def image(
         several = watch or not isinstance(jobs, list) or len(jobs) > 1
         threads = 1 if several else 0
     session = Session(model, backend=backend, device=device, threads=threads or None)
+    session.load_for(options)
     report = BatchReport(
         total=len(jobs) if isinstance(jobs, list) else None, skipped=skipped, quiet=quiet or stream, watch=watch
     )

@@ -23,7 +23,7 @@ HELP = """Train a model on a dataset, then use it at once with --model NAME.
 and backgrounds composited on the fly), labelme:FOLDER (JSON polygons), or a folder with images/ and masks/
 of matching names. The best checkpoint is exported as ONNX and torch weights under $CUTOUT_HOME/models/NAME
 (or --export-dir), where cutout image and cutout video find it. Ctrl-C saves a checkpoint; --resume
-continues exactly. Needs `pip install 'cutout[train]'`.
+continues exactly. Needs `pip install 'cutout\\[train]'`.
 
 Examples:\n
   cutout train --model u2netp --data ./products --init u2netp --epochs 20 --name products\n

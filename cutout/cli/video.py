@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cutout.cli.options import DEFAULT_REFINE, DEFAULT_REFINER, ForegroundEstimation, Refine, Refiner
 from cutout.errors import UsageError
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ def video(
     ] = None,
     only_mask: Annotated[bool, typer.Option("--only-mask", help="Write the grey matte instead.")] = False,
     post_process: Annotated[bool, typer.Option("--post-process", help="Clean the mask of each frame.")] = False,
+    refine: Refine = DEFAULT_REFINE,
+    refiner: Refiner = DEFAULT_REFINER,
+    foreground_estimation: ForegroundEstimation = True,
     model: Annotated[str, typer.Option("--model", "-m", help="Model name or .onnx/.pth file.")] = "u2netp",
     backend: Annotated[str, typer.Option(help="auto, onnx or torch.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -73,7 +77,14 @@ def video(
     from cutout.video import default_output, output_kind, parse_raw_size, process_raw
 
     background_video = _video_background(bg)
-    remove = make_options(bg=None if background_video else bg, only_mask=only_mask, post_process=post_process)
+    remove = make_options(
+        bg=None if background_video else bg,
+        only_mask=only_mask,
+        post_process=post_process,
+        refine=refine,
+        refiner=refiner,
+        foreground_estimation=foreground_estimation,
+    )
     options = VideoOptions(remove, background_video, temporal_smoothing, start, duration, batch_size)
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if raw is not None:
@@ -81,6 +92,7 @@ def video(
         if input != "-" or output not in (None, "-"):
             raise UsageError("--raw reads frames from stdin and writes them to stdout: cutout video - --raw WxH")
         session = Session(model, backend=backend, device=device, threads=1)
+        session.load_for(remove)
         process_raw(sys.stdin.buffer, sys.stdout.buffer, size, session, options)
         return
     source = Path(input)
@@ -93,6 +105,7 @@ def video(
         return
     # one CPU thread per frame, several frames at once: faster than one frame on all cores (see OnnxPredictor)
     session = Session(model, backend=backend, device=device, threads=1)
+    session.load_for(remove)
     summary = _run(source, target, session, options, kind, console, quiet)
     if not quiet or summary.interrupted:
         _report(console, summary)

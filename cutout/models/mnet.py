@@ -81,6 +81,18 @@ def mnet_input(image: Tensor, trimap: Tensor) -> Tensor:
     return torch.cat([image, trimap_one_hot(trimap).to(image.dtype)], dim=1)
 
 
+def _unpool(x: Tensor, indices: Tensor) -> Tensor:
+    """Max-unpooling of a 2x2 pooling: each value goes back to where its maximum was, zeros elsewhere.
+
+    The same as ``nn.MaxUnpool2d(2, 2)``, written as a scatter so that it exports to ONNX with dynamic sizes.
+
+    Shape: x, indices (N, C, h, w) -> (N, C, 2h, 2w).
+    """
+    batch, channels, height, width = x.shape
+    flat = x.new_zeros(batch, channels, 4 * height * width)
+    return flat.scatter(2, indices.flatten(2), x.flatten(2)).view(batch, channels, 2 * height, 2 * width)
+
+
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
     """Convolution (no bias: BatchNorm follows) + BatchNorm + ReLU, 'same' padding."""
     conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
@@ -109,7 +121,6 @@ class MNet(nn.Module):
             self.add_module(f"encode{index}", nn.Sequential(*layers))
             previous = out
         self.pool = nn.MaxPool2d(2, 2, return_indices=True)
-        self.unpool = nn.MaxUnpool2d(2, 2)
         # decode5 works at 1/16; decode{k} for k < 5 follows the unpooling that undoes pool k, so its input
         # has the channels of encode{k} and its output the channels of encode{k-1} (encode1's for decode1).
         self.decode5 = _conv_bn_relu(channels[4], channels[3], 5)
@@ -136,11 +147,11 @@ class MNet(nn.Module):
         Shape:
             x: (N, 6, H, W), any H and W; returns (N, 1, H, W) in (0, 1).
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
+        if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != self.in_channels):
             raise ValueError(f"MNet expects (N, {self.in_channels}, H, W): RGB + one-hot trimap; got {tuple(x.shape)}.")
         height, width = x.shape[2:]
         pad_bottom, pad_right = -height % MNET_STRIDE, -width % MNET_STRIDE
-        if pad_bottom or pad_right:
+        if torch.jit.is_tracing() or pad_bottom or pad_right:  # a traced export pads whatever the size
             x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")
         indices: list[Tensor] = []
         for level in range(1, 5):
@@ -148,6 +159,6 @@ class MNet(nn.Module):
             indices.append(index)
         x = self.decode5(self._stage("encode5", x))
         for level in range(4, 0, -1):
-            x = self._stage(f"decode{level}", self.unpool(x, indices[level - 1]))
+            x = self._stage(f"decode{level}", _unpool(x, indices[level - 1]))
         alpha = torch.sigmoid(self.alpha_head(x))
         return alpha[:, :, :height, :width]
