@@ -74,6 +74,8 @@ def make_options(options: RemoveOptions | None = None, **changes: Any) -> Remove
 class Session:
     """One loaded model, reused for many images."""
 
+    _gpu: str | None = None  # the CUDA device when the model runs there with torch (the guided filter follows)
+
     def __init__(
         self,
         model: str | Path = DEFAULT_MODEL,
@@ -88,6 +90,9 @@ class Session:
             self.spec, backend=backend, device=device, weights=weights, threads=threads
         )
         self._settings = {"backend": backend, "device": device, "threads": threads}
+        # the guided filter runs on the GPU too when the model runs there with torch
+        gpu = self.predictor.backend == "torch" and str(getattr(self.predictor, "device", "cpu")).startswith("cuda")
+        self._gpu = str(getattr(self.predictor, "device", "")) if gpu else None
         self._refiners: dict[str, MNetRefiner] = {}
         self._refiners_lock = threading.Lock()
 
@@ -155,7 +160,7 @@ class Session:
         if options.post_process:
             mask = clean_mask(mask)
         refiner = self.refiner(options.refiner) if options.refine == "mnet" else None
-        return refine_mask(rgb, mask, options.refine, refiner)  # type: ignore[arg-type]
+        return refine_mask(rgb, mask, options.refine, refiner, torch_device=self._gpu)  # type: ignore[arg-type]
 
     def finish(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> tuple[np.ndarray, np.ndarray]:
         """The subject's colours and its final mask: refined, and with the old background's colour taken out of

@@ -44,7 +44,9 @@ def _max_diff(model: torch.nn.Module, onnx_path: Path, shapes: list[tuple[int, .
 def test_u2netp_real_weights_export_agrees_with_torch(u2netp_onnx: Path, tmp_path: Path) -> None:
     model = load_torch_model(get_spec("u2netp"), u2netp_onnx)
     exported = export_onnx(model, tmp_path / "u2netp.onnx", metadata={"cutout.model": "u2netp"})
-    assert _max_diff(model, exported, [(1, 3, 320, 320), (2, 3, 288, 416)], modnet=False) <= 1e-4
+    # fp32 kernel noise: onnxruntime 1.32.0 differs from torch by up to 1.4e-4 on these random inputs;
+    # one 8-bit alpha level is 3.9e-3, so 5e-4 still holds the exported masks to the same pixels.
+    assert _max_diff(model, exported, [(1, 3, 320, 320), (2, 3, 288, 416)], modnet=False) <= 5e-4
 
 
 def test_modnet_export_agrees_with_torch_at_two_sizes(tmp_path: Path) -> None:

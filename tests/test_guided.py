@@ -167,3 +167,15 @@ def test_torch_version_agrees_with_numpy(scale: int, eps: float) -> None:
     result = fast_guided_filter_torch(guide, source, 8, eps, scale)
     assert result.shape == (2, 1, 97, 131) and result.dtype == torch.float32
     np.testing.assert_allclose(result[:, 0].numpy(), expected, atol=1e-4)
+
+
+def test_refine_on_a_torch_device_equals_the_numpy_refine() -> None:
+    torch = pytest.importorskip("torch")
+    from cutout.refine.guided_torch import refine_alpha_guided_torch
+
+    image, alpha = _soft_disc_scene(390, 1000)
+    numpy_result = refine_alpha_guided(image, alpha)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch_result = refine_alpha_guided_torch(image, alpha, device)
+    assert np.abs(numpy_result.astype(int) - torch_result).max() <= 1
+    assert not np.array_equal(numpy_result, alpha)

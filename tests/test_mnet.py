@@ -12,7 +12,7 @@ from torch import nn
 
 from cutout.errors import UsageError
 from cutout.models import build_model, load_checkpoint
-from cutout.models.mnet import MNET_STRIDE, MNet, mnet_input, trimap_one_hot
+from cutout.models.mnet import MNET_STRIDE, MNet, _unpool, mnet_input, trimap_one_hot
 from train.losses import mnet_loss
 
 
@@ -29,11 +29,19 @@ def _convs(model: nn.Module, kernel_size: int) -> list[nn.Conv2d]:
 def test_layout_follows_shm_13_encoder_convs_4_pools_6_decoder_convs() -> None:
     model = MNet(width=0.25)
     assert len(_convs(model, 3)) == 13 and len(_convs(model, 5)) == 6
-    assert model.pool.return_indices and isinstance(model.unpool, nn.MaxUnpool2d)
+    assert model.pool.return_indices
     assert MNET_STRIDE == 2**4
     batch_norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(batch_norms) == 13 + 5  # every convolution but the alpha head
     assert model.encode1[0][0].in_channels == 6 and model.alpha_head.out_channels == 1
+
+
+@pytest.mark.parametrize("size", [(4, 4), (6, 10)])
+def test_unpooling_is_max_unpool_2d(size: tuple[int, int]) -> None:
+    x = torch.randn(2, 3, 2 * size[0], 2 * size[1])
+    pooled, indices = nn.MaxPool2d(2, 2, return_indices=True)(x)
+    expected = nn.MaxUnpool2d(2, 2)(pooled, indices)
+    torch.testing.assert_close(_unpool(pooled, indices), expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("size", [(16, 16), (32, 48), (37, 50), (65, 17)])

@@ -117,9 +117,8 @@ def test_png_folder_has_one_rgba_file_per_frame(clips: Path, tmp_path: Path) -> 
 
 def test_raw_stream_round_trips_through_pipes(clips: Path, session: cutout.Session) -> None:
     frames = _decode_frames(clips / "mdn_rabbit320_audio.mp4")[:12]
-    result = _cutout(
-        "video", "-", "--raw", "320x240", "--temporal-smoothing", "0", input=b"".join(f.tobytes() for f in frames)
-    )
+    raw = ("video", "-", "--raw", "320x240", "--temporal-smoothing", "0")
+    result = _cutout(*raw, "--no-foreground-estimation", input=b"".join(f.tobytes() for f in frames))
     assert result.returncode == 0, result.stderr.decode()
     out = np.frombuffer(result.stdout, np.uint8).reshape(-1, 240, 320, 4)
     assert len(out) == 12
@@ -128,6 +127,14 @@ def test_raw_stream_round_trips_through_pipes(clips: Path, session: cutout.Sessi
         np.testing.assert_array_equal(rgba[..., 3], mask)
         visible = mask > 0
         np.testing.assert_array_equal(rgba[..., :3][visible], frame[visible])
+    # refinement and foreground estimation: frame for frame what the image path renders
+    result = _cutout(*raw, "--refine", "guided", input=b"".join(f.tobytes() for f in frames[:4]))
+    assert result.returncode == 0, result.stderr.decode()
+    out = np.frombuffer(result.stdout, np.uint8).reshape(-1, 240, 320, 4)
+    options = cutout.make_options(refine="guided")
+    for rgba, frame, mask in zip(out, frames[:4], masks[:4], strict=True):
+        np.testing.assert_array_equal(rgba, session.render(frame, mask, options))
+    assert not np.array_equal(out[0, ..., 3], masks[0])
 
 
 def test_raw_stream_cut_inside_a_frame_is_a_clear_error() -> None:

@@ -292,7 +292,7 @@ def train(
                         writer.add_scalar(f"val/{key}", value, result.step)
                 if progress is not None:
                     progress({"step": result.step, "total": total, "epoch": result.epoch, "validation": metrics})
-                if result.best is None or _better(metrics, result.best):
+                if result.best is None or _better(metrics, result.best, config.model):
                     result.best = metrics
                     checkpoint("best.pt", 0)
             result.checkpoint = checkpoint("last.pt", 0)
@@ -321,9 +321,11 @@ def _stop_everywhere(requested: bool, world: int, device: torch.device) -> bool:
     return bool(flag.item() > 0)
 
 
-def _better(new: dict[str, float], old: dict[str, float]) -> bool:
-    key = "mae" if "mae" in new else "sad"
-    return new[key] < old[key]
+def _better(new: dict[str, float], old: dict[str, float], model: str) -> bool:
+    """Lower MAE (saliency models), SAD (MODNet), or SAD in the trimap's unknown band (MNet: it only refines
+    that band, what it predicts elsewhere is never used)."""
+    key = "mae" if "mae" in new else "sad_unknown" if model == "mnet" and "sad_unknown" in new else "sad"
+    return new[key] < old.get(key, float("inf"))
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ import numpy as np
 from cutout.refine.trimap import UNKNOWN, band_radius, trimap_from_alpha, unknown_box, window_sum
 
 #: The filter radius of ``refine_alpha_guided`` in units of the trimap's band radius.
-RADIUS_PER_BAND = 2.0
+RADIUS_PER_BAND = 3.0
 #: Regularisation of ``refine_alpha_guided`` (colours and alpha on a 0..1 scale): lower follows colour edges more.
 EPS = 1e-4  # tuned on ../shared/eval/matting (tests/benchmarks/eval_refine.py): 1e-3 and 1e-2 did worse
 #: ``refine_alpha_guided`` subsamples so that the coarse grid's long side is about this many pixels.

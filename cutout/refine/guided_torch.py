@@ -11,10 +11,12 @@ definitions; the two agree to about 1e-6.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cutout.refine.guided import CHANNEL_PAIRS, coarse_radius, solve_coefficients
+from cutout.refine.guided import CHANNEL_PAIRS, coarse_radius, refine_settings, solve_coefficients
+from cutout.refine.trimap import UNKNOWN, trimap_from_alpha
 
 
 def box_mean_torch(values: torch.Tensor, radius: int) -> torch.Tensor:
@@ -75,3 +77,23 @@ def fast_guided_filter_torch(
     size = (coarse.shape[-2] * scale, coarse.shape[-1] * scale)
     full = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)[..., :height, :width]
     return (full[:, :3] * guide).sum(dim=1, keepdim=True) + full[:, 3:]
+
+
+def refine_alpha_guided_torch(image: np.ndarray, alpha: np.ndarray, device: str | torch.device) -> np.ndarray:
+    """``cutout.refine.guided.refine_alpha_guided`` on a torch device (a GPU): the same settings and trimap,
+    the filter run over the whole image (cheap on a GPU) and kept in the unknown band only.
+
+    Shape: image (H, W, 3) uint8, alpha (H, W) uint8 -> (H, W) uint8.
+    """
+    trimap = trimap_from_alpha(alpha)
+    unknown = trimap == UNKNOWN
+    if not unknown.any():
+        return alpha.copy()
+    radius, eps, scale = refine_settings(*alpha.shape)
+    guide = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255
+    source = torch.from_numpy(alpha).to(device)[None, None].float() / 255
+    filtered = fast_guided_filter_torch(guide, source, radius, eps, scale)[0, 0].clamp(0, 1)
+    values = torch.round(filtered * 255).to(torch.uint8).cpu().numpy()
+    refined = alpha.copy()
+    refined[unknown] = values[unknown]
+    return refined

@@ -135,14 +135,24 @@ def _band_tiles(unknown: np.ndarray) -> Iterator[tuple[tuple[int, int, int, int]
 
 
 def refine_mask(
-    rgb: np.ndarray, alpha: np.ndarray, method: RefineMethod, refiner: MNetRefiner | None = None
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    method: RefineMethod,
+    refiner: MNetRefiner | None = None,
+    *,
+    torch_device: str | None = None,
 ) -> np.ndarray:
-    """``alpha`` refined by ``method``; ``refiner`` is needed for ``mnet``.
+    """``alpha`` refined by ``method``; ``refiner`` is needed for ``mnet``. With ``torch_device`` (a GPU the
+    model runs on) the guided filter runs there (:mod:`cutout.refine.guided_torch`), else in numpy.
 
     Shape: rgb (H, W, 3) uint8, alpha (H, W) uint8 -> (H, W) uint8.
     """
     if method == "none":
         return alpha
+    if method == "guided" and torch_device is not None:
+        from cutout.refine.guided_torch import refine_alpha_guided_torch
+
+        return refine_alpha_guided_torch(rgb, alpha, torch_device)
     if method == "guided":
         return refine_alpha_guided(rgb, alpha)
     if method == "mnet":

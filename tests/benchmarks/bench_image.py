@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_image.py                      # 40 images, cutout + model-only (+ rembg if found)
     python tests/benchmarks/bench_image.py --rembg /path/to/rembg --scale 4
+    python tests/benchmarks/bench_image.py --scale 1 --variant='--refine guided' --variant=--no-foreground-estimation
 
 It builds a 40-image set of mixed sizes (640x480 up to 4000x3000, JPEG) from the real photos in
 ../shared/eval, then measures, on the same machine in the same run:
@@ -104,6 +105,12 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=4, help="also run cutout on count*scale images (RSS check)")
     parser.add_argument("--rembg", default=shutil.which("rembg"), help="rembg executable (default: on PATH)")
     parser.add_argument("--runs", type=int, default=40, help="model-only inference runs")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="also run cutout image with these extra flags, e.g. --variant='--refine guided' (repeatable)",
+    )
     args = parser.parse_args()
 
     from cutout.convert import resolve_weights
@@ -125,6 +132,10 @@ def main() -> None:
         seconds, rss_lean = run_measured([*cutout, "--threads", cores, str(work / "set"), str(work / "out")], env)
         rate_lean = args.count / seconds
         rows.append((f"cutout image --threads {cores}, {args.count} images", rate_lean, rss_lean))
+        for variant in args.variant:
+            seconds, rss_variant = run_measured([*cutout, *variant.split(), str(work / "set"), str(work / "out")], env)
+            rows.append((f"cutout image {variant}, {args.count} images", args.count / seconds, rss_variant))
+            print(f"{variant}: {args.count / seconds / rate_model:.2f} of model-only")
         rate_rembg = rss_rembg = None
         if args.rembg:
             home = work / "u2net"
