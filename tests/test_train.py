@@ -247,3 +247,13 @@ def test_two_processes_take_the_same_steps_as_one_with_double_batch(tiny: Path, 
         float((one["model"][k].float() - two["model"][k].float()).abs().max()) for k in one["model"] if "weight" in k
     )
     assert worst < 0.05
+
+
+def test_the_summary_says_how_to_use_the_exported_model(capsys: pytest.CaptureFixture[str]) -> None:
+    from cutout.cli.train import _summary
+    from train.loop import TrainResult
+
+    hints = {"u2netp": "use it with --model shapes", "mnet": "use it with --refine mnet --refiner shapes"}
+    for model, hint in hints.items():
+        _summary(TrainResult(step=3, exported=Path("models") / "shapes"), model)
+        assert hint in capsys.readouterr().err

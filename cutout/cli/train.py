@@ -95,7 +95,7 @@ def train(
     result = _with_progress(run, config, resume)
     rank0 = os.environ.get("RANK", "0") == "0"
     if rank0:
-        _summary(result)
+        _summary(result, config.model)
     raise typer.Exit(130 if result.interrupted else 0)
 
 
@@ -158,7 +158,7 @@ def _format_validation(event: dict[str, Any]) -> str:
     return f"epoch {event['epoch']} validation: {values}"
 
 
-def _summary(result: Any) -> None:
+def _summary(result: Any, model: str) -> None:
     from rich.console import Console
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -168,4 +168,6 @@ def _summary(result: Any) -> None:
         return
     console.print(f"trained {result.step} steps ({result.images_per_second:.1f} img/s); best validation: {result.best}")
     if result.exported:
-        console.print(f"exported to {result.exported}; use it with --model {result.exported.name}")
+        name = result.exported.name
+        use = f"--refine mnet --refiner {name}" if model == "mnet" else f"--model {name}"
+        console.print(f"exported to {result.exported}; use it with {use}")
