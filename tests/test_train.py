@@ -257,3 +257,12 @@ def test_the_summary_says_how_to_use_the_exported_model(capsys: pytest.CaptureFi
     for model, hint in hints.items():
         _summary(TrainResult(step=3, exported=Path("models") / "shapes"), model)
         assert hint in capsys.readouterr().err
+
+
+def test_the_best_checkpoint_is_chosen_by_the_metric_the_model_is_used_for() -> None:
+    from train.loop import _better
+
+    matting_new, matting_old = {"sad": 50.0, "sad_unknown": 2.0}, {"sad": 40.0, "sad_unknown": 3.0}
+    assert _better(matting_new, matting_old, "mnet")  # MNet only refines the unknown band
+    assert not _better(matting_new, matting_old, "modnet")  # MODNet's whole matte counts
+    assert _better({"mae": 0.1}, {"mae": 0.2}, "u2netp") and not _better({"mae": 0.3}, {"mae": 0.2}, "u2netp")
