@@ -129,8 +129,11 @@ def test_a_hard_alpha_returns_the_input_values(level: int) -> None:
     assert not np.array_equal(out[0, 0], image[0, 0])  # a new array
 
 
-@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 7), (9, 1), (1, 300), (300, 1), (2, 3), (33, 65)])
-def test_odd_sizes(height: int, width: int) -> None:
+ODD_SIZES = [(1, 1), (1, 7), (9, 1), (1, 300), (300, 1), (2, 3), (33, 65)]
+
+
+def _check_odd_size(height: int, width: int) -> None:
+    """Any size works, and hard pixels keep the image's colours."""
     rng = np.random.default_rng(height * 1000 + width)
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     alpha = rng.choice(np.array([0, 255, 40, 128, 220], np.uint8), (height, width))
@@ -138,6 +141,11 @@ def test_odd_sizes(height: int, width: int) -> None:
     assert out.dtype == np.uint8 and out.shape == image.shape
     hard = (alpha < SOFT_LOW) | (alpha > SOFT_HIGH)
     np.testing.assert_array_equal(out[hard], image[hard])
+
+
+@pytest.mark.parametrize(("height", "width"), ODD_SIZES)
+def test_odd_sizes(height: int, width: int) -> None:
+    _check_odd_size(height, width)
 
 
 def test_a_strided_view_gives_the_same_result_as_a_copy() -> None:
@@ -249,16 +257,10 @@ def test_a_strand_between_the_samples_takes_the_large_pass_colours(sampled: Call
 
 
 @pytest.mark.parametrize("step", [2, 3])
-@pytest.mark.parametrize(("height", "width"), [(1, 1), (1, 7), (9, 1), (1, 300), (300, 1), (2, 3), (33, 65)])
+@pytest.mark.parametrize(("height", "width"), ODD_SIZES)
 def test_sampled_odd_sizes(sampled: Callable[[int, int, int], None], step: int, height: int, width: int) -> None:
     sampled(step, height, width)
-    rng = np.random.default_rng(height * 1000 + width)
-    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    alpha = rng.choice(np.array([0, 255, 40, 128, 220], np.uint8), (height, width))
-    out = estimate_foreground(image, alpha)
-    assert out.dtype == np.uint8 and out.shape == image.shape
-    hard = (alpha < SOFT_LOW) | (alpha > SOFT_HIGH)
-    np.testing.assert_array_equal(out[hard], image[hard])
+    _check_odd_size(height, width)
 
 
 @pytest.mark.parametrize("level", [0, 255])
