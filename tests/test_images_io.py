@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, features
 
+from cutout.compose import compose
 from cutout.errors import InputError, OutputError, UsageError
 from cutout.io import encode, images
 from cutout.io.images import (
@@ -281,6 +282,20 @@ def test_our_png_decodes_bit_exactly(shape: tuple[int, ...], monkeypatch: pytest
         image = Image.open(io.BytesIO(encode_image(array, "png")))
         assert image.mode == {1: "L", 3: "RGB", 4: "RGBA"}[1 if len(shape) == 2 else shape[2]]
         np.testing.assert_array_equal(np.asarray(image), array)
+
+
+def test_the_fused_cutout_png_is_exactly_the_composed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (41, 29, 3), dtype=np.uint8)
+    alpha = rng.choice(np.array([0, 0, 1, 128, 254, 255], np.uint8), (41, 29))
+    for block_bytes in (1 << 20, 300):  # one block, and many
+        monkeypatch.setattr(encode, "_PNG_BLOCK_BYTES", block_bytes)
+        fused = encode.encode_cutout_png(rgb, alpha, icc_profile=SRGB)
+        assert fused == encode_image(compose(rgb, alpha, None), "png", icc_profile=SRGB)
+    decoded = np.asarray(Image.open(io.BytesIO(fused)))
+    np.testing.assert_array_equal(decoded[..., 3], alpha)
+    np.testing.assert_array_equal(decoded[alpha > 0][:, :3], rgb[alpha > 0])
+    assert not decoded[alpha == 0].any()
 
 
 def test_png_rows_use_the_up_filter_after_the_first() -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cutout.compose import cutout_rgba
 from cutout.errors import OutputError, UsageError
 
 _deflate: types.ModuleType
@@ -135,11 +136,7 @@ def encode_cutout_png(rgb: np.ndarray, alpha: np.ndarray, *, icc_profile: bytes 
     height, width = alpha.shape
 
     def block(top: int, bottom: int) -> np.ndarray:
-        rgba = np.empty((bottom - top, width, 4), np.uint8)
-        rgba[..., :3] = rgb[top:bottom]
-        rgba[..., 3] = alpha[top:bottom]
-        rgba.view(np.uint32).reshape(bottom - top, width)[alpha[top:bottom] == 0] = 0  # as compose() does
-        return rgba.reshape(bottom - top, width * 4)
+        return cutout_rgba(rgb[top:bottom], alpha[top:bottom]).reshape(bottom - top, width * 4)
 
     return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1)
 
