@@ -18,6 +18,7 @@ from train.losses import (
     mnet_loss,
     modnet_losses,
     modnet_semantic_target,
+    soft_iou_loss,
     u2net_loss,
     u2net_loss_parts,
     unknown_region,
@@ -50,6 +51,24 @@ def test_u2net_loss_parts_are_named_in_forward_logits_order_and_sum_to_the_loss(
     assert torch.allclose(torch.stack(list(parts.values())).sum(), u2net_loss(logits, target))
     # each term only sees its own map: the fused map (index 0, logit 0) costs log 2 whatever the target
     assert parts["fused"].item() == pytest.approx(math.log(2))
+
+
+def test_soft_iou_loss_hand_computed_and_added_to_every_bce_term() -> None:
+    target = torch.zeros(2, 1, 2, 2)
+    target[0, 0, 0] = 1.0  # image 0: two of four pixels; image 1: empty
+    logits = torch.zeros(2, 1, 2, 2)  # p = 0.5 everywhere
+    # image 0: intersection 1, union 2 + 2 * 0.5 = 3 -> 1 - 2/4; image 1: intersection 0, union 2 -> 1 - 1/3
+    assert soft_iou_loss(logits, target).item() == pytest.approx(((1 - 2 / 4) + (1 - 1 / 3)) / 2)
+    assert soft_iou_loss(torch.full_like(target, -30.0)[1:], target[1:]).item() == pytest.approx(0.0, abs=1e-9)
+    perfect = (target * 2 - 1) * 30.0
+    assert soft_iou_loss(perfect, target).item() == pytest.approx(0.0, abs=1e-6)
+    maps = [torch.full_like(target, float(i) - 3) for i in range(7)]
+    with_iou = u2net_loss_parts(maps, target, iou=True)
+    for (name, plain), item in zip(u2net_loss_parts(maps, target).items(), maps, strict=True):
+        assert with_iou[name].item() == pytest.approx(plain.item() + soft_iou_loss(item, target).item())
+    multiclass = [torch.zeros(1, 3, 2, 2, requires_grad=True) for _ in range(7)]
+    classes = torch.zeros(1, 2, 2, dtype=torch.long)
+    assert u2net_loss(multiclass, classes, iou=True).item() == pytest.approx(u2net_loss(multiclass, classes).item())
 
 
 def test_u2net_loss_with_a_soft_target_is_minimal_at_its_logit() -> None:

@@ -45,6 +45,7 @@ class TrainConfig:
     amp: bool | None = None
     num_classes: int = 1
     mnet_width: float = 0.25
+    iou_loss: bool = False
     val_fraction: float = 0.1
     export: bool = True
     validate_first: bool = False

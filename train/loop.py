@@ -248,7 +248,7 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(result.step, base_lr, config.warmup_steps, total)
                 with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
-                    loss, parts = compute_loss(trainee, config.model, batch)
+                    loss, parts = compute_loss(trainee, config.model, batch, config.iou_loss)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"the loss became {float(loss)} at step {result.step}; lower --lr")
                 optimizer.zero_grad(set_to_none=True)

@@ -2,7 +2,9 @@
 
 * :func:`u2net_loss` — U-2-Net's deep supervision (Qin et al. 2020): the sum of one BCE per output map
   (the fused map and the six side maps), computed from logits for numerical stability; cross-entropy for
-  multi-class heads. :func:`u2net_loss_parts` gives the seven terms by name for logging.
+  multi-class heads. :func:`u2net_loss_parts` gives the seven terms by name for logging. With ``iou=True``
+  each one-channel term adds BASNet's soft IoU loss (Qin et al. 2019, "hybrid loss"), 1 - sum(p t) /
+  sum(p + t - p t) per image: it weighs a map's region as a whole, so small objects count as much as big ones.
 * :func:`modnet_losses` — MODNet's three sub-objectives (Ke et al. 2022): semantic (L2 at 1/16 against a
   blurred, downsampled matte), detail (L1 inside the trimap's transition band) and matte (L1 plus
   compositional L1, with the band weighted more).
@@ -36,6 +38,7 @@ __all__ = [
     "mnet_loss",
     "modnet_losses",
     "modnet_semantic_target",
+    "soft_iou_loss",
     "u2net_loss",
     "u2net_loss_parts",
     "unknown_region",
@@ -69,10 +72,25 @@ def _expect_map(name: str, tensor: Tensor, channels: int, like: Tensor | None = 
 # --- U-2-Net --------------------------------------------------------------------------------------------
 
 
-def _u2net_term(logits: Tensor, target: Tensor) -> Tensor:
-    if logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(logits, target)
-    return F.cross_entropy(logits, target)
+def _u2net_term(logits: Tensor, target: Tensor, iou: bool = False) -> Tensor:
+    if logits.shape[1] != 1:
+        return F.cross_entropy(logits, target)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    return bce + soft_iou_loss(logits, target) if iou else bce
+
+
+def soft_iou_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """BASNet's IoU loss: 1 - sum(p t) / sum(p + t - p t) per image, p = sigmoid(logits), averaged over the batch.
+
+    An image whose target and prediction are both empty costs nothing.
+
+    Shape: logits, target (N, 1, H, W), target in [0, 1] -> scalar.
+    """
+    prob = torch.sigmoid(logits.float())
+    target = target.float()
+    intersection = (prob * target).sum(dim=(1, 2, 3))
+    union = (prob + target - prob * target).sum(dim=(1, 2, 3))
+    return (1 - (intersection + 1) / (union + 1)).mean()
 
 
 def _check_u2net_inputs(logits: Sequence[Tensor], target: Tensor) -> None:
@@ -94,11 +112,11 @@ def _check_u2net_inputs(logits: Sequence[Tensor], target: Tensor) -> None:
         _expect(target.dtype == torch.long and target.shape == (n, height, width), "target", expected, target)
 
 
-def u2net_loss_parts(logits: Sequence[Tensor], target: Tensor) -> dict[str, Tensor]:
+def u2net_loss_parts(logits: Sequence[Tensor], target: Tensor, iou: bool = False) -> dict[str, Tensor]:
     """The deep-supervision terms, one mean-reduced loss per output map, keyed "fused", "side1", ...
 
-    One channel: binary cross-entropy with logits against a soft or hard target in [0, 1]. C > 1 channels:
-    cross-entropy against class indices.
+    One channel: binary cross-entropy with logits against a soft or hard target in [0, 1] (plus
+    :func:`soft_iou_loss` with ``iou``). C > 1 channels: cross-entropy against class indices.
 
     Shape:
         logits: a sequence (fused first, as ``forward_logits`` returns it) of (N, C, H, W) tensors;
@@ -106,16 +124,16 @@ def u2net_loss_parts(logits: Sequence[Tensor], target: Tensor) -> dict[str, Tens
     """
     _check_u2net_inputs(logits, target)
     names = [U2NET_OUTPUT_NAMES[i] if i < len(U2NET_OUTPUT_NAMES) else f"side{i}" for i in range(len(logits))]
-    return {name: _u2net_term(item, target) for name, item in zip(names, logits, strict=True)}
+    return {name: _u2net_term(item, target, iou) for name, item in zip(names, logits, strict=True)}
 
 
-def u2net_loss(logits: Sequence[Tensor], target: Tensor) -> Tensor:
+def u2net_loss(logits: Sequence[Tensor], target: Tensor, iou: bool = False) -> Tensor:
     """U-2-Net's training loss: the sum of the per-output terms of :func:`u2net_loss_parts`.
 
     Shape:
         as for :func:`u2net_loss_parts`; returns a scalar.
     """
-    return torch.stack(list(u2net_loss_parts(logits, target).values())).sum()
+    return torch.stack(list(u2net_loss_parts(logits, target, iou).values())).sum()
 
 
 # --- trimaps and blurring ---------------------------------------------------------------------------------

@@ -49,12 +49,14 @@ def unnormalize(image: Tensor, architecture: str) -> Tensor:
     return (image * std + mean).clamp(0, 1)  # up to the image's own max, which U2-Net divided by
 
 
-def compute_loss(trainee: nn.Module, architecture: str, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-    """The loss of one batch and its parts (for logging)."""
+def compute_loss(
+    trainee: nn.Module, architecture: str, batch: dict[str, Tensor], iou: bool = False
+) -> tuple[Tensor, dict[str, float]]:
+    """The loss of one batch and its parts (for logging); ``iou`` adds the IoU term to U-2-Net's BCE terms."""
     image, mask = batch["image"], batch["mask"]
     if architecture in ("u2net", "u2netp"):
         outputs = trainee(image)
-        loss = u2net_loss(outputs, mask)
+        loss = u2net_loss(outputs, mask, iou=iou)
         return loss, {"loss": float(loss.detach())}
     trimap = batch.get("trimap")
     if trimap is None:

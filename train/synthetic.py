@@ -1,8 +1,9 @@
 """Generated training data: shapes with soft edges on textured backgrounds, as image/mask folders.
 
-Each image is one or two shapes (ellipses, polygons; blurred, anti-aliased edges) of a plainly lit colour over a
-background of gradients, stripes and noise. With ``hair`` the shapes grow thin curved strands, drawn at 4x and
-reduced, so the alpha has the fractional, sub-pixel structures of hair and fur that edge refinement is about.
+Each image is one or two shapes (ellipses, polygons; blurred, anti-aliased edges; together at least 4% of the
+frame, as a salient object is) of a plainly lit colour over a background of gradients, stripes and noise. With
+``hair`` the shapes grow thin curved strands, drawn at 4x and reduced, so the alpha has the fractional,
+sub-pixel structures of hair and fur that edge refinement is about.
 
 Made here, by code, so it may be used and shipped freely: for tests, for checking that training really
 learns, and for training the MNet refiner on composites with a known alpha.
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+MIN_AREA = 0.04  # the smallest share of the frame the shapes cover: thinner slivers are drawn again
 
 
 def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -69,6 +72,18 @@ def _shape_alpha(rng: np.random.Generator, size: int, hair: bool = False) -> np.
         canvas.paste(Image.fromarray(np.round(_shape_alpha(rng, size * 2) * 255).astype(np.uint8)).resize(canvas.size))
         _strands(rng, canvas)
         return np.asarray(canvas.reduce(4), np.float32) / 255.0
+    while True:  # a salient object: shapes that cover under MIN_AREA of the frame (slivers) are drawn again
+        canvas = _shapes(rng, size)
+        if np.count_nonzero(np.asarray(canvas) > 127) >= MIN_AREA * canvas.size[0] * canvas.size[1]:
+            break
+    blurred = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3.0))).resize(
+        (size, size), Image.Resampling.BILINEAR
+    )
+    return np.asarray(blurred, np.float32) / 255.0
+
+
+def _shapes(rng: np.random.Generator, size: int) -> Image.Image:
+    """One or two ellipses or polygons in the middle of the frame, drawn at 2x (hard edges, 0 or 255)."""
     canvas = Image.new("L", (size * 2, size * 2), 0)  # drawn at 2x, then reduced: anti-aliased edges
     draw = ImageDraw.Draw(canvas)
     for _ in range(rng.integers(1, 3)):
@@ -88,10 +103,7 @@ def _shape_alpha(rng: np.random.Generator, size: int, hair: bool = False) -> np.
                 (centre[0] + r * np.cos(a), centre[1] + r * np.sin(a)) for a, r in zip(angles, reach, strict=True)
             ]
             draw.polygon(points, fill=255)
-    blurred = canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3.0))).resize(
-        (size, size), Image.Resampling.BILINEAR
-    )
-    return np.asarray(blurred, np.float32) / 255.0
+    return canvas
 
 
 def sample(seed: int, size: int, hair: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
