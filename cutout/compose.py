@@ -130,16 +130,15 @@ def compose(rgb: np.ndarray, alpha: np.ndarray, background: Background | None) -
     return _over_opaque(rgb, alpha, bg)
 
 
-def cutout_rgba(rgb: np.ndarray, alpha: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``compose(rgb, alpha, None)`` into ``out`` (a new array if None): RGBA, hidden pixels (0, 0, 0, 0).
+def cutout_rgba(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``compose(rgb, alpha, None)`` without its checks: straight RGBA, hidden pixels (0, 0, 0, 0).
 
     Channel by channel: numpy copies a 3-channel array into 4 channels about 3x slower than three 1-channel copies
     (120 vs 37 ms at 12 megapixels); hidden pixels are cleared by one 32-bit multiply each.
 
     Shape: rgb (H, W, 3) uint8, alpha (H, W) uint8 -> (H, W, 4) uint8.
     """
-    if out is None:
-        out = np.empty((*alpha.shape, 4), np.uint8)
+    out = np.empty((*alpha.shape, 4), np.uint8)
     for channel in range(3):
         out[..., channel] = rgb[..., channel]
     out[..., 3] = alpha
