@@ -132,8 +132,10 @@ def main() -> None:
         seconds, rss_lean = run_measured([*cutout, "--threads", cores, str(work / "set"), str(work / "out")], env)
         rate_lean = args.count / seconds
         rows.append((f"cutout image --threads {cores}, {args.count} images", rate_lean, rss_lean))
+        variant_rates = []
         for variant in args.variant:
             seconds, rss_variant = run_measured([*cutout, *variant.split(), str(work / "set"), str(work / "out")], env)
+            variant_rates.append((variant, args.count / seconds))
             rows.append((f"cutout image {variant}, {args.count} images", args.count / seconds, rss_variant))
         rate_rembg = rss_rembg = None
         if args.rembg:
@@ -165,8 +167,8 @@ def main() -> None:
         print(
             f"\ncutout / model-only: {rate_cutout / rate_model:.2f}, {lean}: {rate_lean / rate_model:.2f} (target 0.8)"
         )
-        for name, rate, _ in rows[3 : 3 + len(args.variant)]:
-            print(f"{name}: {rate / rate_model:.2f} of model-only")
+        for variant, rate in variant_rates:
+            print(f"cutout image {variant}: {rate / rate_model:.2f} of model-only")
         if rate_rembg and rss_rembg:
             print(
                 f"cutout / rembg: {rate_cutout / rate_rembg:.2f}x, {lean}: {rate_lean / rate_rembg:.2f}x (target 1.8)"
