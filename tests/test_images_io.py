@@ -25,6 +25,7 @@ from cutout.io.images import (
     icc_profile,
     load_image,
     needs_opaque,
+    pixels,
     rgb_array,
     write_atomic,
 )
@@ -168,6 +169,20 @@ def test_sixteen_bit_grey_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rgb_array(image), np.repeat(expected[None, :, None], 3, axis=2))
     tiff = load_image(_saved(Image.fromarray(values), tmp_path / "grey16.tif"))
     np.testing.assert_array_equal(rgb_array(tiff)[0, :, 0], expected)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "I;16"])
+@pytest.mark.parametrize("size", [(1, 1), (17, 3), (333, 251)])
+def test_pixels_equal_numpys_conversion(mode: str, size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(size[0])
+    image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).convert(mode)
+    result, expected = pixels(image), np.asarray(image)
+    assert result.dtype == expected.dtype and result.shape == expected.shape
+    np.testing.assert_array_equal(result, expected)
+    jpeg = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(jpeg, "JPEG")
+    decoded = Image.open(jpeg)  # not loaded yet: pixels() loads it
+    np.testing.assert_array_equal(pixels(decoded), np.asarray(Image.open(jpeg)))
 
 
 @pytest.mark.parametrize("mode", ["I;16B", "I;16L"])

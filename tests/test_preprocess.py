@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cutout.preprocess import area_resize, mask_from_output, model_input, plan_input_size
+from cutout.preprocess import area_resize, mask_from_output, model_input, normalize_pixels, plan_input_size
 from cutout.registry import SPECS, get_spec
 
 
@@ -42,6 +42,25 @@ def test_u2netp_input_reproduces_rembg_exactly(reference: Path) -> None:
     rgb = np.asarray(Image.open(reference / "rembg" / "anime-girl-1.jpg").convert("RGB"))
     expected = np.load(reference / "anime-girl-1_rembg_input_1x3x320x320_f32.npy")
     np.testing.assert_array_equal(model_input(get_spec("u2netp"), rgb), expected)
+
+
+@pytest.mark.parametrize("model", ["u2netp", "modnet"])
+@pytest.mark.parametrize("top", [0, 1, 229, 255])
+def test_normalize_pixels_gives_exactly_the_per_pixel_arithmetic(model: str, top: int) -> None:
+    norm = get_spec(model).normalization
+    rgb = np.random.default_rng(top).integers(0, top + 1, (29, 31, 3), dtype=np.uint8)
+    if norm.divide_by == "max":
+        chw = rgb.astype(np.float64).transpose(2, 0, 1) / max(float(rgb.max()), 1e-6)
+        expected = ((chw - np.reshape(norm.mean, (3, 1, 1))) / np.reshape(norm.std, (3, 1, 1))).astype(np.float32)
+    else:
+        chw = rgb.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+        mean, std = (np.asarray(v, np.float32).reshape(3, 1, 1) for v in (norm.mean, norm.std))
+        expected = (chw - mean) / std
+    result = normalize_pixels(norm, rgb)
+    assert result.dtype == np.float32 and result.shape == (3, 29, 31)
+    np.testing.assert_array_equal(result, expected)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize_pixels(norm, rgb.astype(np.float32))
 
 
 def test_modnet_input_is_normalised_to_minus_one_one() -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "icc_profile",
     "load_image",
     "needs_opaque",
+    "pixels",
     "rgb_array",
     "write_atomic",
 ]
@@ -196,7 +197,7 @@ def rgb_array(image: Image.Image) -> np.ndarray:
     """
     mode = image.mode
     if mode == "RGB":
-        return np.asarray(image)
+        return pixels(image)
     if mode == "I" or mode.startswith("I;16"):
         values = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
         return _grey_to_rgb(((values + 128) // 257).astype(np.uint8))  # round(v / 257): no ties for integers
@@ -206,7 +207,7 @@ def rgb_array(image: Image.Image) -> np.ndarray:
     if mode == "CMYK" and icc_profile(image, colour_space=b"CMYK"):
         return _cmyk_to_srgb(image)
     try:
-        return np.asarray(image.convert("RGB"))
+        return pixels(image.convert("RGB"))
     except ValueError as error:
         raise InputError(f"cannot turn a {mode} image into RGB ({error}); convert it to RGB first") from None
 
@@ -221,7 +222,33 @@ def _cmyk_to_srgb(image: Image.Image) -> np.ndarray:
         converted = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
     except (OSError, ImageCms.PyCMSError):
         converted = None  # a broken profile: fall back to Pillow's plain conversion
-    return np.asarray(converted if converted is not None else image.convert("RGB"))
+    return pixels(converted if converted is not None else image.convert("RGB"))
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    """An 8-bit RGB or grey (L) image's pixels as a read-only array: the same as ``np.asarray(image)``, faster.
+
+    ``np.asarray`` goes through ``Image.tobytes``, which packs the pixels in 64 KB pieces and then joins them:
+    85 ms for a 12-megapixel RGB photo here, about as long as decoding it. Packed in one piece it takes 45 ms.
+    Other modes, and anything unexpected from the packer, take ``np.asarray``'s way.
+
+    Shape: -> (H, W, 3) or (H, W) uint8.
+    """
+    channels = {"RGB": 3, "L": 1}.get(image.mode)
+    if channels is None or image.width == 0 or image.height == 0:
+        return np.asarray(image)
+    image.load()
+    size = image.width * image.height * channels
+    packer = Image._getencoder(image.mode, "raw", image.mode)
+    try:
+        packer.setimage(image.im, (0, 0, *image.size))
+        _, code, data = packer.encode(size)
+    finally:
+        packer.cleanup()
+    if code != 1 or len(data) != size:  # pragma: no cover - the raw packer writes everything in one go
+        return np.asarray(image)
+    shape = (image.height, image.width, 3) if channels == 3 else (image.height, image.width)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def icc_profile(image: Image.Image, colour_space: bytes = b"RGB ") -> bytes | None:
