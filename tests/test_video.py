@@ -190,7 +190,11 @@ def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         env=ENV,
     )
-    time.sleep(6)
+    # interrupt once frames are reaching the file (not after a fixed time: a loaded machine may not be there yet)
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 0 for p in tmp_path.glob(".juggle.mp4.*.part.mp4")):
+        assert process.poll() is None and time.monotonic() < deadline, "no frames were written"
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr.decode()
