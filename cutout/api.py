@@ -16,18 +16,20 @@ import dataclasses
 import io
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from cutout.backends import Predictor, create_predictor
+from cutout.backends import Predictor, backend_for, cpu_concurrency, create_predictor
 from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
 from cutout.compose import Background, compose, parse_background
 from cutout.errors import UsageError
 from cutout.io.images import ImageLike, load_image, rgb_array
 from cutout.options import RemoveOptions
+from cutout.pipeline import in_background
 from cutout.preprocess import mask_from_output, model_input
 from cutout.refine import clean_mask
 from cutout.refine.foreground import estimate_foreground
@@ -83,18 +85,51 @@ class Session:
         backend: str = "auto",
         device: str = "auto",
         threads: int | None = None,
+        background: bool = False,
     ) -> None:
-        """``threads``: CPU threads per inference (None: all cores; 1 suits many images run in parallel)."""
+        """``threads``: CPU threads per inference (None: all cores; 1 suits many images run in parallel).
+
+        ``background``: an onnxruntime model on the CPU is loaded in a thread (after its weights file is found or
+        downloaded, here), so that reading and decoding the first images overlap it, as ``cutout image`` does; the
+        first use of ``predictor`` waits for it and raises its error, if any. Other backends load at once.
+        """
         self.spec, weights = spec_for(model)
-        self.predictor: Predictor = create_predictor(
-            self.spec, backend=backend, device=device, weights=weights, threads=threads
-        )
         self._settings = {"backend": backend, "device": device, "threads": threads}
+        self._refiners: dict[str, MNetRefiner] = {}
+        self._refiners_lock = threading.Lock()
+        self._predictor: Predictor | None = None
+        self._loading: Future[Predictor] | None = None
+        name, parsed = backend_for(backend, device, weights)
+        if background and name == "onnx" and parsed.kind == "cpu":
+            from cutout.convert import resolve_weights
+
+            path = weights if weights is not None else resolve_weights(self.spec, "onnx")
+            self._concurrency = cpu_concurrency(threads)
+            self._loading = in_background(
+                lambda: create_predictor(self.spec, backend="onnx", device="cpu", weights=path, threads=threads)
+            )
+            return
+        self.predictor = create_predictor(self.spec, backend=backend, device=device, weights=weights, threads=threads)
         # the guided filter runs on the GPU too when the model runs there with torch
         gpu = self.predictor.backend == "torch" and str(getattr(self.predictor, "device", "cpu")).startswith("cuda")
         self._gpu = str(getattr(self.predictor, "device", "")) if gpu else None
-        self._refiners: dict[str, MNetRefiner] = {}
-        self._refiners_lock = threading.Lock()
+
+    @property
+    def predictor(self) -> Predictor:
+        """The model's predictor (waiting for a background load to end)."""
+        if self._predictor is None:
+            assert self._loading is not None
+            self._predictor = self._loading.result()
+        return self._predictor
+
+    @predictor.setter
+    def predictor(self, predictor: Predictor) -> None:
+        self._predictor = predictor
+
+    @property
+    def concurrency(self) -> int:
+        """How many inferences may run at once from different threads; known before a background load ends."""
+        return self._concurrency if self._predictor is None else self._predictor.concurrency
 
     def load_for(self, options: RemoveOptions) -> None:
         """Load what ``options`` need besides the model (the MNet refiner), so a missing one fails before any work."""

@@ -129,7 +129,7 @@ def process_images(
     # Each stage pulls from the one before in its own feeder thread; "ahead" is kept short because every image
     # in flight may hold full-resolution pixels. One event takes every thread down on error or Ctrl-C.
     cancel = threading.Event()
-    concurrency = session.predictor.concurrency
+    concurrency = session.concurrency  # known while a model loads in the background: decoding starts at once
     decoded = parallel_map(_decoder(session.spec, options.max_pixels), jobs, workers, ahead=workers, cancel=cancel)
     inferred = parallel_map(
         lambda batch: _infer(session, batch), batched(decoded, batch_size), concurrency, concurrency, cancel

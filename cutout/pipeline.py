@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -110,6 +110,20 @@ def parallel_map(
     finally:
         futures.close()
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def in_background(fn: Callable[[], R], name: str = "cutout-load") -> Future[R]:
+    """Start ``fn()`` in a daemon thread; the future holds its result or its exception."""
+    future: Future[R] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as error:  # carried to whoever asks for the result
+            future.set_exception(error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

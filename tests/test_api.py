@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import cutout
+from cutout.batch import Job
 from cutout.errors import InputError, UsageError
 
 pytestmark = pytest.mark.integration
@@ -82,3 +83,25 @@ def test_bad_arrays_raise_input_error(session: cutout.Session) -> None:
 def test_unknown_model_lists_the_built_in_ones() -> None:
     with pytest.raises(UsageError, match="known models are: u2netp, u2net, u2net_human_seg, modnet, modnet-webcam"):
         cutout.new_session("no-such-model")
+
+
+def test_a_session_loaded_in_the_background_gives_the_same_masks(session: cutout.Session, u2netp_onnx: Path) -> None:
+    rgb = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    loading = cutout.Session(u2netp_onnx, backend="onnx", device="cpu", threads=1, background=True)
+    assert loading.concurrency >= 1  # known before the load ends: process_images sizes its stages with it
+    np.testing.assert_array_equal(loading.mask(rgb), session.mask(rgb))
+    assert loading.predictor.backend == "onnx" and loading.concurrency == loading.predictor.concurrency
+
+
+def test_a_background_load_raises_its_error_when_the_model_is_first_used(tmp_path: Path) -> None:
+    broken = tmp_path / "u2netp.onnx"
+    broken.write_bytes(b"not an onnx model")
+    loading = cutout.Session(broken, backend="onnx", device="cpu", background=True)  # returns before loading
+    with pytest.raises(cutout.CutoutError, match="onnxruntime cannot load"):
+        loading.mask(np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(cutout.CutoutError, match="onnxruntime cannot load"):  # and again: the error stays
+        _ = loading.predictor
+    jobs = [Job(EXAMPLE, tmp_path / "out.png")]
+    with pytest.raises(cutout.CutoutError, match="onnxruntime cannot load"):
+        list(cutout.process_images(jobs, loading, cutout.make_options()))
+    assert not (tmp_path / "out.png").exists()

@@ -141,6 +141,17 @@ def test_a_bad_file_fails_alone_with_exit_code_1(u2netp_onnx: Path, tree: Path, 
     assert len(_assert_complete_pngs(tmp_path / "cut")) == 3
 
 
+def test_a_broken_model_file_is_one_clear_error_and_writes_nothing(tree: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "u2netp.onnx"
+    broken.write_bytes(b"not an onnx model")
+    for watch in ([], ["--watch"]):  # loaded in the background while files are read, or first (--watch)
+        result = _cutout("image", str(tree), str(tmp_path / "cut"), "--model", str(broken), *watch)
+        assert result.returncode == 1, result.stderr.decode()
+        lines = result.stderr.decode().strip().splitlines()
+        assert lines[-1].startswith("error: onnxruntime cannot load") and "Traceback" not in result.stderr.decode()
+        assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").rglob("*.*"))
+
+
 def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     (tree / "a-broken.jpg").write_text("no")
     result = _cutout("image", str(tree), str(tmp_path / "cut"), "--fail-fast")

@@ -102,6 +102,19 @@ def choose_backend(backend: str, device: Device) -> tuple[BackendName, Device]:
     return backend, device  # type: ignore[return-value]
 
 
+def backend_for(backend: str, device: str, weights: Path | None = None) -> tuple[BackendName, Device]:
+    """The backend and device ``create_predictor`` would use: ``auto`` resolved, and a weights file's type followed."""
+    name, parsed = choose_backend(backend, Device.parse(device))
+    if weights is not None and backend == "auto":
+        name = "onnx" if weights.suffix == ".onnx" else "torch"
+    return name, parsed
+
+
+def cpu_concurrency(threads: int | None) -> int:
+    """Inferences that may run at once on the CPU when each uses ``threads`` (None: all cores, so one)."""
+    return 1 if threads is None else max(1, (os.cpu_count() or 1) // threads)
+
+
 def create_predictor(
     spec: ModelSpec,
     *,
@@ -114,9 +127,7 @@ def create_predictor(
 
     ``threads`` limits the CPU threads one call uses (None: all cores); see ``Predictor.concurrency``.
     """
-    name, parsed = choose_backend(backend, Device.parse(device))
-    if weights is not None and backend == "auto":
-        name = "onnx" if weights.suffix == ".onnx" else "torch"
+    name, parsed = backend_for(backend, device, weights)
     if name == "onnx":
         from cutout.backends.onnx_backend import OnnxPredictor
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +24,7 @@ class OnnxPredictor:
         the cores better than one image split across them when decoding and encoding share the machine."""
         import onnxruntime as ort
 
-        from cutout.backends import Device
+        from cutout.backends import Device, cpu_concurrency
         from cutout.convert import resolve_weights
 
         assert isinstance(device, Device)
@@ -43,7 +42,7 @@ class OnnxPredictor:
             options.intra_op_num_threads = threads
             if device.kind == "cpu":
                 options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self.concurrency = max(1, (os.cpu_count() or 1) // threads)
+                self.concurrency = cpu_concurrency(threads)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as error:  # onnxruntime raises its own untyped errors

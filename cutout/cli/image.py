@@ -126,7 +126,9 @@ def image(
     if threads == 0:  # auto: whole images in parallel when there are several (see OnnxPredictor)
         several = watch or not isinstance(jobs, list) or len(jobs) > 1
         threads = 1 if several else 0
-    session = Session(model, backend=backend, device=device, threads=threads or None)
+    # the model loads while the first images are read and decoded; --watch loads it first, so that a broken model
+    # says so at once rather than when the first file arrives
+    session = Session(model, backend=backend, device=device, threads=threads or None, background=not watch)
     session.load_for(options)
     report = BatchReport(
         total=len(jobs) if isinstance(jobs, list) else None, skipped=skipped, quiet=quiet or stream, watch=watch
