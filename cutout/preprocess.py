@@ -117,10 +117,8 @@ def normalize_pixels(norm: Normalization, rgb: np.ndarray) -> np.ndarray:
         mean, std = np.reshape(norm.mean, (3, 1)), np.reshape(norm.std, (3, 1))
         tables = ((values - mean) / std).astype(np.float32)
     else:
-        scaled = np.arange(256, dtype=np.float32) / np.float32(255)
-        tables = (scaled - np.asarray(norm.mean, np.float32).reshape(3, 1)) / np.asarray(norm.std, np.float32).reshape(
-            3, 1
-        )
+        mean32, std32 = (np.asarray(v, np.float32).reshape(3, 1) for v in (norm.mean, norm.std))
+        tables = (np.arange(256, dtype=np.float32) / np.float32(255) - mean32) / std32
     chw = np.empty((3, *rgb.shape[:2]), np.float32)
     for channel in range(3):
         np.take(tables[channel], rgb[:, :, channel], out=chw[channel])
