@@ -113,7 +113,11 @@ def parallel_map(
 
 
 def in_background(fn: Callable[[], R], name: str = "cutout-load") -> Future[R]:
-    """Start ``fn()`` in a daemon thread; the future holds its result or its exception."""
+    """Start ``fn()`` in a thread; the future holds its result or its exception.
+
+    Not a daemon: a process that ends early (an error, Ctrl-C) waits for ``fn`` to return instead of tearing the
+    interpreter down under it (onnxruntime aborts the process if its session is built during shutdown).
+    """
     future: Future[R] = Future()
 
     def run() -> None:
@@ -122,7 +126,7 @@ def in_background(fn: Callable[[], R], name: str = "cutout-load") -> Future[R]:
         except BaseException as error:  # carried to whoever asks for the result
             future.set_exception(error)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    threading.Thread(target=run, name=name, daemon=False).start()
     return future
 
 
