@@ -99,8 +99,10 @@ class Session:
         self._refiners_lock = threading.Lock()
         self._predictor: Predictor | None = None
         self._loading: Future[Predictor] | None = None
-        name, parsed = backend_for(backend, device, weights)
-        if background and name == "onnx" and parsed.kind == "cpu":
+        if background:  # resolved here only when asked: create_predictor resolves it again anyway
+            name, parsed = backend_for(backend, device, weights)
+            background = name == "onnx" and parsed.kind == "cpu"
+        if background:
             from cutout.convert import resolve_weights
 
             path = weights if weights is not None else resolve_weights(self.spec, "onnx")
