@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
 import pytest
 
 from cutout.backends import (
@@ -11,6 +17,7 @@ from cutout.backends import (
     onnx_cuda_available,
     torch_cuda_available,
 )
+from cutout.backends.onnx_backend import OnnxPredictor, optimized_graph_path
 from cutout.errors import BackendError, UsageError
 from cutout.registry import get_spec
 
@@ -47,3 +54,43 @@ def test_asking_for_a_missing_gpu_is_an_error_not_a_cpu_fallback(backend: str) -
         pytest.importorskip("torch")
     with pytest.raises(BackendError, match="cuda"):
         create_predictor(get_spec("u2netp"), backend=backend, device="cuda:0")
+
+
+def _predictor(weights: Path) -> OnnxPredictor:
+    return OnnxPredictor(get_spec("u2netp"), Device("cpu"), weights, threads=1)
+
+
+def test_cpu_sessions_keep_the_optimised_graph(u2netp_onnx: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    weights = tmp_path / "u2netp.onnx"
+    shutil.copy(u2netp_onnx, weights)
+    batch = np.random.default_rng(0).normal(size=(1, 3, 320, 320)).astype(np.float32)
+    first = _predictor(weights)
+    assert first.session._model_path == str(weights)
+    saved = list((tmp_path / "home" / "optimized").iterdir())
+    assert [p.name for p in saved] == [optimized_graph_path(onnxruntime, weights).name]  # no .part left
+    second = _predictor(weights)
+    assert second.session._model_path == str(saved[0])  # loaded optimised, not optimised again
+    np.testing.assert_array_equal(second.predict(batch), first.predict(batch))
+
+    saved[0].write_bytes(b"not a model")  # damaged: the original is optimised again, the copy replaced
+    third = _predictor(weights)
+    assert third.session._model_path == str(weights)
+    np.testing.assert_array_equal(third.predict(batch), first.predict(batch))
+    assert _predictor(weights).session._model_path == str(saved[0])
+
+    os.utime(weights, ns=(0, 0))  # a changed file gets a new copy; the old one goes
+    assert _predictor(weights).session._model_path == str(weights)
+    assert [p.name for p in (tmp_path / "home" / "optimized").iterdir()] == [
+        optimized_graph_path(onnxruntime, weights).name
+    ]
+    assert optimized_graph_path(onnxruntime, weights) != saved[0]
+
+
+def test_cpu_sessions_load_without_a_writable_cache(u2netp_onnx: Path, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "home").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("CUTOUT_HOME", str(tmp_path / "home"))
+    predictor = _predictor(u2netp_onnx)
+    assert predictor.session._model_path == str(u2netp_onnx)
+    assert predictor.predict(np.zeros((1, 3, 320, 320), np.float32)).shape == (1, 320, 320)
+    assert list(tmp_path.iterdir()) == [tmp_path / "home"]

@@ -65,6 +65,9 @@ class Device:
 
 
 def onnx_cuda_available() -> bool:
+    """Whether onnxruntime can run on an NVIDIA GPU here (without importing it where no driver is present)."""
+    if not nvidia_driver_present():
+        return False
     import onnxruntime
 
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
