@@ -109,7 +109,8 @@ def _cpu_session(ort: Any, path: Path, options: Any) -> Any:
         options.optimized_model_filepath = ""
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     with contextlib.suppress(OSError):
-        for stale in saved.parent.glob(glob.escape(saved.name.rsplit(".", 2)[0]) + ".*.onnx"):  # older copies of this file
+        older = glob.escape(saved.name.rsplit(".", 2)[0]) + ".*.onnx"  # copies of this file for other keys
+        for stale in saved.parent.glob(older):
             stale.unlink(missing_ok=True)
         os.replace(part, saved)
     with contextlib.suppress(OSError):
