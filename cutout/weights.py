@@ -33,6 +33,8 @@ __all__ = ["Progress", "cache_dir", "cached_path", "fetch", "import_file", "veri
 _TRUE = ("1", "true", "yes", "on")
 # Sidecar of a file imported with force=True: the sha256 it was imported with.
 _FORCED_SUFFIX = ".forced-sha256"
+# Hidden sidecar of a cached file that hashed right: what the file was then (see _stamp).
+_STAMP_SUFFIX = ".verified"
 
 
 def cache_dir() -> Path:
@@ -170,26 +172,66 @@ def _cache_status(spec: ModelSpec, weight_file: WeightFile) -> str:
         return "missing"
     forced = _forced_sha256(path)
     try:
-        if forced:
-            verify_file(path, (f"sha256:{forced}",))
-            return "ok (imported with --force, not the published file)"
-        verify_file(path, weight_file.hashes)
+        verify_file(path, _expected_hashes(path, weight_file))
     except WeightsError as error:
         return f"corrupt ({_download.describe_error(error)})"
-    return "ok"
+    _write_stamp(path, weight_file)
+    return "ok (imported with --force, not the published file)" if forced else "ok"
 
 
 def _cached_file_ok(spec: ModelSpec, weight_file: WeightFile, path: Path) -> bool:
-    """True when ``path`` holds a good file; a corrupt one is deleted, with a warning."""
+    """True when ``path`` holds a good file; a corrupt one is deleted, with a warning.
+
+    A file is hashed once: while it keeps the size, modification time and inode it had then (its stamp, see
+    :func:`_stamp`), it is trusted without hashing again (U2-Net's 176 MB take about half a second to hash).
+    ``cutout weights verify`` (:func:`verify_cache`) always hashes.
+    """
     if not path.is_file():
         return False
+    if _stamp_matches(path, weight_file):
+        return True
     status = _cache_status(spec, weight_file)
     if status.startswith("ok"):
         return True
     warnings.warn(f"the cached {path} is {status}; deleting it and downloading it again.", RuntimeWarning, stacklevel=3)
     path.unlink(missing_ok=True)
     _forced_marker(path).unlink(missing_ok=True)
+    _stamp_path(path).unlink(missing_ok=True)
     return False
+
+
+def _expected_hashes(path: Path, weight_file: WeightFile) -> tuple[str, ...]:
+    """The hashes a cached file must have: its own sha256 if imported with force, else the published ones."""
+    forced = _forced_sha256(path)
+    return (f"sha256:{forced}",) if forced else weight_file.hashes
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_STAMP_SUFFIX}")
+
+
+def _stamp(path: Path, weight_file: WeightFile) -> str:
+    """What identifies the file that was hashed: size, modification time, inode, and the hashes it matched."""
+    stat = path.stat()
+    return f"{stat.st_size} {stat.st_mtime_ns} {stat.st_ino} {' '.join(sorted(_expected_hashes(path, weight_file)))}"
+
+
+def _stamp_matches(path: Path, weight_file: WeightFile) -> bool:
+    try:
+        return _stamp_path(path).read_text() == _stamp(path, weight_file)
+    except OSError:
+        return False
+
+
+def _write_stamp(path: Path, weight_file: WeightFile) -> None:
+    """Remember that ``path`` hashed right (best effort: a read-only cache just hashes every time)."""
+    try:
+        stamp = _stamp(path, weight_file)
+        with _download.temporary_path(path.parent, _stamp_path(path).name) as part:
+            part.write_text(stamp)
+            os.replace(part, _stamp_path(path))
+    except OSError:
+        pass
 
 
 def _explicit_file(path: Path, spec: ModelSpec, weight_file: WeightFile, verify: bool) -> Path:

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from cutout import _download
 from cutout.errors import HashMismatchError, WeightsError
 from cutout.registry import HubSource, ModelSpec, UrlSource, WeightFile, WheelSource, get_spec
 from cutout.weights import cached_path, fetch, import_file, verify_cache, verify_file
@@ -103,8 +104,9 @@ def tiny_spec(*sources: Any, hashes: tuple[str, ...] = (f"sha256:{SHA256}", f"md
 
 
 def model_folder(home: Path) -> list[str]:
+    """The model folder's files, but for the stamps of files that hashed right (``.<name>.verified``)."""
     folder = home / "models" / "tiny"
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".verified")) if folder.exists() else []
 
 
 @pytest.fixture(autouse=True)
@@ -337,6 +339,35 @@ def test_truncated_cached_file_is_refetched_with_a_warning(home: Path) -> None:
             assert fetch(spec, spec.weights[0]) == path
     assert path.read_bytes() == PAYLOAD
     assert len(log) == 2
+
+
+def test_a_cached_file_is_hashed_once_while_it_keeps_its_size_time_and_inode(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+    hash_file = _download.hash_file
+    monkeypatch.setattr(_download, "hash_file", lambda path, expected: hashed.append(path) or hash_file(path, expected))
+    with serve(files_routes({"/tiny.onnx": PAYLOAD})) as (base, log):
+        spec = tiny_spec(UrlSource(f"{base}/tiny.onnx"))
+        path = fetch(spec, spec.weights[0])  # hashed while downloading
+        assert fetch(spec, spec.weights[0]) == path and len(hashed) == 1  # hashed from the cache, stamped
+        assert (path.parent / ".tiny.onnx.verified").is_file()
+        assert fetch(spec, spec.weights[0]) == path and len(hashed) == 1  # trusted: unchanged since
+
+        # the stamp cannot see bit rot that keeps size, time and inode; `cutout weights verify` always hashes
+        stat = path.stat()
+        with open(path, "r+b") as file:
+            file.write(b"\x00")
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert fetch(spec, spec.weights[0]) == path and len(hashed) == 1
+        assert verify_cache([spec])[0][2].startswith("corrupt (") and len(hashed) == 2
+
+        os.utime(path, ns=(0, 0))  # any change of time (or size, or a new file) means hashing again
+        with pytest.warns(RuntimeWarning, match="corrupt"):
+            assert fetch(spec, spec.weights[0]) == path
+        assert path.read_bytes() == PAYLOAD and len(log) == 2
+        assert not (path.parent / ".tiny.onnx.verified").exists()  # the new download is not stamped yet
+        assert fetch(spec, spec.weights[0]) == path and (path.parent / ".tiny.onnx.verified").is_file()
 
 
 def all_sources(base: str) -> tuple[Any, ...]:
