@@ -252,3 +252,21 @@ def test_examples_run(u2netp_onnx: Path, tmp_path: Path) -> None:
     assert python.returncode == 0, python.stderr.decode()
     assert python.stdout.decode().count("done") == 3
     assert sorted(p.name for p in (tmp_path / "py").iterdir()) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
+
+
+def test_a_run_that_ends_while_the_model_loads_leaves_its_cache_whole(tmp_path: Path, u2netp_onnx: Path) -> None:
+    # Everything is skipped, so the command is done before onnxruntime has built (and saved) its session:
+    # the process ends quickly only once no thread is left, so the optimised graph is saved whole, not cut off.
+    (tmp_path / "out").mkdir()
+    shutil.copy(EXAMPLE, tmp_path / "a.jpg")
+    Image.new("RGBA", (4, 4)).save(tmp_path / "out" / "a.png")
+    env = {**ENV, "CUTOUT_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "cutout", "image", "--model", str(u2netp_onnx), str(tmp_path / "a.jpg")]
+    result = subprocess.run([*command, str(tmp_path / "out")], capture_output=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert b"1 skipped" in result.stderr
+    saved = list((tmp_path / "home" / "optimized").iterdir())
+    assert len(saved) == 1 and saved[0].suffix == ".onnx", saved
+    import onnxruntime
+
+    onnxruntime.InferenceSession(str(saved[0]), providers=["CPUExecutionProvider"])  # complete

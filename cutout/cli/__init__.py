@@ -1,1 +1,16 @@
 """The command-line shell over :mod:`cutout.api`: one module per command."""
+
+from __future__ import annotations
+
+_finished: list[bool] = []
+
+
+def finished() -> None:
+    """Called by a command once all its work is done and its files are written and closed, its threads ended:
+    the entry point may then end the process at once instead of tearing the interpreter down (see
+    :func:`cutout.cli.main.main`)."""
+    _finished.append(True)
+
+
+def is_finished() -> bool:
+    return bool(_finished)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cutout.cli import finished
 from cutout.cli.options import DEFAULT_REFINE, DEFAULT_REFINER, ForegroundEstimation, Refine, Refiner
 from cutout.cli.render import BatchReport, exit_on_sigterm
 from cutout.errors import UsageError
@@ -152,6 +153,7 @@ def image(
         outcomes.close()
     code = code or (1 if report.failed else 0)
     report.summary(time.perf_counter() - started, interrupted=code == 130)
+    finished()  # every file is written and closed: the process may end at once
     raise typer.Exit(code)
 
 

@@ -5,11 +5,13 @@ Run ``cutout --help``. Nothing heavy is imported here: each command imports what
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 import typer
 
-from cutout.cli import image, train, video, weights
+from cutout.cli import image, is_finished, train, video, weights
 from cutout.errors import CutoutError, UsageError
 
 app = typer.Typer(
@@ -30,6 +32,10 @@ def main() -> None:
     """Console entry point: runs the app and turns CutoutError into a one-line message and exit code."""
     try:
         app()
+    except SystemExit as done:
+        if is_finished() and threading.active_count() == 1 and isinstance(done.code, int | None):
+            _exit_now(done.code or 0)
+        raise
     except CutoutError as error:
         from rich.console import Console
         from rich.markup import escape
@@ -39,6 +45,22 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+
+
+def _exit_now(code: int) -> None:
+    """End the process without tearing the interpreter down, once a command has finished (written and closed
+    its files) and no other Python thread is left (a model still loading in the background, say).
+
+    Finalising the interpreter frees every module and object and onnxruntime's sessions one by one: 0.1 to
+    0.18 s after ``cutout image`` on the project machine, a tenth of a one-photo run in a shell loop. The
+    operating system frees it all at once.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away, or the stream was closed: nothing to flush
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
