@@ -23,7 +23,15 @@ import numpy as np
 
 from cutout.errors import CutoutError, InputError
 from cutout.io.encode import encode_cutout_png
-from cutout.io.images import encode_image, full_size, icc_profile, load_image, rgb_array, write_atomic
+from cutout.io.images import (
+    encode_image,
+    full_size,
+    icc_profile,
+    load_image,
+    plain_jpeg_rgb,
+    rgb_array,
+    write_atomic,
+)
 from cutout.options import RemoveOptions
 from cutout.pipeline import batched, parallel_map
 from cutout.preprocess import mask_from_output, model_input
@@ -100,7 +108,9 @@ def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np
     """The full-resolution RGB pixels of a prepared image (decoding the file again after a draft)."""
     if prepared.rgb is not None:
         return prepared.rgb
-    rgb = rgb_array(load_image(source, max_pixels=max_pixels))
+    rgb = plain_jpeg_rgb(source, max_pixels)
+    if rgb is None:
+        rgb = rgb_array(load_image(source, max_pixels=max_pixels))
     if rgb.shape[:2] != prepared.size:
         raise InputError(f"{source!s:.200} changed while it was being processed; run it again")
     return rgb

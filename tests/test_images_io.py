@@ -404,3 +404,52 @@ def test_write_atomic_into_an_impossible_folder(tmp_path: Path) -> None:
         with pytest.raises(OutputError, match=r"cannot write .*out\.png: .*file\.txt is a file, not a folder; choose"):
             write_atomic(target, b"data")
     assert os.listdir(tmp_path) == ["file.txt"]
+
+
+def _jpeg(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("mode", "size", "options"),
+    [
+        ("RGB", (333, 251), {"quality": 90}),
+        ("RGB", (640, 480), {"quality": 75, "progressive": True}),
+        ("RGB", (200, 120), {"quality": 95, "subsampling": 0}),  # 4:4:4
+        ("RGB", (97, 131), {"quality": 85, "subsampling": 1}),  # 4:2:2
+        ("L", (333, 251), {"quality": 90}),
+    ],
+)
+def test_plain_jpegs_decode_to_pillows_pixels(tmp_path: Path, mode: str, size: tuple, options: dict) -> None:
+    photo = Image.open(EXAMPLE).convert(mode).resize(size)
+    data = _jpeg(photo, **options)
+    (tmp_path / "p.jpg").write_bytes(data)
+    expected = images.rgb_array(images.load_image(data))
+    for source in (data, tmp_path / "p.jpg"):
+        rgb = images.plain_jpeg_rgb(source)
+        assert rgb is not None and rgb.flags.writeable
+        np.testing.assert_array_equal(rgb, expected)
+
+
+def test_other_jpegs_are_left_to_pillow(tmp_path: Path) -> None:
+    photo = Image.open(EXAMPLE).resize((320, 200))
+    exif = Image.Exif()
+    exif[images.ORIENTATION_TAG] = 6
+    upright = Image.Exif()
+    upright[images.ORIENTATION_TAG] = 1
+    assert images.plain_jpeg_rgb(_jpeg(photo, exif=upright.tobytes())) is not None
+    whole = _jpeg(photo)
+    (tmp_path / "missing.jpg").unlink(missing_ok=True)
+    for refused in [
+        _jpeg(photo, exif=exif.tobytes()),  # turned: Pillow turns it
+        _jpeg(photo.convert("CMYK")),  # CMYK: colour-managed by rgb_array
+        whole[: len(whole) // 2],  # truncated: Pillow says so
+        b"\xff\xd8\xff" + b"\x00" * 100,  # corrupt
+        encode.encode_png(np.zeros((4, 4, 3), np.uint8)),  # not a JPEG
+        tmp_path / "missing.jpg",
+    ]:
+        assert images.plain_jpeg_rgb(refused) is None
+    assert images.plain_jpeg_rgb(whole, max_pixels=320 * 200 - 1) is None
+    assert images.plain_jpeg_rgb(whole, max_pixels=320 * 200) is not None
