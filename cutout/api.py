@@ -199,23 +199,31 @@ class Session:
         refiner = self.refiner(options.refiner) if options.refine == "mnet" else None
         return refine_mask(rgb, mask, options.refine, refiner, torch_device=self._gpu)  # type: ignore[arg-type]
 
-    def finish(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> tuple[np.ndarray, np.ndarray]:
+    def finish(
+        self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions, *, writable: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The subject's colours and its final mask: refined, and with the old background's colour taken out of
         the soft edge (foreground estimation) unless ``options`` turn that off.
+
+        ``writable``: the new colours may be written into ``rgb`` (if it is writable) instead of a copy.
 
         Shape: rgb (H, W, 3), mask (H, W) -> (H, W, 3), (H, W) uint8.
         """
         mask = self.finish_mask(rgb, mask, options)
         if options.foreground_estimation and not options.only_mask:
-            rgb = estimate_foreground(rgb, mask)
+            rgb = estimate_foreground(rgb, mask, in_place=writable)
         return rgb, mask
 
-    def render(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
+    def render(
+        self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions, *, writable: bool = False
+    ) -> np.ndarray:
         """The result for an image and its mask: the mask, an RGBA cutout, or the subject over a background.
+
+        ``writable``: as for :meth:`finish`.
 
         Shape: rgb (H, W, 3), mask (H, W) -> (H, W), (H, W, 3) or (H, W, 4) uint8.
         """
-        colours, mask = self.finish(rgb, mask, options)
+        colours, mask = self.finish(rgb, mask, options, writable=writable)
         if options.only_mask:
             return mask
         return compose(colours, mask, options.background)

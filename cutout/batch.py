@@ -200,10 +200,11 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
 def _encode(
     session: Session, options: RemoveOptions, rgb: np.ndarray, mask: np.ndarray, format: str, icc: bytes | None
 ) -> bytes:
+    # rgb was decoded for this job alone: the edge colours may be estimated into it (writable), saving a copy
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
-        return encode_cutout_png(*session.finish(rgb, mask, options), icc_profile=icc)
-    return encode_image(session.render(rgb, mask, options), format, icc_profile=icc)
+        return encode_cutout_png(*session.finish(rgb, mask, options, writable=True), icc_profile=icc)
+    return encode_image(session.render(rgb, mask, options, writable=True), format, icc_profile=icc)
 
 
 def default_workers() -> int:

@@ -299,3 +299,25 @@ def test_the_large_blurs_stay_in_range_where_a_window_is_all_subject(radius: flo
     alpha[200, 250] = 128
     blurs = foreground._coarse_blurs(image, alpha, radius, 8)
     assert blurs.min() >= 0 and blurs.max() <= 255
+
+
+@pytest.mark.parametrize("step", [1, 2, 5])
+@pytest.mark.parametrize(("height", "width"), [(120, 160), (121, 163)])
+def test_in_place_writes_the_same_colours_into_the_image(
+    sampled: Callable[[int, int, int], None], step: int, height: int, width: int
+) -> None:
+    if step > 1:
+        sampled(step, height, width)
+    image, alpha, _ = _disc_composite(height, width, ramp=12)
+    image[:, -1], alpha[-1, :] = 90, 128  # soft pixels in the last row and column too
+    expected = estimate_foreground(image, alpha)
+    out = estimate_foreground(image, alpha, in_place=True)
+    assert out is image  # no copy of the photo was made
+    np.testing.assert_array_equal(out, expected)
+
+    image, _, _ = _disc_composite(height, width, ramp=12)
+    image[:, -1] = 90
+    image.flags.writeable = False  # as Pillow's pixels are: a new array, the image left alone
+    out = estimate_foreground(image, alpha, in_place=True)
+    assert out is not image and out.flags.writeable
+    np.testing.assert_array_equal(out, expected)

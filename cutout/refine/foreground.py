@@ -56,11 +56,12 @@ _EMPTY = 1e-6  # weight of the large pass's F_blur and B_blur in the small one's
 SOFT_LOW, SOFT_HIGH = 3, 252
 
 
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray, *, in_place: bool = False) -> np.ndarray:
     """The subject's own colours at soft pixels: ``image`` where alpha is 0 or 255, Blur-Fusion x2 elsewhere.
 
-    Returns a new array (the input is never changed); only pixels with SOFT_LOW <= alpha <= SOFT_HIGH differ from
-    ``image``.
+    Only pixels with SOFT_LOW <= alpha <= SOFT_HIGH differ from ``image``. Returns a new array, unless
+    ``in_place`` and ``image`` is writable and C-contiguous: then ``image`` itself is changed and returned,
+    saving a copy of the photo (36 MB at 12 MP) for an owner that no longer needs its original colours.
 
     Shape: image (H, W, 3) uint8, alpha (H, W) uint8 -> (H, W, 3) uint8.
     """
@@ -72,7 +73,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
             f"got {alpha.shape} {alpha.dtype}"
         )
     image, alpha = np.ascontiguousarray(image), np.ascontiguousarray(alpha)  # flat views for np.take
-    out = image.copy()
+    out = image if in_place and image.flags.writeable else image.copy()
     height, width = alpha.shape
     step = sample_step(height, width)
     large, radius = blur_radii(height, width)
@@ -92,6 +93,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     coarse = _coarse_blurs(image, alpha, coarse_radius, factor * step)
     fields = np.zeros((6, wanted.size), np.float32) if step > 1 else None
     batch = max(1, _BATCH_PIXELS // (tile + 2 * small) ** 2)
+    estimates = []  # unsampled: written once every window has been read (``out`` may be ``image``)
     for start in range(0, len(origins), batch):
         where, blurs = _fine_pass(
             image, alpha, coarse, origins[start : start + batch], wanted, factor, tile, small, step
@@ -100,8 +102,10 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
             fields[:, where] = blurs
         else:  # samples are pixels
             colour = np.take(image.reshape(-1, 3), where, axis=0)
-            out.reshape(-1, 3)[where] = _estimate(colour, np.take(alpha.reshape(-1), where), blurs)
-    if fields is not None:
+            estimates.append((where, _estimate(colour, np.take(alpha.reshape(-1), where), blurs)))
+    for where, estimate in estimates:
+        out.reshape(-1, 3)[where] = estimate
+    if fields is not None:  # each cell's pixels are read before they are written: in place is safe
         _fuse_cells(out, image, alpha, fields, cells, step)
     return out
 
