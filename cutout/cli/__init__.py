@@ -6,8 +6,8 @@ _finished: list[bool] = []
 
 
 def finished() -> None:
-    """Called by a command once all its work is done and its files are written and closed, its threads ended:
-    the entry point may then end the process at once instead of tearing the interpreter down (see
+    """Called by a command once all its work is done and its files are written and closed: the entry point may
+    then end the process at once, when no other thread is left, instead of tearing the interpreter down (see
     :func:`cutout.cli.main.main`)."""
     _finished.append(True)
 

@@ -29,13 +29,13 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cutout.errors import InputError
+from cutout.io.encode import OUTPUT_FORMATS, encode_image, format_for, needs_opaque, write_atomic
+from cutout.options import DEFAULT_MAX_PIXELS
 
 try:  # libjpeg-turbo into numpy without Pillow's 4-byte pixels: see plain_jpeg_rgb
     import simplejpeg as _simplejpeg
 except ImportError:  # pragma: no cover - a dependency; Pillow decodes every JPEG without it
     _simplejpeg = None
-from cutout.io.encode import OUTPUT_FORMATS, encode_image, format_for, needs_opaque, write_atomic
-from cutout.options import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "OUTPUT_FORMATS",
