@@ -8,6 +8,7 @@ import struct
 import sys
 import time
 import types
+import warnings
 import zlib
 from pathlib import Path
 
@@ -453,3 +454,13 @@ def test_other_jpegs_are_left_to_pillow(tmp_path: Path) -> None:
         assert images.plain_jpeg_rgb(refused) is None
     assert images.plain_jpeg_rgb(whole, max_pixels=320 * 200 - 1) is None
     assert images.plain_jpeg_rgb(whole, max_pixels=320 * 200) is not None
+
+
+def test_a_jpeg_with_broken_exif_decodes_as_pillow_does() -> None:
+    data = _jpeg(Image.new("RGB", (64, 48), (10, 200, 30)), exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns of the corrupt EXIF
+        expected = images.rgb_array(images.load_image(data))
+        rgb = images.plain_jpeg_rgb(data)
+    assert rgb is not None
+    np.testing.assert_array_equal(rgb, expected)

@@ -218,7 +218,7 @@ def plain_jpeg_rgb(source: Path | bytes, max_pixels: int | None = DEFAULT_MAX_PI
             if image.getexif().get(ORIENTATION_TAG, 1) != 1:
                 return None
         rgb = _simplejpeg.decode_jpeg(data, colorspace="RGB")
-    except (*_DECODE_ERRORS, Image.DecompressionBombError):
+    except (*_DECODE_ERRORS, KeyError, TypeError, Image.DecompressionBombError):  # Pillow will say what is wrong
         return None
     return rgb if isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 else None
 
