@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
-import os
 import platform
-import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -100,22 +99,21 @@ def _cpu_session(ort: Any, path: Path, options: Any) -> Any:
             options.graph_optimization_level = level
     if saved is None:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    part = saved.with_name(f".{saved.name}.{uuid.uuid4().hex[:8]}.part")
+    from cutout import _download
+
     try:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        options.optimized_model_filepath = str(part)
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception:  # perhaps the copy could not be written: load without one (or raise the real error)
+        with _download.temporary_path(saved.parent, saved.name) as part:  # removed unless renamed into place
+            options.optimized_model_filepath = str(part)
+            session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+            with contextlib.suppress(OSError):
+                older = glob.escape(saved.name.rsplit(".", 2)[0]) + ".*.onnx"  # copies of this file for other keys
+                for stale in saved.parent.glob(older):
+                    stale.unlink(missing_ok=True)
+                _download.install(part, saved)
+            return session
+    except Exception:  # no cache folder, or the copy could not be written: load without one (or raise the error)
         options.optimized_model_filepath = ""
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    with contextlib.suppress(OSError):
-        older = glob.escape(saved.name.rsplit(".", 2)[0]) + ".*.onnx"  # copies of this file for other keys
-        for stale in saved.parent.glob(older):
-            stale.unlink(missing_ok=True)
-        os.replace(part, saved)
-    with contextlib.suppress(OSError):
-        part.unlink(missing_ok=True)
-    return session
 
 
 def optimized_graph_path(ort: Any, path: Path) -> Path | None:
@@ -137,6 +135,7 @@ def optimized_graph_path(ort: Any, path: Path) -> Path | None:
     return cache_dir() / "optimized" / f"{path.stem}.{place}.{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
 
 
+@functools.cache
 def _cpu_signature() -> str:
     """The CPU's model name and feature flags (Linux), else what the platform module knows of it."""
     try:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-_finished: list[bool] = []
+_finished = False
 
 
 def finished() -> None:
     """Called by a command once all its work is done and its files are written and closed: the entry point may
     then end the process at once, when no other thread is left, instead of tearing the interpreter down (see
     :func:`cutout.cli.main.main`)."""
-    _finished.append(True)
+    global _finished
+    _finished = True
 
 
 def is_finished() -> bool:
-    return bool(_finished)
+    return _finished
