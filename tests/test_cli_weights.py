@@ -208,3 +208,28 @@ def test_list_shows_models_exported_by_cutout_train(tmp_path: Path, monkeypatch:
     assert result.exit_code == 0, result.output
     assert "my-products" in result.output and "your own" in result.output
     assert get_spec("my-products").input.size == (160, 160)
+
+
+@pytest.mark.parametrize(
+    ("command", "sentence"),
+    [
+        ("image", "A folder's tree is mirrored in the output folder; existing outputs are skipped"),
+        ("video", "a transparent video chosen by the output's extension: .mov ProRes 4444"),
+        ("train", "dim:FOLDER (foregrounds, alphas and backgrounds composited on the fly)"),
+    ],
+)
+def test_help_paragraphs_wrap_at_the_terminal_width_not_where_the_source_breaks(command: str, sentence: str) -> None:
+    wide = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "250"})
+    assert wide.exit_code == 0, wide.output
+    assert sentence in wide.output  # one line at 250 columns: the source's line breaks are gone
+    narrow = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "60"})
+    assert " ".join(sentence.split()) in " ".join(narrow.output.split())
+    assert "  cutout " + command in wide.output  # examples keep their own lines
+
+
+def test_reflow_joins_prose_lines_and_keeps_indented_examples() -> None:
+    from cutout.cli import reflow
+
+    text = "First line.\n\nOne paragraph\nwrapped in the source.\n\n  cutout image a.jpg\n  cutout image b.jpg\n"
+    examples = "  cutout image a.jpg\n  cutout image b.jpg"
+    assert reflow(text) == f"First line.\n\nOne paragraph wrapped in the source.\n\n{examples}"

@@ -15,3 +15,13 @@ def finished() -> None:
 
 def is_finished() -> bool:
     return _finished
+
+
+def reflow(text: str) -> str:
+    """A command's help with each prose paragraph on one line, so the terminal's width decides where it wraps.
+
+    Help strings are wrapped in the source; typer (0.28) keeps single line breaks, which at any other width
+    leaves ragged half-lines. Indented paragraphs (examples) keep their lines.
+    """
+    paragraphs = text.strip("\n").split("\n\n")
+    return "\n\n".join(p if p.startswith(" ") else " ".join(p.split("\n")) for p in paragraphs)

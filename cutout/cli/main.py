@@ -11,7 +11,7 @@ import threading
 
 import typer
 
-from cutout.cli import image, is_finished, train, video, weights
+from cutout.cli import image, is_finished, reflow, train, video, weights
 from cutout.errors import CutoutError, UsageError
 
 app = typer.Typer(
@@ -22,9 +22,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command("image", help=image.HELP)(image.image)
-app.command("video", help=video.HELP)(video.video)
-app.command("train", help=train.HELP)(train.train)
+app.command("image", help=reflow(image.HELP))(image.image)
+app.command("video", help=reflow(video.HELP))(video.video)
+app.command("train", help=reflow(train.HELP))(train.train)
 app.add_typer(weights.app, name="weights")
 
 
