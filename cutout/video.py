@@ -35,7 +35,12 @@ KINDS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm"}
 
 @dataclass
 class VideoSummary:
-    """What a run did: frames written, seconds taken, corrupt packets skipped, and announcements."""
+    """What a run did: frames written, seconds taken, corrupt packets skipped, and announcements.
+
+    ``expected`` is the frame count the container announces, set only when a whole clip gave clearly fewer
+    frames (a truncated or damaged file: its data ends early without an error); the output then holds the
+    frames that could be read.
+    """
 
     output: Path | None
     frames: int = 0
@@ -43,6 +48,12 @@ class VideoSummary:
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    expected: int | None = None
+
+    @property
+    def short(self) -> bool:
+        """Whether the source ended before the frames its container announces (see ``expected``)."""
+        return self.expected is not None
 
 
 def output_kind(target: str | Path | None, options: VideoOptions) -> str:
@@ -193,6 +204,11 @@ def process_video(
             results.close()
             decoded.close()
         summary.skipped = reader.skipped
+        announced = reader.info.frame_count
+        whole = options.start is None and options.duration is None and not summary.interrupted
+        # a container's count may differ from the decoded frames by a frame or two (edit lists); more is missing data
+        if whole and announced and announced - summary.frames > max(2, announced // 100):
+            summary.expected = announced
     summary.seconds = time.perf_counter() - started
     return summary
 

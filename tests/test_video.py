@@ -165,7 +165,7 @@ def test_davis_video_path_equals_image_path_and_smoothing_lowers_flicker(
         out = tmp_path / f"s{strength}"
         options = VideoOptions(cutout.make_options(only_mask=True), temporal_smoothing=strength)
         summary = process_video(source, out, session, options, kind="png")
-        assert summary.frames == 90
+        assert summary.frames == 90 and not summary.short
         results[strength] = [np.asarray(Image.open(p)) for p in sorted(out.iterdir())]
     for video_mask, image_mask in zip(results[0.0], image_path, strict=True):
         np.testing.assert_array_equal(video_mask, image_mask)  # the same frames give the same masks
@@ -180,6 +180,19 @@ def test_davis_video_path_equals_image_path_and_smoothing_lowers_flicker(
     iou_on = np.mean([_iou(m, t) for m, t in zip(results[0.5], truth, strict=True)])
     assert flicker(results[0.5]) < 0.9 * flicker(results[0.0])
     assert iou_on >= iou_off - 0.005
+
+
+def test_a_truncated_clip_gives_the_frames_it_has_a_warning_and_exit_code_1(clips: Path, tmp_path: Path) -> None:
+    source = tmp_path / "rabbit.mp4"  # its index (moov) comes first: cut short, the data just ends, no error
+    source.write_bytes((clips / "mdn_rabbit320_audio.mp4").read_bytes()[:60_000])
+    target = tmp_path / "out.mp4"
+    result = _cutout("video", str(source), str(target), "--bg", "white", "-q")
+    assert result.returncode == 1, result.stderr.decode()
+    frames, _, _, _ = _video_stream_facts(target)
+    assert 0 < frames < 234
+    message = " ".join(result.stderr.decode().split())
+    assert f"ended after {frames} of the 234 frames it announces (truncated or damaged?)" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "rabbit.mp4"]
 
 
 def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:

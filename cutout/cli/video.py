@@ -109,7 +109,12 @@ def video(
     summary = _run(source, target, session, options, kind, console, quiet)
     if not quiet or summary.interrupted:
         _report(console, summary)
-    raise typer.Exit(130 if summary.interrupted else 0)
+    if summary.short:
+        console.print(
+            f"[yellow]warning[/]: {escape(str(source))} ended after {summary.frames} of the {summary.expected} "
+            "frames it announces (truncated or damaged?); the output holds the frames that could be read"
+        )
+    raise typer.Exit(130 if summary.interrupted else 1 if summary.short else 0)
 
 
 def _video_background(bg: str | None) -> Path | None:
