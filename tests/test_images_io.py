@@ -99,6 +99,21 @@ def test_truncated_files(tmp_path: Path, kind: str) -> None:
         load_image(path)
 
 
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2", "MP4/MOV"),
+        (b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ", "MP4/MOV"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01webm", "MKV/WebM"),
+        (b"RIFF\x24\x00\x01\x00AVI LIST", "AVI"),
+    ],
+)
+def test_a_video_given_as_an_image_is_named_as_one(tmp_path: Path, head: bytes, kind: str) -> None:
+    (tmp_path / "clip.jpg").write_bytes(head + bytes(2000))
+    with pytest.raises(InputError, match=rf"clip\.jpg is a video \({kind}\), not an image: .*`cutout video`"):
+        load_image(tmp_path / "clip.jpg")
+
+
 def test_empty_text_and_unreadable_paths(tmp_path: Path) -> None:
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "notes.png").write_text("shopping list: eggs, milk\n")

@@ -148,6 +148,12 @@ def test_probe_reads_rotation_and_lists_streams_an_output_cannot_carry(tmp_path:
     assert info.other_streams == ("#1 subtitle (mov_text)",)
 
 
+def _truncated_clip(path: Path) -> None:
+    """An MP4 cut off before its index (moov), which the muxer writes last: an interrupted download."""
+    _make_clip(path, list(range(8)))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -156,8 +162,9 @@ def test_probe_reads_rotation_and_lists_streams_an_output_cannot_carry(tmp_path:
         (lambda p: p.write_bytes(bytes(range(256)) * 40), "not a video ffmpeg can read"),
         (lambda p: p.mkdir(), "is not a file"),
         (lambda p: None, "does not exist"),
+        (_truncated_clip, r"is an MP4/MOV file ffmpeg cannot read \(.*\): it is probably truncated"),
     ],
-    ids=["text", "empty", "garbage", "folder", "missing"],
+    ids=["text", "empty", "garbage", "folder", "missing", "truncated-before-its-index"],
 )
 def test_probe_explains_what_is_not_a_video(tmp_path: Path, make: Callable[[Path], object], message: str) -> None:
     path = tmp_path / "clip.mp4"

@@ -142,6 +142,9 @@ def _open(stream: IO[bytes], head: bytes, what: str) -> Image.Image:
         return Image.open(stream)
     except UnidentifiedImageError:
         if not (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS):
+            video = _video_container(head)
+            if video:
+                raise InputError(f"{what} is a video ({video}), not an image: cut it out with `cutout video`") from None
             raise InputError(f"{what} is not an image Pillow can read (it starts with {head[:16]!r})") from None
         if _heif_registered or not _register_heif():
             raise InputError(
@@ -150,6 +153,17 @@ def _open(stream: IO[bytes], head: bytes, what: str) -> Image.Image:
             ) from None
     stream.seek(0)
     return Image.open(stream)
+
+
+def _video_container(head: bytes) -> str:
+    """The video container a file's first bytes announce ("MP4/MOV", "MKV/WebM", "AVI"), or "" if none."""
+    if head[4:8] == b"ftyp" and head[8:12] not in _HEIF_BRANDS | {b"avif", b"avis"}:
+        return "MP4/MOV"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "MKV/WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return ""
 
 
 def _register_heif() -> bool:

@@ -143,6 +143,14 @@ def open_container(path: Path) -> InputContainer:
     except PermissionError:
         raise VideoError(f"cannot read {path}: permission denied; check its permissions") from None
     except (av.error.FFmpegError, OSError) as error:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+        if head[4:8] == b"ftyp":  # an MP4/MOV whose index (moov) is missing: cut short before it was written
+            raise VideoError(
+                f"{path} is an MP4/MOV file ffmpeg cannot read ({_reason(error)}): it is probably truncated (an "
+                "interrupted download or recording lacks the index at its end) or damaged; check that it plays "
+                "elsewhere, or download it again"
+            ) from None
         raise VideoError(
             f"{path} is not a video ffmpeg can read ({_reason(error)}); give a video file such as MP4, MOV, MKV or WebM"
         ) from None
