@@ -195,6 +195,16 @@ def test_a_truncated_clip_gives_the_frames_it_has_a_warning_and_exit_code_1(clip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "rabbit.mp4"]
 
 
+def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(clips: Path, tmp_path: Path) -> None:
+    stale = tmp_path / ".out.mp4.0badc0de.part.mp4"  # what SIGKILL leaves: no handler runs
+    stale.write_bytes(b"half an mp4")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    source = clips / "intel_asl_help_person.mp4"
+    result = _cutout("video", str(source), str(tmp_path / "out.mp4"), "--bg", "white", "--duration", "0.3", "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
 def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:
     target = tmp_path / "juggle.mp4"
     process = subprocess.Popen(

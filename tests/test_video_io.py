@@ -7,7 +7,9 @@ timestamps, an audio-only file and a codec this FFmpeg cannot decode.
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -555,3 +557,24 @@ def test_writer_rejects_what_cannot_work(clips: Path, tmp_path: Path) -> None:
         VideoWriter(tmp_path / "mine", info, kind="png")
     with pytest.raises(OutputError, match="cannot write"):
         VideoWriter(tmp_path / "out.mp4" / "x.mp4", info, kind="mp4")
+
+
+def test_stale_video_parts_of_a_killed_run_are_removed_and_fresh_ones_kept(tmp_path: Path) -> None:
+    from cutout.io.discover import remove_stale_parts
+
+    hour_ago = time.time() - 3600
+    stale_file = tmp_path / ".clip.mp4.0badc0de.part.mp4"
+    stale_frames = tmp_path / ".frames.0badc0de.part"
+    fresh_file = tmp_path / ".other.mov.12345678.part.mov"  # another run is writing it now
+    mixed = tmp_path / ".photos.0badc0de.part"  # named like ours, but holds a user's file: not ours to delete
+    stale_file.write_bytes(b"half an mp4")
+    stale_frames.mkdir()
+    (stale_frames / "frame_000000.png").write_bytes(b"png")
+    (stale_frames / ".frame_000001.png.89abcdef.part").write_bytes(b"half a png")
+    fresh_file.write_bytes(b"being written")
+    mixed.mkdir()
+    (mixed / "notes.txt").write_text("mine")
+    for path in (stale_file, *stale_frames.iterdir(), stale_frames, mixed / "notes.txt", mixed):
+        os.utime(path, (hour_ago, hour_ago))
+    assert remove_stale_parts({tmp_path}) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.mov.12345678.part.mov", ".photos.0badc0de.part"]

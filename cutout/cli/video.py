@@ -103,6 +103,9 @@ def video(
     if target.exists() and not overwrite and kind != "png":
         console.print(f"skipped: {escape(str(target))} exists (--overwrite replaces it)")
         return
+    from cutout.io.discover import remove_stale_parts
+
+    remove_stale_parts({target.parent})  # what a killed run (SIGKILL, power loss) left here
     # one CPU thread per frame, several frames at once: faster than one frame on all cores (see OnnxPredictor)
     session = Session(model, backend=backend, device=device, threads=1)
     session.load_for(remove)

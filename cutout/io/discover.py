@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,14 +109,16 @@ def _check_collisions(pairs: list[tuple[Path, Path]]) -> None:
         seen[target] = source
 
 
-_PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part$")  # write_atomic's temporary names
+# write_atomic's temporary names, and VideoWriter's (.NAME.XXXXXXXX.part.EXT files, .NAME.XXXXXXXX.part/ folders)
+_PART = re.compile(r"^\..+\.[0-9a-f]{8}\.part(\.[A-Za-z0-9]{1,5})?$")
 
 
 def remove_stale_parts(folders: set[Path], older_than: float = 60.0) -> int:
     """Delete temporary files that a killed run (SIGKILL, power loss) left in the output folders; their count.
 
-    Only cutout's own ``.NAME.XXXXXXXX.part`` files older than ``older_than`` seconds are touched, so a run
-    writing into the same folder right now keeps its files.
+    Only cutout's own ``.NAME.XXXXXXXX.part`` files (``.part.mp4`` and the like from ``cutout video``) and
+    ``.NAME.XXXXXXXX.part/`` folders of PNG frames (holding nothing else) are touched, and only those unchanged
+    for ``older_than`` seconds, so a run writing into the same folder right now keeps its files.
     """
     removed = 0
     now = time.time()
@@ -123,11 +126,28 @@ def remove_stale_parts(folders: set[Path], older_than: float = 60.0) -> int:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            if _PART.match(path.name) and path.is_file() and now - path.stat().st_mtime > older_than:
-                with contextlib.suppress(OSError):
+            if not _PART.match(path.name) or path.is_symlink():
+                continue
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime <= older_than:
+                    continue
+                if path.is_file():
                     path.unlink()
                     removed += 1
+                elif path.is_dir() and path.suffix == ".part" and _only_frames(path, now - older_than):
+                    shutil.rmtree(path)
+                    removed += 1
     return removed
+
+
+def _only_frames(folder: Path, before: float) -> bool:
+    """Whether ``folder`` holds only PNG files (and their temporary parts), none changed after ``before``."""
+    for path in folder.iterdir():
+        if path.is_symlink() or not path.is_file() or not path.name.endswith((".png", ".part")):
+            return False
+        if path.stat().st_mtime > before:
+            return False
+    return True
 
 
 def watch_jobs(
