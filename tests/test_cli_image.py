@@ -270,3 +270,19 @@ def test_a_run_that_ends_while_the_model_loads_leaves_its_cache_whole(tmp_path: 
     import onnxruntime
 
     onnxruntime.InferenceSession(str(saved[0]), providers=["CPUExecutionProvider"])  # complete
+
+
+@pytest.mark.parametrize("args", [(), ("-",)], ids=["stdin-to-stdout", "file-to-stdout"])
+def test_image_bytes_are_not_written_to_a_terminal(tmp_path: Path, args: tuple[str, ...]) -> None:
+    import pty
+
+    leader, terminal = pty.openpty()
+    try:
+        with EXAMPLE.open("rb") as photo:
+            command = [sys.executable, "-m", "cutout", "image", *([str(EXAMPLE), *args] if args else [])]
+            result = subprocess.run(command, stdin=photo, stdout=terminal, stderr=subprocess.PIPE, env=ENV, timeout=60)
+    finally:
+        os.close(terminal)
+        os.close(leader)
+    assert result.returncode == 2
+    assert "standard output is a terminal" in result.stderr.decode()

@@ -182,6 +182,21 @@ def test_davis_video_path_equals_image_path_and_smoothing_lowers_flicker(
     assert iou_on >= iou_off - 0.005
 
 
+def test_raw_frames_are_not_written_to_a_terminal() -> None:
+    import pty
+
+    leader, terminal = pty.openpty()
+    try:
+        command = [sys.executable, "-m", "cutout", "video", "-", "--raw", "64x48"]
+        result = subprocess.run(
+            command, input=bytes(64 * 48 * 3), stdout=terminal, stderr=subprocess.PIPE, env=ENV, timeout=60
+        )
+    finally:
+        os.close(terminal)
+        os.close(leader)
+    assert result.returncode == 2 and "standard output is a terminal" in result.stderr.decode()
+
+
 def test_a_truncated_clip_gives_the_frames_it_has_a_warning_and_exit_code_1(clips: Path, tmp_path: Path) -> None:
     source = tmp_path / "rabbit.mp4"  # its index (moov) comes first: cut short, the data just ends, no error
     source.write_bytes((clips / "mdn_rabbit320_audio.mp4").read_bytes()[:60_000])

@@ -190,12 +190,15 @@ def _plan(
         _check_opaque(format_, options, needs_opaque(format_))
         if sys.stdin.isatty():
             raise UsageError("no input: give an image file or folder, or pipe an image into standard input")
+        if target is None:
+            _check_not_a_terminal()
         job = Job(sys.stdin.buffer.read(), target, format_)
         return [job], [], target is None
     sources = expand(inputs)
     if output == "-":
         if len(sources) != 1 or sources[0].is_dir():
             raise UsageError("standard output takes exactly one input image")
+        _check_not_a_terminal()
         format_ = format_for(None, fmt)
         _check_opaque(format_, options, needs_opaque(format_))
         return [Job(sources[0], None, format_)], [], True
@@ -212,6 +215,15 @@ def _plan(
     if not plan.jobs and not plan.skipped:
         raise UsageError(f"no images found in {', '.join(inputs)}")
     return plan.jobs, plan.skipped, False
+
+
+def _check_not_a_terminal() -> None:
+    """Image bytes are not for a terminal (as gzip refuses to write compressed data to one)."""
+    if sys.stdout.isatty():
+        raise UsageError(
+            "standard output is a terminal, not a file: redirect it (cutout image < photo.jpg > photo.png) "
+            "or name an output file"
+        )
 
 
 def _check_opaque(format_: str, options: RemoveOptions, opaque_only: bool) -> None:

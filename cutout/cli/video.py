@@ -91,6 +91,8 @@ def video(
         size = parse_raw_size(raw)
         if input != "-" or output not in (None, "-"):
             raise UsageError("--raw reads frames from stdin and writes them to stdout: cutout video - --raw WxH")
+        if sys.stdout.isatty():
+            raise UsageError("standard output is a terminal: pipe the raw frames on, e.g. into ffmpeg (see --help)")
         session = Session(model, backend=backend, device=device, threads=1)
         session.load_for(remove)
         process_raw(sys.stdin.buffer, sys.stdout.buffer, size, session, options)
