@@ -132,16 +132,18 @@ def process_images(
     batch_size: int = 1,
     workers: int = 2,
     fail_fast: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Generator[Outcome, None, None]:
     """Run every job; yield one :class:`Outcome` per job, in order.
 
     With ``fail_fast`` the first failure raises its :class:`CutoutError` after being yielded, so no more
     jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
-    written are completed (writes are atomic), no partial file is left.
+    written are completed (writes are atomic), no partial file is left. ``cancel``, if given, is set then
+    too: an endless ``jobs`` (``--watch``) that waits on it ends at once.
     """
     # Each stage pulls from the one before in its own feeder thread; "ahead" is kept short because every image
     # in flight may hold full-resolution pixels. One event takes every thread down on error or Ctrl-C.
-    cancel = threading.Event()
+    cancel = cancel or threading.Event()
     concurrency = session.concurrency  # known while a model loads in the background: decoding starts at once
     decoded = parallel_map(_decoder(session.spec, options.max_pixels), jobs, workers, ahead=workers, cancel=cancel)
     inferred = parallel_map(

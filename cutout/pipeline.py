@@ -36,7 +36,9 @@ def threaded(
     An exception in the producer is re-raised in the consumer. Closing the returned generator (or an error
     in the consumer) stops the producer at its next item. Setting ``cancel`` (shared by every stage of a
     pipeline) ends the stage from either side within a tenth of a second, even while it waits: that is how a
-    whole pipeline of threads is taken down on Ctrl-C.
+    whole pipeline of threads is taken down on Ctrl-C. Ctrl-C lands in the innermost stage the main thread
+    waits in, so that stage sets ``cancel`` itself, first: the stages before it, and a source that waits on
+    ``cancel`` (``--watch``'s folder scan), end at once instead of each being waited for in turn.
     """
     items: queue.Queue[Any] = queue.Queue(maxsize=max(1, maxsize))
     stop = threading.Event()
@@ -78,6 +80,9 @@ def threaded(
             if isinstance(item, _Failure):
                 raise item.error
             yield item
+    except KeyboardInterrupt:
+        _interrupted(cancel)
+        raise
     finally:
         stop.set()
         close = getattr(source, "close", None)
@@ -107,9 +112,21 @@ def parallel_map(
     try:
         for future in futures:
             yield future.result()
+    except KeyboardInterrupt:
+        _interrupted(cancel)
+        raise
     finally:
         futures.close()
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _interrupted(cancel: threading.Event | None) -> None:
+    """Ctrl-C reached a stage: cancel the whole pipeline before this stage waits for its own thread.
+
+    Only on Ctrl-C: an error is carried on to the consumer as it is, which a cancelled pipeline would drop.
+    """
+    if cancel is not None:
+        cancel.set()
 
 
 def in_background(fn: Callable[[], R], name: str = "cutout-load") -> Future[R]:

@@ -286,3 +286,19 @@ def test_image_bytes_are_not_written_to_a_terminal(tmp_path: Path, args: tuple[s
         os.close(leader)
     assert result.returncode == 2
     assert "standard output is a terminal" in result.stderr.decode()
+
+
+def test_watch_ends_at_once_on_ctrl_c_while_waiting_for_files(u2netp_onnx: Path, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    process = _start("image", str(inbox), str(tmp_path / "done"), "--watch")
+    try:
+        assert process.stderr is not None
+        assert b"watching" in process.stderr.readline()  # the model is loaded, the folder scan waits for files
+        time.sleep(1.5)
+    finally:
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    assert time.monotonic() - started < 3, "the folder scan held the exit up (it waited 5 s per stage before)"

@@ -140,3 +140,46 @@ def test_cancel_takes_down_a_chain_of_stages_blocked_on_an_idle_source() -> None
     second.close()
     assert time.monotonic() - started < 2
     _wait_for_no_threads()
+
+
+@pytest.mark.parametrize("outermost", ["parallel_map", "threaded"])
+def test_ctrl_c_in_a_stage_cancels_the_stages_before_it_at_once(outermost: str) -> None:
+    cancel = threading.Event()
+
+    def idle_source() -> Iterator[int]:
+        yield 1
+        while not cancel.wait(0.05):  # like --watch with no new files: only the pipeline's cancel ends the wait
+            pass
+
+    first = parallel_map(lambda x: x, idle_source(), workers=2, cancel=cancel)
+    second = parallel_map(lambda x: x + 1, first, workers=2, cancel=cancel)
+    stage = second if outermost == "parallel_map" else threaded(second, cancel=cancel)
+    assert next(stage) == 2
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        stage.throw(KeyboardInterrupt)  # where the signal lands: nobody has set cancel yet
+    assert cancel.is_set()
+    assert time.monotonic() - started < 2  # each stage was waited for 5 s in turn before
+    _wait_for_no_threads()
+
+
+def test_an_error_still_reaches_the_consumer_through_a_cancellable_chain() -> None:
+    cancel = threading.Event()
+
+    def fail(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    failing = parallel_map(fail, range(3), workers=2, cancel=cancel)
+    stage = threaded(parallel_map(lambda x: x, failing, workers=2, cancel=cancel), cancel=cancel)
+    with pytest.raises(ValueError, match="bad 0"):
+        list(stage)
+    _wait_for_no_threads()
+
+
+def test_a_pipeline_that_runs_to_its_end_leaves_cancel_alone() -> None:
+    cancel = threading.Event()
+    stage = threaded(parallel_map(lambda x: x * 2, range(5), workers=2, cancel=cancel), cancel=cancel)
+    assert list(stage) == [0, 2, 4, 6, 8]
+    stage.close()
+    assert not cancel.is_set()
+    _wait_for_no_threads()

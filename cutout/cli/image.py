@@ -8,6 +8,7 @@ cat photo.jpg | cutout image > photo.png
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -121,7 +122,8 @@ def image(
         foreground_estimation=foreground_estimation,
     )
     inputs, target = _split(paths or [], output)
-    jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch)
+    stop_watching = threading.Event()  # set when the pipeline stops early: ends --watch's wait for new files
+    jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch, stop=stop_watching)
     if isinstance(jobs, list):
         remove_stale_parts({job.target.parent for job in jobs if job.target is not None})
     if threads == 0:  # auto: whole images in parallel when there are several (see OnnxPredictor)
@@ -136,7 +138,13 @@ def image(
     )
     exit_on_sigterm()
     outcomes = process_images(
-        jobs, session, options, batch_size=batch_size, workers=workers or default_workers(), fail_fast=fail_fast
+        jobs,
+        session,
+        options,
+        batch_size=batch_size,
+        workers=workers or default_workers(),
+        fail_fast=fail_fast,
+        cancel=stop_watching,
     )
     code = 0
     started = time.perf_counter()
@@ -170,7 +178,14 @@ def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None]
 
 
 def _plan(
-    inputs: list[str], output: str | None, fmt: str | None, options: RemoveOptions, *, overwrite: bool, watch: bool
+    inputs: list[str],
+    output: str | None,
+    fmt: str | None,
+    options: RemoveOptions,
+    *,
+    overwrite: bool,
+    watch: bool,
+    stop: threading.Event | None = None,
 ) -> tuple[Iterable[Job], list[Job], bool]:
     """The jobs (a list, or an endless generator with --watch), the skipped ones, and whether results go to stdout."""
     from cutout.batch import Job
@@ -183,7 +198,7 @@ def _plan(
             raise UsageError("--watch needs one input folder and an output folder: cutout image inbox/ done/ --watch")
         format_ = fmt or "png"
         _check_opaque(format_, options, needs_opaque(format_))
-        return watch_jobs(Path(inputs[0]), Path(output), format_, overwrite=overwrite), [], False
+        return watch_jobs(Path(inputs[0]), Path(output), format_, overwrite=overwrite, stop=stop), [], False
     if stdin:
         target = None if output in (None, "-") else Path(str(output))
         format_ = format_for(target, fmt)

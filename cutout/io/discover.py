@@ -10,6 +10,7 @@ import contextlib
 import glob
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -151,13 +152,21 @@ def _only_frames(folder: Path, before: float) -> bool:
 
 
 def watch_jobs(
-    folder: Path, output: Path, format: str, *, interval: float = 1.0, overwrite: bool = False
+    folder: Path,
+    output: Path,
+    format: str,
+    *,
+    interval: float = 1.0,
+    overwrite: bool = False,
+    stop: threading.Event | None = None,
 ) -> Iterator[Job]:
-    """Jobs for the images in ``folder`` now and for every image that appears later, until interrupted.
+    """Jobs for the images in ``folder`` now and for every image that appears later, until ``stop`` is set.
 
     A new file is taken once its size and modification time have stayed the same for one ``interval``, so
-    files still being copied in are not read half-written.
+    files still being copied in are not read half-written. The generator runs in a pipeline's thread, where
+    nothing else can interrupt its wait: ``stop`` ends it at once (on Ctrl-C the command sets it).
     """
+    stop = stop or threading.Event()
     done: set[Path] = set()
     candidates: dict[Path, tuple[int, int]] = {}
     exclude = output.resolve() if output.resolve().is_relative_to(folder.resolve()) else None
@@ -177,4 +186,5 @@ def watch_jobs(
                     yield Job(image, target, format)
             else:
                 candidates[image] = signature
-        time.sleep(interval)
+        if stop.wait(interval):
+            return
