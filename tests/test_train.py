@@ -267,6 +267,8 @@ def test_the_summary_says_how_to_use_the_exported_model(capsys: pytest.CaptureFi
     for model, hint in hints.items():
         _summary(TrainResult(step=3, exported=Path("models") / "shapes"), model)
         assert hint in capsys.readouterr().err
+    _summary(TrainResult(step=3, best={"mae": 0.04561234, "max_f": 0.9}, exported=Path("models") / "shapes"), "u2netp")
+    assert "best validation: mae 0.0456  max_f 0.9000" in capsys.readouterr().err
 
 
 def test_the_best_checkpoint_is_chosen_by_the_metric_the_model_is_used_for() -> None:

@@ -162,8 +162,11 @@ def _step_text(event: dict[str, Any]) -> str:
 
 
 def _format_validation(event: dict[str, Any]) -> str:
-    values = "  ".join(f"{k} {v:.4f}" for k, v in event["validation"].items())
-    return f"epoch {event['epoch']} validation: {values}"
+    return f"epoch {event['epoch']} validation: {_metrics_text(event['validation'])}"
+
+
+def _metrics_text(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
 def _summary(result: Any, model: str) -> None:
@@ -174,7 +177,8 @@ def _summary(result: Any, model: str) -> None:
         where = result.checkpoint
         console.print(f"[yellow]stopped[/] at step {result.step}; checkpoint {where}; continue with --resume {where}")
         return
-    console.print(f"trained {result.step} steps ({result.images_per_second:.1f} img/s); best validation: {result.best}")
+    best = f"best validation: {_metrics_text(result.best)}" if result.best else "no validation ran"
+    console.print(f"trained {result.step} steps ({result.images_per_second:.1f} img/s); {best}")
     if result.exported:
         name = result.exported.name
         use = f"--refine mnet --refiner {name}" if model == "mnet" else f"--model {name}"
