@@ -78,6 +78,11 @@ def test_bad_arrays_raise_input_error(session: cutout.Session) -> None:
         session.remove(np.zeros((10, 10, 3), np.float32))
     with pytest.raises(InputError, match="shape"):
         session.remove(np.zeros((10, 10, 2), np.uint8))
+    for empty in (np.zeros((0, 10, 3), np.uint8), np.zeros((10, 0), np.uint8)):
+        with pytest.raises(InputError, match=r"the image has no pixels \(shape"):
+            session.remove(empty)
+    with pytest.raises(InputError, match=r"the image has no pixels \(0 x 10\)"):
+        session.remove(Image.new("RGB", (0, 10)))
 
 
 def test_unknown_model_lists_the_built_in_ones() -> None:

@@ -75,6 +75,8 @@ def load_image(
         InputError: the source cannot be read, is empty, is not an image, is corrupt, or is too large.
     """
     if isinstance(source, Image.Image):
+        if 0 in source.size:
+            raise InputError(f"the image has no pixels ({source.width} x {source.height})")
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source)
@@ -200,6 +202,8 @@ def _upright(image: Image.Image, what: str) -> Image.Image:
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8:
         raise InputError(f"expected a uint8 image array, got dtype {array.dtype}; convert with .astype(np.uint8)")
+    if array.ndim in (2, 3) and 0 in array.shape[:2]:
+        raise InputError(f"the image has no pixels (shape {array.shape})")
     if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
         return Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
     raise InputError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
