@@ -122,8 +122,8 @@ def image(
         foreground_estimation=foreground_estimation,
     )
     inputs, target = _split(paths or [], output)
-    stop_watching = threading.Event()  # set when the pipeline stops early: ends --watch's wait for new files
-    jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch, stop=stop_watching)
+    cancel = threading.Event()  # set when the pipeline stops early (Ctrl-C): also ends --watch's wait for new files
+    jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch, stop=cancel)
     if isinstance(jobs, list):
         remove_stale_parts({job.target.parent for job in jobs if job.target is not None})
     if threads == 0:  # auto: whole images in parallel when there are several (see OnnxPredictor)
@@ -144,7 +144,7 @@ def image(
         batch_size=batch_size,
         workers=workers or default_workers(),
         fail_fast=fail_fast,
-        cancel=stop_watching,
+        cancel=cancel,
     )
     code = 0
     started = time.perf_counter()

@@ -143,7 +143,8 @@ def open_container(path: Path) -> InputContainer:
     except PermissionError:
         raise VideoError(f"cannot read {path}: permission denied; check its permissions") from None
     except (av.error.FFmpegError, OSError) as error:
-        with path.open("rb") as handle:
+        head = b""
+        with contextlib.suppress(OSError), path.open("rb") as handle:
             head = handle.read(12)
         if head[4:8] == b"ftyp":  # an MP4/MOV whose index (moov) is missing: cut short before it was written
             raise VideoError(
