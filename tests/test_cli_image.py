@@ -294,7 +294,8 @@ def test_watch_ends_at_once_on_ctrl_c_while_waiting_for_files(u2netp_onnx: Path,
     process = _start("image", str(inbox), str(tmp_path / "done"), "--watch")
     try:
         assert process.stderr is not None
-        assert b"watching" in process.stderr.readline()  # the model is loaded, the folder scan waits for files
+        lines = iter(process.stderr.readline, b"")
+        assert any(b"watching" in line for line in lines)  # the model is loaded, the folder scan waits for files
         time.sleep(1.5)
     finally:
         started = time.monotonic()
