@@ -10,6 +10,9 @@ encoded; with smoothing off every frame's mask is exactly what ``cutout image`` 
 
 from __future__ import annotations
 
+import io
+import os
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -221,15 +224,21 @@ def parse_raw_size(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def raw_frames(stream: BinaryIO, width: int, height: int) -> Iterator[tuple[np.ndarray, int | None]]:
+def raw_frames(
+    stream: BinaryIO, width: int, height: int, cancel: threading.Event | None = None
+) -> Iterator[tuple[np.ndarray, int | None]]:
     """rgb24 frames of ``width`` x ``height`` read from ``stream`` until it ends (as ``ffmpeg -f rawvideo`` sends).
+
+    ``cancel`` ends the frames early, also while an unbuffered pipe (an ``io.FileIO`` such as
+    ``sys.stdin.buffer.raw``) has nothing to read: a thread blocked in its read could not be stopped, and at
+    exit a blocked buffered read even aborts the interpreter.
 
     Raises:
         InputError: the stream ends inside a frame (wrong size given, or a cut stream).
     """
     size = width * height * 3
     while True:
-        data = _read_exactly(stream, size)
+        data = _read_exactly(stream, size, cancel)
         if not data:
             return
         if len(data) < size:
@@ -240,10 +249,16 @@ def raw_frames(stream: BinaryIO, width: int, height: int) -> Iterator[tuple[np.n
         yield np.frombuffer(data, np.uint8).reshape(height, width, 3), None
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+def _read_exactly(stream: BinaryIO, size: int, cancel: threading.Event | None = None) -> bytes:
+    """``size`` bytes, fewer where the stream ends, none once ``cancel`` is set (see :func:`raw_frames`)."""
     chunks = []
     remaining = size
+    waitable = cancel is not None and isinstance(stream, io.FileIO) and os.name == "posix"
     while remaining:
+        if waitable:
+            while not select.select([stream], [], [], 0.1)[0]:
+                if cancel.is_set():  # type: ignore[union-attr]
+                    return b""
         chunk = stream.read(remaining)
         if not chunk:
             break
@@ -266,7 +281,7 @@ def process_raw(
     In: rgb24. Out: rgba (cutout), rgb24 (over an opaque background) or gray (``only_mask``), same size.
     """
     cancel = threading.Event()
-    frames = threaded(raw_frames(source, *size), maxsize=4, name="cutout-read", cancel=cancel)
+    frames = threaded(raw_frames(source, *size, cancel), maxsize=4, name="cutout-read", cancel=cancel)
     results = threaded(
         cutout_frames(frames, session, options, cancel=cancel), maxsize=4, name="cutout-infer", cancel=cancel
     )

@@ -182,6 +182,25 @@ def test_davis_video_path_equals_image_path_and_smoothing_lowers_flicker(
     assert iou_on >= iou_off - 0.005
 
 
+def test_ctrl_c_while_raw_input_is_silent_ends_cleanly() -> None:
+    reader, writer = os.pipe()  # the upstream stays open and sends nothing more, as a paused ffmpeg
+    try:
+        command = [sys.executable, "-m", "cutout", "video", "-", "--raw", "64x48"]
+        process = subprocess.Popen(command, stdin=reader, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+        os.write(writer, bytes(64 * 48 * 3) * 2)
+        assert process.stdout is not None
+        assert len(process.stdout.read(2 * 64 * 48 * 4)) == 2 * 64 * 48 * 4  # both frames came back: it now waits
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(writer)
+        os.close(reader)
+    assert process.returncode == 130, stderr.decode()  # was: "Fatal Python error" (SIGABRT) after 6 s
+    assert "Fatal" not in stderr.decode()
+    assert time.monotonic() - started < 3
+
+
 def test_raw_frames_are_not_written_to_a_terminal() -> None:
     import pty
 

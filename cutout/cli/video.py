@@ -95,7 +95,9 @@ def video(
             raise UsageError("standard output is a terminal: pipe the raw frames on, e.g. into ffmpeg (see --help)")
         session = Session(model, backend=backend, device=device, threads=1)
         session.load_for(remove)
-        process_raw(sys.stdin.buffer, sys.stdout.buffer, size, session, options)
+        # unbuffered: a read that waits on a silent pipe can then be given up on Ctrl-C (see raw_frames)
+        stdin = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
+        process_raw(stdin, sys.stdout.buffer, size, session, options)
         return
     source = Path(input)
     if input == "-" or not source.is_file():
