@@ -249,22 +249,27 @@ def raw_frames(
         yield np.frombuffer(data, np.uint8).reshape(height, width, 3), None
 
 
-def _read_exactly(stream: BinaryIO, size: int, cancel: threading.Event | None = None) -> bytes:
-    """``size`` bytes, fewer where the stream ends, none once ``cancel`` is set (see :func:`raw_frames`)."""
-    chunks = []
-    remaining = size
+def _read_exactly(stream: BinaryIO, size: int, cancel: threading.Event | None = None) -> bytearray:
+    """``size`` bytes, fewer where the stream ends, none once ``cancel`` is set (see :func:`raw_frames`).
+
+    Read into one buffer: an unbuffered pipe returns 64 KiB or so per read, and ``read(remaining)`` would
+    allocate the whole remainder (2.7 MB for a 720p frame) for each of them.
+    """
+    data = bytearray(size)
+    filled = 0
     waitable = cancel is not None and isinstance(stream, io.FileIO) and os.name == "posix"
-    while remaining:
-        if waitable:
-            while not select.select([stream], [], [], 0.1)[0]:
-                if cancel.is_set():  # type: ignore[union-attr]
-                    return b""
-        chunk = stream.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+    with memoryview(data) as view:
+        while filled < size:
+            if waitable:
+                while not select.select([stream], [], [], 0.1)[0]:
+                    if cancel.is_set():  # type: ignore[union-attr]
+                        return bytearray()
+            count = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not count:
+                break
+            filled += count
+    del data[filled:]
+    return data
 
 
 def process_raw(

@@ -578,3 +578,30 @@ def test_stale_video_parts_of_a_killed_run_are_removed_and_fresh_ones_kept(tmp_p
         os.utime(path, (hour_ago, hour_ago))
     assert remove_stale_parts({tmp_path}) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.mov.12345678.part.mov", ".photos.0badc0de.part"]
+
+
+def test_raw_frames_from_a_pipe_in_small_pieces_and_cancelled_while_it_is_silent() -> None:
+    import io
+    import threading
+
+    from cutout.video import raw_frames
+
+    reader, writer = os.pipe()
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), np.uint8)
+    cancel = threading.Event()
+
+    def send() -> None:
+        data = frames[:2].tobytes()
+        for start in range(0, len(data), 5000):  # a pipe hands over what it has, not whole frames
+            os.write(writer, data[start : start + 5000])
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    with io.FileIO(reader, "rb") as stream:
+        received = raw_frames(stream, 64, 48, cancel)
+        for expected in frames[:2]:
+            np.testing.assert_array_equal(next(received)[0], expected)
+        sender.join()
+        threading.Timer(0.3, cancel.set).start()  # the writer stays open and silent: only cancel ends the wait
+        assert list(received) == []
+    os.close(writer)
