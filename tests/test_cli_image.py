@@ -123,6 +123,49 @@ def test_existing_outputs_are_skipped_unless_overwrite(u2netp_onnx: Path, tree: 
     assert "3 done" in forced.stderr.decode() and (out / "astronaut.png").stat().st_mtime_ns != stamp
 
 
+def test_a_rerun_into_an_output_folder_inside_the_input_reads_only_the_photos(u2netp_onnx: Path, tree: Path) -> None:
+    # relative paths, as typed in a shell: the output folder inside the input was read back as new inputs
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "cutout", "image", "shoot", "shoot/cut", "--overwrite"],
+            cwd=tree.parent,
+            capture_output=True,
+            env=ENV,
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        assert "3 done" in result.stderr.decode()
+    written = [p.relative_to(tree / "cut").as_posix() for p in _assert_complete_pngs(tree / "cut")]
+    assert written == ["astronaut.png", "day1/chelsea.png", "day2/close/coffee.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{png}", "{png}", "--overwrite"], "replaced by its own cutout"),
+        (["{jpg}", "{jpg}", "--bg", "white", "--overwrite"], "replaced by its own cutout"),
+        (["{png}", "{jpg}", "{folder}", "--overwrite"], "replaced by its own cutout"),
+        (["{folder}", "{folder}", "--overwrite"], "output folder is the input folder"),
+        (["{folder}", "{folder}", "--watch"], "output folder is the input folder"),
+        (["{jpg}", "{folder}/out.gif"], "cannot write GIF"),
+        (["{folder}", "{folder}/out.png"], "names one file"),
+    ],
+)
+def test_outputs_never_replace_inputs_and_odd_outputs_are_usage_errors(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "a.jpg")
+    Image.open(EXAMPLE).save(folder / "b.png")
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    names = {"png": folder / "b.png", "jpg": folder / "a.jpg", "folder": folder}
+    result = _cutout("image", *(a.format(**names) for a in args))
+    assert result.returncode == 2, result.stderr.decode()
+    assert message in result.stderr.decode()
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before  # nothing replaced, nothing added
+
+
 def test_several_inputs_and_a_quoted_glob(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     listed = _cutout("image", str(tree / "astronaut.jpg"), str(tree / "day1" / "chelsea.jpg"), str(tmp_path / "a"))
     assert listed.returncode == 0, listed.stderr.decode()

@@ -239,6 +239,17 @@ def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(clips: Path, tm
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
 
 
+def test_a_clip_is_never_replaced_by_its_own_result(clips: Path, tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((clips / "intel_asl_help_person.mp4").read_bytes())
+    for output in ("clip.mp4", "./clip.mp4"):  # ffmpeg refuses this too ("Output same as Input")
+        result = _cutout("video", "clip.mp4", output, "--bg", "white", "--overwrite", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr.decode()
+        assert "replaced by its own cutout" in result.stderr.decode()
+    assert clip.read_bytes() == (clips / "intel_asl_help_person.mp4").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
 def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:
     target = tmp_path / "juggle.mp4"
     process = subprocess.Popen(

@@ -189,13 +189,21 @@ def _plan(
 ) -> tuple[Iterable[Job], list[Job], bool]:
     """The jobs (a list, or an endless generator with --watch), the skipped ones, and whether results go to stdout."""
     from cutout.batch import Job
-    from cutout.io.discover import expand, plan_jobs, watch_jobs
+    from cutout.io.discover import (
+        IMAGE_SUFFIXES,
+        check_not_the_source,
+        check_output_folder,
+        expand,
+        plan_jobs,
+        watch_jobs,
+    )
     from cutout.io.images import format_for, needs_opaque
 
     stdin = not inputs or inputs == ["-"]
     if watch:
         if stdin or len(inputs) != 1 or not Path(inputs[0]).is_dir() or output is None:
             raise UsageError("--watch needs one input folder and an output folder: cutout image inbox/ done/ --watch")
+        check_output_folder(Path(inputs[0]), Path(output))
         format_ = fmt or "png"
         _check_opaque(format_, options, needs_opaque(format_))
         return watch_jobs(Path(inputs[0]), Path(output), format_, overwrite=overwrite, stop=stop), [], False
@@ -218,15 +226,26 @@ def _plan(
         _check_opaque(format_, options, needs_opaque(format_))
         return [Job(sources[0], None, format_)], [], True
     single_file = len(sources) == 1 and not sources[0].is_dir()
-    if single_file and output is not None and Path(output).suffix.lower() in _OUTPUT_SUFFIXES:
-        target = Path(output)
+    destination = None if output is None else Path(output)
+    suffix = "" if destination is None or destination.is_dir() else destination.suffix.lower()
+    if suffix in IMAGE_SUFFIXES and not single_file:
+        what = f"the folder {inputs[0]}" if len(sources) == 1 else f"{len(sources)} inputs"
+        raise UsageError(f"{output} names one file, but the cutouts of {what} need an output folder")
+    if destination is not None and single_file and suffix in IMAGE_SUFFIXES:
+        if suffix not in _OUTPUT_SUFFIXES:
+            raise UsageError(
+                f"cutout cannot write {suffix[1:].upper()} files ({output}); name the output .png, .webp, .jpg or "
+                ".tif (or give a folder)"
+            )
+        target = destination
         format_ = format_for(target, fmt)
         _check_opaque(format_, options, needs_opaque(format_))
+        check_not_the_source(sources[0], target)
         job = Job(sources[0], target, format_)
         return ([], [job], False) if target.exists() and not overwrite else ([job], [], False)
     format_ = fmt or "png"
     _check_opaque(format_, options, needs_opaque(format_))
-    plan = plan_jobs(sources, None if output is None else Path(output), format_, overwrite=overwrite)
+    plan = plan_jobs(sources, destination, format_, overwrite=overwrite)
     if not plan.jobs and not plan.skipped:
         raise UsageError(f"no images found in {', '.join(inputs)}")
     return plan.jobs, plan.skipped, False

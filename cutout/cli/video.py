@@ -104,10 +104,12 @@ def video(
         raise UsageError(f"{input} is not a video file (for frames on stdin use: cutout video - --raw WxH)")
     target = Path(output) if output else default_output(source, options)
     kind = output_kind(output if output else target, options)
+    from cutout.io.discover import check_not_the_source, remove_stale_parts
+
+    check_not_the_source(source, target)
     if target.exists() and not overwrite and kind != "png":
         console.print(f"skipped: {escape(str(target))} exists (--overwrite replaces it)")
         return
-    from cutout.io.discover import remove_stale_parts
 
     remove_stale_parts({target.parent})  # what a killed run (SIGKILL, power loss) left here
     # one CPU thread per frame, several frames at once: faster than one frame on all cores (see OnnxPredictor)

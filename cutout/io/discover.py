@@ -39,16 +39,44 @@ def is_image_name(path: Path) -> bool:
 
 
 def find_images(folder: Path, exclude: Path | None = None) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted; ``exclude`` (an output folder inside it) is skipped."""
+    """Image files under ``folder``, recursively, sorted; ``exclude`` (an output folder inside it) is skipped.
+
+    ``exclude`` may be written differently from ``folder`` (one relative, the other absolute, through a link):
+    they are compared resolved, so a batch never reads its own results as inputs.
+    """
+    skip = _inside(exclude, folder) if exclude is not None else None
     found = []
     for path in sorted(folder.rglob("*")):
-        if exclude is not None and path.is_relative_to(exclude):
+        relative = path.relative_to(folder)
+        if skip is not None and relative.is_relative_to(skip):
             continue
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+        if any(part.startswith(".") for part in relative.parts):
             continue
         if is_image_name(path) and path.is_file():
             found.append(path)
     return found
+
+
+def _inside(path: Path, folder: Path) -> Path | None:
+    """Where ``path`` lies inside ``folder`` (both resolved), or None if it lies outside."""
+    try:
+        return path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return None
+
+
+def check_output_folder(source: Path, output: Path) -> None:
+    """Refuse an output folder that is the input folder itself: results would be read back as inputs.
+
+    Raises:
+        UsageError: ``output`` is ``source`` (however it is written).
+    """
+    if _inside(output, source) == Path("."):
+        raise UsageError(
+            f"the output folder is the input folder {source}: its cutouts would be read as new inputs on the next "
+            f"run (and PNG photos written over); give another folder, e.g. {source.resolve().name or 'out'}-cutout, or "
+            "one inside it"
+        )
 
 
 def expand(inputs: list[str]) -> list[Path]:
@@ -83,8 +111,8 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     for source in inputs:
         if source.is_dir():
             root = output if output is not None else source.with_name(source.name + "-cutout")
-            relative_exclude = root.resolve() if root.resolve().is_relative_to(source.resolve()) else None
-            for image in find_images(source, exclude=relative_exclude):
+            check_output_folder(source, root)
+            for image in find_images(source, exclude=root):
                 target = root / image.relative_to(source).with_suffix(EXTENSIONS[format])
                 pairs.append((image, target))
         elif output is not None:
@@ -94,9 +122,27 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     _check_collisions(pairs)
     plan = Plan()
     for source, target in pairs:
+        check_not_the_source(source, target)
         job = Job(source, target, format)
         (plan.skipped if target.exists() and not overwrite else plan.jobs).append(job)
     return plan
+
+
+def check_not_the_source(source: Path, target: Path) -> None:
+    """Refuse to write a result over its own input (``cutout image *.png .``, ``cutout image a.jpg a.jpg``).
+
+    Raises:
+        UsageError: ``target`` is the file ``source`` (the same path, or a link to it).
+    """
+    try:
+        same = target.exists() and target.samefile(source)
+    except OSError:
+        same = False
+    if same:
+        raise UsageError(
+            f"{source} would be replaced by its own cutout; write the output elsewhere (left out, it goes beside "
+            "the input as NAME.cutout.EXT)"
+        )
 
 
 def _check_collisions(pairs: list[tuple[Path, Path]]) -> None:
@@ -164,14 +210,14 @@ def watch_jobs(
 
     A new file is taken once its size and modification time have stayed the same for one ``interval``, so
     files still being copied in are not read half-written. The generator runs in a pipeline's thread, where
-    nothing else can interrupt its wait: ``stop`` ends it at once (on Ctrl-C the command sets it).
+    nothing else can interrupt its wait: ``stop`` ends it at once (on Ctrl-C the command sets it). ``output``
+    may lie inside ``folder`` (it is not read) but not be ``folder``: see :func:`check_output_folder`.
     """
     stop = stop or threading.Event()
     done: set[Path] = set()
     candidates: dict[Path, tuple[int, int]] = {}
-    exclude = output.resolve() if output.resolve().is_relative_to(folder.resolve()) else None
     while True:
-        for image in find_images(folder, exclude=exclude):
+        for image in find_images(folder, exclude=output):
             if image in done:
                 continue
             try:

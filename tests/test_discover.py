@@ -1,0 +1,71 @@
+"""Which files a batch reads and where it writes: relative paths, output folders inside inputs, self-overwrites."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from cutout.errors import UsageError
+from cutout.io.discover import check_not_the_source, find_images, plan_jobs, watch_jobs
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg"
+
+
+@pytest.fixture
+def shoot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """shoot/a.jpg and shoot/day1/b.png, with the working directory at tmp_path (paths as users type them)."""
+    (tmp_path / "shoot" / "day1").mkdir(parents=True)
+    shutil.copy(EXAMPLE, tmp_path / "shoot" / "a.jpg")
+    shutil.copy(EXAMPLE, tmp_path / "shoot" / "day1" / "b.png")
+    monkeypatch.chdir(tmp_path)
+    return Path("shoot")
+
+
+@pytest.mark.parametrize("absolute", ["output", "input", "neither"])
+def test_an_output_folder_inside_the_input_is_never_read_back(shoot: Path, absolute: str) -> None:
+    output = shoot / "cut"
+    (output / "day1").mkdir(parents=True)
+    (output / "a.png").write_bytes(b"a result of an earlier run")
+    (output / "day1" / "b.png").write_bytes(b"a result of an earlier run")
+    source = shoot.resolve() if absolute == "input" else shoot
+    target = output.resolve() if absolute == "output" else output
+    assert [p.name for p in find_images(source, exclude=target)] == ["a.jpg", "b.png"]
+    plan = plan_jobs([source], target, "png", overwrite=True)
+    assert [job.source.relative_to(source).as_posix() for job in plan.jobs] == ["a.jpg", "day1/b.png"]
+
+
+@pytest.mark.parametrize("output", ["shoot", "shoot/", "./shoot", "shoot/day1/.."])
+def test_the_input_folder_itself_is_refused_as_output(shoot: Path, output: str) -> None:
+    before = sorted(shoot.rglob("*"))
+    with pytest.raises(UsageError, match="output folder is the input folder"):
+        plan_jobs([shoot], Path(output), "png", overwrite=True)
+    assert sorted(shoot.rglob("*")) == before
+
+
+def test_a_file_is_never_planned_over_itself(shoot: Path) -> None:
+    png = shoot / "day1" / "b.png"
+    with pytest.raises(UsageError, match="replaced by its own cutout"):
+        plan_jobs([shoot / "a.jpg", png], shoot / "day1", "png", overwrite=True)  # `cutout image a.jpg *.png day1`
+    link = shoot / "link.png"
+    link.symlink_to(png.resolve())
+    with pytest.raises(UsageError, match="replaced by its own cutout"):
+        check_not_the_source(png, link)
+    check_not_the_source(png, shoot / "b.png")  # not there yet: another file
+    assert plan_jobs([shoot / "a.jpg"], shoot, "png").jobs[0].target == shoot / "a.png"
+
+
+def test_watch_does_not_read_its_own_output_inside_the_folder(shoot: Path) -> None:
+    output = shoot / "done"
+    (output / "day1").mkdir(parents=True)
+    (output / "day1" / "old.png").write_bytes(b"a result of an earlier run")
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    try:
+        jobs = list(watch_jobs(shoot, output.resolve(), "png", interval=0.05, overwrite=True, stop=stop))
+    finally:
+        timer.cancel()
+    assert sorted(job.source.as_posix() for job in jobs) == ["shoot/a.jpg", "shoot/day1/b.png"]
