@@ -64,7 +64,7 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
 
     ``target`` is best given as the text the user typed: a trailing slash (lost by ``Path``) means a folder.
     """
-    if target is not None and (str(target).endswith(("/", "\\")) or Path(target).is_dir()):
+    if target is not None and (str(target).endswith(("/", "\\")) or os.path.isdir(target)):
         return "png"
     path = None if target is None else Path(target)
     kind = KINDS.get(path.suffix.lower(), "") if path is not None else ""

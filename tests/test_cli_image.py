@@ -166,6 +166,23 @@ def test_outputs_never_replace_inputs_and_odd_outputs_are_usage_errors(
     assert {p: p.read_bytes() for p in folder.iterdir()} == before  # nothing replaced, nothing added
 
 
+def test_long_file_names_work_up_to_the_limit_and_fail_clearly_past_it(u2netp_onnx: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    fits, too_long = "x" * 246, "y" * 248  # y's default output, NAME.cutout.webp, is 264 bytes
+    for name in (fits, too_long):
+        shutil.copy(EXAMPLE, folder / f"{name}.jpg")
+    result = _cutout("image", str(folder), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr.decode()  # the temporary name (15 bytes more) failed here
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{fits}.png", f"{too_long}.png"]
+    beside = _cutout("image", str(folder / f"{too_long}.jpg"), "--format", "webp")
+    assert beside.returncode == 1 and "Traceback" not in beside.stderr.decode()
+    assert "more than the 255 a file name may have" in beside.stderr.decode()
+    video = _cutout("video", str(tmp_path / ("z" * 300 + ".mp4")), "--bg", "white")
+    assert video.returncode == 2 and "Traceback" not in video.stderr.decode()
+    assert sorted(p.name for p in folder.iterdir()) == [f"{fits}.jpg", f"{too_long}.jpg"]
+
+
 def test_several_inputs_and_a_quoted_glob(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     listed = _cutout("image", str(tree / "astronaut.jpg"), str(tree / "day1" / "chelsea.jpg"), str(tmp_path / "a"))
     assert listed.returncode == 0, listed.stderr.decode()

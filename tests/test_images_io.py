@@ -19,6 +19,7 @@ from PIL import Image, ImageCms, features
 from cutout.compose import compose
 from cutout.errors import InputError, OutputError, UsageError
 from cutout.io import encode, images
+from cutout.io.discover import _PART
 from cutout.io.images import (
     OUTPUT_FORMATS,
     encode_image,
@@ -411,6 +412,24 @@ def test_write_atomic_cleans_up_on_failure(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(KeyboardInterrupt):
         write_atomic(target, b"new")
     assert os.listdir(tmp_path) == ["out.png"] and target.read_bytes() == b"old"  # no .part file, old file intact
+
+
+@pytest.mark.parametrize("name", ["x" * 251 + ".png", "é" * 125 + ".png", "ü" * 3 + ".png"])
+def test_write_atomic_writes_any_name_the_file_system_takes(tmp_path: Path, name: str) -> None:
+    # the temporary name adds 15 bytes: a 251-byte output name failed with "File name too long"
+    assert len(name.encode()) <= 255
+    write_atomic(tmp_path / name, b"data")
+    assert os.listdir(tmp_path) == [name] and (tmp_path / name).read_bytes() == b"data"
+    temporary = encode.temporary_path(tmp_path / name, ".mp4")
+    assert len(temporary.name.encode()) <= 255 and temporary.name.endswith(".part.mp4")
+    assert temporary.name[1:].startswith(name[: len(temporary.name) - 20])  # whole characters kept
+    assert _PART.match(temporary.name)  # what a killed run leaves is found and removed by the next
+
+
+def test_write_atomic_says_when_a_name_is_too_long(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"its name is 260 bytes, more than the 255 a file name may have; use a"):
+        write_atomic(tmp_path / ("x" * 256 + ".png"), b"data")
+    assert os.listdir(tmp_path) == []
 
 
 def test_write_atomic_into_an_impossible_folder(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ cat photo.jpg | cutout image > photo.png
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -172,7 +173,7 @@ def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None]
     last = paths[-1]
     if last == "-" or Path(last).suffix.lower() in _OUTPUT_SUFFIXES and len(paths) == 2 and not Path(paths[0]).is_dir():
         return paths[:-1], last
-    if Path(last).is_dir() or last.endswith(("/", "\\")) or not Path(last).exists():
+    if os.path.isdir(last) or last.endswith(("/", "\\")) or not os.path.exists(last):
         return paths[:-1], last
     return paths, None
 
@@ -227,7 +228,7 @@ def _plan(
         return [Job(sources[0], None, format_)], [], True
     single_file = len(sources) == 1 and not sources[0].is_dir()
     destination = None if output is None else Path(output)
-    suffix = "" if destination is None or destination.is_dir() else destination.suffix.lower()
+    suffix = "" if destination is None or os.path.isdir(destination) else destination.suffix.lower()
     if suffix in IMAGE_SUFFIXES and not single_file:
         what = f"the folder {inputs[0]}" if len(sources) == 1 else f"{len(sources)} inputs"
         raise UsageError(f"{output} names one file, but the cutouts of {what} need an output folder")
@@ -242,7 +243,7 @@ def _plan(
         _check_opaque(format_, options, needs_opaque(format_))
         check_not_the_source(sources[0], target)
         job = Job(sources[0], target, format_)
-        return ([], [job], False) if target.exists() and not overwrite else ([job], [], False)
+        return ([], [job], False) if os.path.exists(target) and not overwrite else ([job], [], False)
     format_ = fmt or "png"
     _check_opaque(format_, options, needs_opaque(format_))
     plan = plan_jobs(sources, destination, format_, overwrite=overwrite)

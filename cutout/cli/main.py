@@ -5,6 +5,7 @@ Run ``cutout --help``. Nothing heavy is imported here: each command imports what
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -37,14 +38,25 @@ def main() -> None:
             _exit_now(done.code or 0)
         raise
     except CutoutError as error:
-        from rich.console import Console
-        from rich.markup import escape
-
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        _error(str(error))
         sys.exit(2 if isinstance(error, UsageError) else 1)
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        # a path the user typed that no file system can hold: pathlib's checks raise for it where they would say
+        # False for a missing file; the commands check their own paths, this catches any such check left
+        _error(f"{error.filename}: the name is too long for a file (255 bytes at most per name); use a shorter one")
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+
+
+def _error(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
 def _exit_now(code: int) -> None:

@@ -7,6 +7,7 @@ ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video - --raw 1280x720 | 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -100,14 +101,14 @@ def video(
         process_raw(stdin, sys.stdout.buffer, size, session, options)
         return
     source = Path(input)
-    if input == "-" or not source.is_file():
+    if input == "-" or not os.path.isfile(source):  # False for a name too long to exist, where Path.is_file raises
         raise UsageError(f"{input} is not a video file (for frames on stdin use: cutout video - --raw WxH)")
     target = Path(output) if output else default_output(source, options)
     kind = output_kind(output if output else target, options)
     from cutout.io.discover import check_not_the_source, remove_stale_parts
 
     check_not_the_source(source, target)
-    if target.exists() and not overwrite and kind != "png":
+    if os.path.exists(target) and not overwrite and kind != "png":
         console.print(f"skipped: {escape(str(target))} exists (--overwrite replaces it)")
         return
 

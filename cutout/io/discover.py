@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import os
 import re
 import shutil
 import threading
@@ -83,14 +84,14 @@ def expand(inputs: list[str]) -> list[Path]:
     """Paths for the command-line inputs; a quoted glob (``'shoot/**/*.jpg'``) is expanded here."""
     paths: list[Path] = []
     for text in inputs:
-        if any(ch in text for ch in "*?[") and not Path(text).exists():
+        if any(ch in text for ch in "*?[") and not os.path.exists(text):  # False for names too long to exist
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
                 raise UsageError(f"no file matches {text!r}")
             paths.extend(Path(m) for m in matches)
         else:
             path = Path(text)
-            if not path.exists() and not path.is_symlink():
+            if not os.path.lexists(path):
                 raise UsageError(f"{text} does not exist")
             paths.append(path)
     return paths
@@ -124,7 +125,8 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     for source, target in pairs:
         check_not_the_source(source, target)
         job = Job(source, target, format)
-        (plan.skipped if target.exists() and not overwrite else plan.jobs).append(job)
+        # os.path.exists: a name too long for the file system fails as its job (saying so), not here
+        (plan.skipped if os.path.exists(target) and not overwrite else plan.jobs).append(job)
     return plan
 
 
@@ -228,7 +230,7 @@ def watch_jobs(
             if candidates.get(image) == signature and stat.st_size > 0:
                 done.add(image)
                 target = output / image.relative_to(folder).with_suffix(EXTENSIONS[format])
-                if overwrite or not target.exists():
+                if overwrite or not os.path.exists(target):
                     yield Job(image, target, format)
             else:
                 candidates[image] = signature

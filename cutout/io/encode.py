@@ -15,6 +15,7 @@ An ICC profile is embedded in every format when it matches the array (an RGB pro
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import secrets
@@ -48,6 +49,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
 _PNG_BLOCK_BYTES = 1 << 20  # rows filtered and compressed per step: bounded memory, cache-friendly
 _MAX_CHUNK = (1 << 31) - 1
+_NAME_MAX = 255  # bytes in a file name on Linux, macOS and Windows (UTF-16 units there)
 
 
 def format_for(path: Path | None, explicit: str | None = None) -> str:
@@ -198,7 +200,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     Raises:
         OutputError: the folder or file cannot be written (permission denied, a file in the way, disk full, ...).
     """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    temporary = temporary_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # O_EXCL: never follow or reuse a file someone else made; 0o666 lets the umask decide, as for any new file
@@ -219,8 +221,24 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def temporary_path(path: Path, suffix: str = "") -> Path:
+    """A fresh ``.NAME.XXXXXXXX.part`` + ``suffix`` beside ``path``, NAME shortened to fit a file name's 255 bytes.
+
+    A valid output name of up to 255 bytes must not fail for its temporary name's 15 more: NAME keeps its start
+    (whole characters) and the random part keeps each temporary name unique.
+    """
+    tail = f".{secrets.token_hex(4)}.part{suffix}"
+    name = path.name.encode()[: _NAME_MAX - 1 - len(tail)].decode(errors="ignore")
+    return path.with_name(f".{name}{tail}")
+
+
 def _output_error(path: Path, error: OSError) -> OutputError:
     reason = error.strerror or str(error)
+    if error.errno == errno.ENAMETOOLONG and len(path.name.encode()) > _NAME_MAX:
+        return OutputError(
+            f"cannot write {path}: its name is {len(path.name.encode())} bytes, more than the {_NAME_MAX} a file "
+            "name may have; use a shorter name"
+        )
     in_the_way = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
     if in_the_way is not None:
         reason = f"{in_the_way} is a file, not a folder"

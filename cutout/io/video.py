@@ -17,6 +17,7 @@ frame rate survives. A damaged packet midway is skipped and counted in ``reader.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -132,7 +133,7 @@ def open_container(path: Path) -> InputContainer:
     Raises:
         VideoError: missing, not a file, empty, unreadable, or not a media file FFmpeg knows.
     """
-    if not path.exists():
+    if not os.path.exists(path):  # False for a name too long to exist, where Path.exists raises
         raise VideoError(f"{path} does not exist; give the path of a video file")
     if not path.is_file():
         raise VideoError(f"{path} is not a file; give the path of a video file")

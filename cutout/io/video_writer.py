@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +65,7 @@ from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
 from cutout.errors import OutputError, UsageError
-from cutout.io.encode import encode_png, write_atomic
+from cutout.io.encode import encode_png, temporary_path, write_atomic
 from cutout.io.video import VideoInfo, check_window, open_container
 
 __all__ = ["KINDS", "VideoWriter"]
@@ -260,10 +259,6 @@ def _checked(array: np.ndarray, info: VideoInfo, channels: tuple[int, ...]) -> n
     return array
 
 
-def _temporary(path: Path, suffix: str) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part{suffix}")
-
-
 def _output_error(path: Path, error: BaseException) -> OutputError:
     reason = getattr(error, "strerror", None) or str(error)
     return OutputError(f"cannot write {path}: {reason}; check the disk space and permissions, or choose another path")
@@ -286,7 +281,7 @@ class _ContainerSink:
             raise UsageError(f"cannot write {encoding.muxer.upper()} video to {path}; name it with {names}")
         self.path, self.info, self.encoding, self.window = path, info, encoding, window
         self.channels = encoding.channels
-        self.temporary = _temporary(path, path.suffix)
+        self.temporary = temporary_path(path, path.suffix)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.temporary.open("xb").close()  # fail here, not at the first frame; and claim the name
@@ -557,7 +552,7 @@ class _PngSink:
     def __init__(self, path: Path, info: VideoInfo, notes: list[str], audio_from: str | Path | None) -> None:
         _check_replaceable(path)
         self.path = path
-        self.temporary = _temporary(path, "")
+        self.temporary = temporary_path(path, "")
         self.count = 0
         try:
             self.temporary.mkdir(parents=True)
@@ -573,7 +568,7 @@ class _PngSink:
         self.count += 1
 
     def finish(self, interrupted: bool) -> None:
-        old = _temporary(self.path, ".old")
+        old = temporary_path(self.path, ".old")
         try:
             _check_replaceable(self.path)
             if self.path.exists():
