@@ -24,6 +24,7 @@ import numpy as np
 
 from cutout.compose import cover, over_background
 from cutout.errors import InputError, UsageError
+from cutout.io.encode import write_all
 from cutout.options import VideoOptions
 from cutout.pipeline import batched, parallel_map, threaded
 from cutout.preprocess import model_input, normalize_prediction, resize_mask
@@ -293,11 +294,10 @@ def process_raw(
     count = 0
     try:
         for array, _ in results:
-            sink.write(np.ascontiguousarray(array).tobytes())
+            write_all(sink, np.ascontiguousarray(array).data)  # every byte, or an error: never a cut frame
             count += 1
             if on_frame is not None:
                 on_frame(count)
-        sink.flush()
     finally:
         cancel.set()
         results.close()

@@ -101,6 +101,28 @@ def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     assert result.stderr == b""  # nothing but the image on the pipes
 
 
+def test_standard_output_that_stops_taking_bytes_is_never_a_silent_success(u2netp_onnx: Path) -> None:
+    # the reader leaves while the 0.3 MB PNG is half written: the pipe takes 64 KiB and Python's buffered write
+    # said so only in its return value, which was ignored: a cut file and exit code 0
+    process = _start("image", str(EXAMPLE), "-")
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(10)
+    process.stdout.close()
+    assert process.wait(timeout=60) == 1
+    assert b"Traceback" not in process.stderr.read()
+    if Path("/dev/full").exists():  # a full disk
+        with open("/dev/full", "wb") as full:
+            result = subprocess.run(
+                [sys.executable, "-m", "cutout", "image", str(EXAMPLE), "-"],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                env=ENV,
+                timeout=60,
+            )
+        assert result.returncode == 1
+        assert b"cannot write to standard output: no space left on device" in result.stderr
+
+
 def test_folder_is_processed_recursively_into_a_mirrored_tree(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     out = tmp_path / "cut"
     result = _cutout("image", str(tree), str(out))

@@ -20,6 +20,7 @@ from cutout.compose import compose
 from cutout.errors import InputError, OutputError, UsageError
 from cutout.io import encode, images
 from cutout.io.discover import _PART
+from cutout.io.encode import write_all
 from cutout.io.images import (
     OUTPUT_FORMATS,
     encode_image,
@@ -430,6 +431,43 @@ def test_write_atomic_says_when_a_name_is_too_long(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"its name is 260 bytes, more than the 255 a file name may have; use a"):
         write_atomic(tmp_path / ("x" * 256 + ".png"), b"data")
     assert os.listdir(tmp_path) == []
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that takes at most ``step`` bytes per write, as a pipe or a filling disk may, then fails."""
+
+    def __init__(self, step: int, fail_after: int | None = None, error: OSError | None = None) -> None:
+        self.step, self.fail_after, self.error, self.received = step, fail_after, error, bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        if self.fail_after is not None and len(self.received) >= self.fail_after:
+            if self.error is None:
+                return 0
+            raise self.error
+        taken = bytes(memoryview(data).cast("B")[: self.step])  # type: ignore[arg-type]
+        self.received += taken
+        return len(taken)
+
+
+def test_write_all_writes_every_byte_of_short_writes() -> None:
+    data = bytes(range(256)) * 1000
+    stream = _Trickle(step=65536)
+    write_all(stream, data)  # type: ignore[arg-type]
+    assert bytes(stream.received) == data  # stream.write(data) alone takes 65536 and says so only in its result
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [(OSError(28, "No space left on device"), "no space left on device"), (None, "the stream took no bytes")],
+)
+def test_write_all_fails_loudly_when_the_stream_stops_taking_bytes(error: OSError | None, message: str) -> None:
+    with pytest.raises(OutputError, match=f"cannot write to standard output: {message}"):
+        write_all(_Trickle(step=1000, fail_after=3000, error=error), bytes(10_000))  # type: ignore[arg-type]
+    with pytest.raises(BrokenPipeError):  # the reader went away: the command ends quietly (exit 1)
+        write_all(_Trickle(step=1000, fail_after=0, error=BrokenPipeError(32, "Broken pipe")), b"x")  # type: ignore[arg-type]
 
 
 def test_write_atomic_into_an_impossible_folder(tmp_path: Path) -> None:

@@ -216,6 +216,17 @@ def test_raw_frames_are_not_written_to_a_terminal() -> None:
     assert result.returncode == 2 and "standard output is a terminal" in result.stderr.decode()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_raw_frames_to_a_full_disk_are_a_clear_error() -> None:
+    command = [sys.executable, "-m", "cutout", "video", "-", "--raw", "64x48"]
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            command, input=bytes(3 * 64 * 48 * 3), stdout=full, stderr=subprocess.PIPE, env=ENV, timeout=60
+        )
+    assert result.returncode == 1, result.stderr.decode()  # was a traceback
+    assert result.stderr.decode().strip() == "error: cannot write to standard output: no space left on device"
+
+
 def test_a_truncated_clip_gives_the_frames_it_has_a_warning_and_exit_code_1(clips: Path, tmp_path: Path) -> None:
     source = tmp_path / "rabbit.mp4"  # its index (moov) comes first: cut short, the data just ends, no error
     source.write_bytes((clips / "mdn_rabbit320_audio.mp4").read_bytes()[:60_000])

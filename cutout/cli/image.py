@@ -109,6 +109,7 @@ def image(
     from cutout.api import Session, make_options
     from cutout.batch import default_workers, process_images
     from cutout.io.discover import remove_stale_parts
+    from cutout.io.encode import write_all
 
     if format is not None and format.lower().replace("jpeg", "jpg").replace("tiff", "tif") not in _FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(_FORMATS)}")
@@ -154,8 +155,7 @@ def image(
             for outcome in outcomes:
                 report.add(outcome)
                 if outcome.data is not None:
-                    sys.stdout.buffer.write(outcome.data)
-                    sys.stdout.buffer.flush()
+                    write_all(sys.stdout.buffer, outcome.data)
     except KeyboardInterrupt:
         code = 130
     finally:

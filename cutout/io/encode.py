@@ -24,7 +24,7 @@ import types
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -219,6 +219,32 @@ def write_atomic(path: Path, data: bytes) -> None:
         if isinstance(error, OSError):
             raise _output_error(path, error) from None
         raise
+
+
+def write_all(stream: BinaryIO, data: bytes | bytearray | memoryview, name: str = "standard output") -> None:
+    """Write every byte of ``data`` to ``stream`` and flush it.
+
+    A buffered stream's ``write`` may take fewer bytes than it is given and say so only in its return value (a
+    pipe whose reader went away part-way, a disk that filled up): ignoring it would truncate the output silently.
+    Here the rest is written again until the stream takes it or fails.
+
+    Raises:
+        BrokenPipeError: the program reading a pipe ended (``| head``): the caller decides how quiet to be.
+        OutputError: any other failure to write (no space left, an I/O error, a stream that takes nothing).
+    """
+    view = memoryview(data).cast("B")
+    try:
+        while len(view):
+            count = stream.write(view)
+            if not count:
+                raise OSError(f"the stream took no bytes of the {len(view)} left")
+            view = view[count:]
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputError(f"cannot write to {name}: {reason[:1].lower() + reason[1:]}") from None
 
 
 def temporary_path(path: Path, suffix: str = "") -> Path:
