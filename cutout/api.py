@@ -25,9 +25,9 @@ from PIL import Image
 
 from cutout.backends import Predictor, backend_for, cpu_concurrency, create_predictor
 from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
-from cutout.compose import Background, compose, parse_background
+from cutout.compose import Background, compose, keep_transparency, parse_background
 from cutout.errors import UsageError
-from cutout.io.images import ImageLike, load_image, rgb_array
+from cutout.io.images import ImageLike, alpha_array, load_image, rgb_array
 from cutout.options import RemoveOptions
 from cutout.pipeline import in_background
 from cutout.preprocess import mask_from_output, model_input
@@ -200,30 +200,43 @@ class Session:
         return refine_mask(rgb, mask, options.refine, refiner, torch_device=self._gpu)  # type: ignore[arg-type]
 
     def finish(
-        self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions, *, writable: bool = False
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        options: RemoveOptions,
+        *,
+        writable: bool = False,
+        alpha: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The subject's colours and its final mask: refined, and with the old background's colour taken out of
-        the soft edge (foreground estimation) unless ``options`` turn that off.
+        """The subject's colours and its final mask: refined, within the input's own ``alpha`` (if it has one),
+        and with the old background's colour taken out of the soft edge (foreground estimation) unless
+        ``options`` turn that off.
 
         ``writable``: the new colours may be written into ``rgb`` (if it is writable) instead of a copy.
 
-        Shape: rgb (H, W, 3), mask (H, W) -> (H, W, 3), (H, W) uint8.
+        Shape: rgb (H, W, 3), mask (H, W), alpha (H, W) or None -> (H, W, 3), (H, W) uint8.
         """
-        mask = self.finish_mask(rgb, mask, options)
+        mask = keep_transparency(self.finish_mask(rgb, mask, options), alpha)
         if options.foreground_estimation and not options.only_mask:
             rgb = estimate_foreground(rgb, mask, in_place=writable)
         return rgb, mask
 
     def render(
-        self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions, *, writable: bool = False
+        self,
+        rgb: np.ndarray,
+        mask: np.ndarray,
+        options: RemoveOptions,
+        *,
+        writable: bool = False,
+        alpha: np.ndarray | None = None,
     ) -> np.ndarray:
         """The result for an image and its mask: the mask, an RGBA cutout, or the subject over a background.
 
-        ``writable``: as for :meth:`finish`.
+        ``writable``, ``alpha`` (the input's own transparency): as for :meth:`finish`.
 
         Shape: rgb (H, W, 3), mask (H, W) -> (H, W), (H, W, 3) or (H, W, 4) uint8.
         """
-        colours, mask = self.finish(rgb, mask, options, writable=writable)
+        colours, mask = self.finish(rgb, mask, options, writable=writable, alpha=alpha)
         if options.only_mask:
             return mask
         return compose(colours, mask, options.background)
@@ -237,11 +250,12 @@ class Session:
             source = Path(source) if isinstance(source, str) else source
             prepared = prepare(self.spec, source, opts.max_pixels)
             mask = self.masks_from_inputs([prepared.input], [prepared.size])[0]
-            rgb = full_pixels(prepared, source, opts.max_pixels)
+            rgb, alpha = full_pixels(prepared, source, opts.max_pixels), prepared.alpha
         else:
-            rgb = rgb_array(load_image(image, max_pixels=opts.max_pixels))
+            loaded = load_image(image, max_pixels=opts.max_pixels)
+            rgb, alpha = rgb_array(loaded), alpha_array(loaded)
             mask = self.masks([rgb])[0]
-        return _like(image, self.render(rgb, mask, opts))
+        return _like(image, self.render(rgb, mask, opts, alpha=alpha))
 
 
 def _like(original: ImageLike, result: np.ndarray) -> ImageLike:

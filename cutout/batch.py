@@ -24,6 +24,7 @@ import numpy as np
 from cutout.errors import CutoutError, InputError
 from cutout.io.encode import encode_cutout_png
 from cutout.io.images import (
+    alpha_array,
     encode_image,
     full_size,
     icc_profile,
@@ -79,6 +80,7 @@ class Prepared:
     size: tuple[int, int]
     rgb: np.ndarray | None
     icc: bytes | None
+    alpha: np.ndarray | None = None  # the image's own transparency, kept in the cutout (None: opaque)
 
 
 def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
@@ -101,7 +103,8 @@ def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
     if (width, height) != image.size:
         return Prepared(model_input(spec, rgb_array(image), (height, width)), (height, width), None, icc)
     rgb = rgb_array(image)
-    return Prepared(model_input(spec, image if image.mode == "RGB" else rgb), (height, width), rgb, icc)
+    model_image = image if image.mode == "RGB" else rgb
+    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image))
 
 
 def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np.ndarray:
@@ -188,7 +191,7 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
     try:
         mask = mask_from_output(session.spec, work.prediction, *work.prepared.size)
         rgb = full_pixels(work.prepared, work.job.source, options.max_pixels)
-        data = _encode(session, options, rgb, mask, work.job.format, work.prepared.icc)
+        data = _encode(session, options, rgb, mask, work.job.format, work.prepared)
         if work.job.target is None:
             return Outcome(work.job, "done", data=data)
         write_atomic(work.job.target, data)
@@ -200,13 +203,14 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
 
 
 def _encode(
-    session: Session, options: RemoveOptions, rgb: np.ndarray, mask: np.ndarray, format: str, icc: bytes | None
+    session: Session, options: RemoveOptions, rgb: np.ndarray, mask: np.ndarray, format: str, prepared: Prepared
 ) -> bytes:
     # rgb was decoded for this job alone: the edge colours may be estimated into it (writable), saving a copy
+    alpha, icc = prepared.alpha, prepared.icc
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
-        return encode_cutout_png(*session.finish(rgb, mask, options, writable=True), icc_profile=icc)
-    return encode_image(session.render(rgb, mask, options, writable=True), format, icc_profile=icc)
+        return encode_cutout_png(*session.finish(rgb, mask, options, writable=True, alpha=alpha), icc_profile=icc)
+    return encode_image(session.render(rgb, mask, options, writable=True, alpha=alpha), format, icc_profile=icc)
 
 
 def default_workers() -> int:

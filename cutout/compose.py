@@ -300,3 +300,13 @@ def over_background(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) 
     if background.shape != rgb.shape:
         raise ValueError(f"background {background.shape} does not match the frame {rgb.shape}")
     return _over_opaque(rgb, alpha, background)
+
+
+def keep_transparency(mask: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """The mask within the input's own alpha (their product): a cutout never shows what its input hid.
+
+    Shape: mask (H, W) uint8, alpha (H, W) uint8 or None -> (H, W) uint8.
+    """
+    if alpha is None:
+        return mask
+    return ((mask.astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)

@@ -64,6 +64,24 @@ def test_grey_and_rgba_arrays_are_accepted(session: cutout.Session) -> None:
     assert session.remove(rgba).shape == (512, 512, 4)
 
 
+def test_what_the_input_hides_stays_hidden(session: cutout.Session, tmp_path: Path) -> None:
+    rgb = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[:, :256, 3] = 0  # the left half hidden, its colours still stored (the model sees them, as rembg's does)
+    rgba[:, 256:300, 3] = 128
+    plain = session.remove(rgb)
+    Image.fromarray(rgba).save(tmp_path / "half.png")
+    for image in (rgba, Image.fromarray(rgba), tmp_path / "half.png", (tmp_path / "half.png").read_bytes()):
+        result = session.remove(image)
+        cut = np.asarray(result if not isinstance(result, bytes) else Image.open(io.BytesIO(result)))
+        assert not cut[:, :256, 3].any()  # was the model's mask there: colours the input hid showed again
+        expected = (plain[:, 256:300, 3].astype(np.uint16) * 128 + 127) // 255
+        np.testing.assert_array_equal(cut[:, 256:300, 3], expected)
+        np.testing.assert_array_equal(cut[:, 300:, 3], plain[:, 300:, 3])
+    mask = session.remove(rgba, only_mask=True)
+    assert not mask[:, :256].any() and (mask[:, 300:] == plain[:, 300:, 3]).all()
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [(b"", "empty"), (b"not an image at all", "not an image"), (EXAMPLE.read_bytes()[:5000], "truncated")],

@@ -93,6 +93,18 @@ def test_command_pixels_equal_the_api_for_the_same_options(
         assert written.shape == expected_pixels.shape and np.abs(written - expected_pixels).mean() < 3
 
 
+def test_an_input_with_transparency_gives_the_api_pixels_and_keeps_it(u2netp_onnx: Path, tmp_path: Path) -> None:
+    rgba = np.asarray(Image.open(EXAMPLE).convert("RGBA")).copy()
+    rgba[:, :256, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "half.png")
+    result = _cutout("image", str(tmp_path / "half.png"), str(tmp_path / "out.png"))
+    assert result.returncode == 0, result.stderr.decode()
+    written = np.asarray(Image.open(tmp_path / "out.png"))
+    expected = cutout.remove(tmp_path / "half.png")
+    np.testing.assert_array_equal(written, np.asarray(Image.open(io.BytesIO(expected))))  # type: ignore[arg-type]
+    assert not written[:, :256, 3].any() and written[:, 256:, 3].any()
+
+
 def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     result = _cutout("image", stdin=EXAMPLE.read_bytes())
     assert result.returncode == 0, result.stderr.decode()

@@ -23,6 +23,7 @@ from cutout.io.discover import _PART
 from cutout.io.encode import write_all
 from cutout.io.images import (
     OUTPUT_FORMATS,
+    alpha_array,
     encode_image,
     format_for,
     icc_profile,
@@ -248,6 +249,21 @@ def test_alpha_is_dropped_and_palettes_are_looked_up(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rgb_array(palette.convert("PA")), [[[255, 0, 0], [0, 0, 255]]])
     grey_alpha = Image.fromarray(np.array([[[40, 0], [90, 255]]], np.uint8), "LA")
     np.testing.assert_array_equal(rgb_array(grey_alpha), [[[40] * 3, [90] * 3]])
+    # ... and the transparency itself is read for the cutout to keep
+    np.testing.assert_array_equal(alpha_array(load_image(tmp_path / "rgba.png")), rgba[..., 3])
+    np.testing.assert_array_equal(alpha_array(transparent), [[0, 255]])
+    assert alpha_array(palette.convert("PA")) is None  # an alpha channel that hides nothing
+    np.testing.assert_array_equal(alpha_array(grey_alpha), [[0, 255]])
+    keyed = load_image(
+        _saved(
+            Image.fromarray(np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)), tmp_path / "k.png", transparency=(4, 5, 6)
+        )
+    )
+    np.testing.assert_array_equal(alpha_array(keyed), [[255, 0]])
+    opaque = Image.fromarray(np.full((2, 2, 4), 255, np.uint8))
+    assert (
+        alpha_array(opaque) is None and alpha_array(palette) is None and alpha_array(Image.new("RGB", (2, 2))) is None
+    )
 
 
 def test_grey_bilevel_and_other_colour_spaces(tmp_path: Path) -> None:

@@ -245,8 +245,9 @@ def rgb_array(image: Image.Image) -> np.ndarray:
     """The image as 8-bit RGB, from any pixel mode.
 
     An alpha channel (RGBA, LA, PA, palette transparency) is dropped, as rembg does: the model sees the stored
-    colours. 16-bit grey (I;16*, I) is scaled by 1/257 and rounded; float grey (F) is clipped to 0..255; CMYK with
-    an embedded profile is colour-managed to sRGB, other modes go through Pillow's ``convert``.
+    colours (the cutout then keeps the input's transparency: see :func:`alpha_array`). 16-bit grey (I;16*, I)
+    is scaled by 1/257 and rounded; float grey (F) is clipped to 0..255; CMYK with an embedded profile is
+    colour-managed to sRGB, other modes go through Pillow's ``convert``.
 
     Shape: -> (H, W, 3) uint8.
     """
@@ -265,6 +266,24 @@ def rgb_array(image: Image.Image) -> np.ndarray:
         return pixels(image.convert("RGB"))
     except ValueError as error:
         raise InputError(f"cannot turn a {mode} image into RGB ({error}); convert it to RGB first") from None
+
+
+def alpha_array(image: Image.Image) -> np.ndarray | None:
+    """The image's own transparency as 8-bit alpha, or None where it has none or is opaque everywhere.
+
+    From an alpha channel (RGBA, LA, PA) or a transparent colour (a palette's, or a grey or RGB colour key).
+    A cutout keeps it (:func:`cutout.compose.keep_transparency`): what the input hid stays hidden, whatever
+    colours it stores there.
+
+    Shape: -> (H, W) uint8.
+    """
+    if image.mode in ("RGBA", "LA", "PA"):
+        alpha = np.asarray(image.getchannel("A"))
+    elif image.mode in ("P", "L", "RGB") and "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+    else:
+        return None
+    return None if alpha.size == 0 or alpha.min() == 255 else alpha
 
 
 def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
