@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,20 @@ def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny: Path, tmp_pa
     b = torch.load(tmp_path / "b" / "runs" / "t" / "last.pt", weights_only=False)["model"]
     for key in a:
         assert torch.equal(a[key], b[key]), key  # bitwise on the CPU
+
+
+def test_a_corrupt_image_is_a_one_line_warning_and_training_goes_on(tiny: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny, data)
+    broken = sorted((data / "images").iterdir())[0]
+    broken.write_bytes(b"not an image")  # was: "Caught InputError in DataLoader worker process 0" and the end
+    command = [sys.executable, "-m", "cutout", "train", "--model", "u2netp", "--data", str(data), "--epochs", "1"]
+    command += ["--batch-size", "4", "--size", "64", "--workers", "2", "--out-dir", str(tmp_path / "runs")]
+    result = subprocess.run([*command, "--name", "w", "--no-export"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    warning = f"warning: skipped {broken.stem} (another sample used instead): {broken} is not an image"
+    assert warning in result.stderr
+    assert "Traceback" not in result.stderr and ".py:" not in result.stderr  # no code locations, one line
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny: Path, tmp_path: Path) -> None:

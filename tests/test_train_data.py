@@ -453,6 +453,24 @@ def test_loader_workers_give_the_same_samples_as_one_process(tmp_path: Path) -> 
     assert not torch.equal(next_epoch["image"], batches[0][0]["image"])
 
 
+def test_a_corrupt_file_is_skipped_with_a_warning_not_the_end_of_training(tmp_path: Path) -> None:
+    make_pairs(tmp_path / "images", tmp_path / "masks", ["a", "b", "c", "d"])
+    (tmp_path / "images" / "b.jpg").write_bytes(b"garbage, not a JPEG")  # one bad file in the folder
+    (tmp_path / "masks" / "c.png").write_bytes((tmp_path / "masks" / "c.png").read_bytes()[:60])  # truncated
+    dataset = build_dataset(tmp_path, split="train", size=24, val_fraction=0, seed=2)
+    with pytest.warns(UserWarning) as caught:
+        names = [name for batch in torch.utils.data.DataLoader(dataset, batch_size=2) for name in batch["name"]]
+    assert names == ["a", "d", "d", "d"]  # each unreadable sample replaced by the next readable one
+    messages = sorted(str(w.message) for w in caught)
+    assert messages[0].startswith("skipped b (another sample used instead):") and "b.jpg" in messages[0]
+    assert messages[1].startswith("skipped c (another sample used instead):") and "c.png" in messages[1]
+    for name in ("b", "c", "d"):
+        (tmp_path / "images" / f"{name}.jpg").write_bytes(b"")
+    (tmp_path / "images" / "a.jpg").write_bytes(b"")
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="none of the 4 samples can be read"):
+        dataset[0]
+
+
 def test_validation_resizes_only(tmp_path: Path) -> None:
     make_pairs(tmp_path / "images", tmp_path / "masks", ["a"])
     dataset = build_dataset(tmp_path, split="val", size=(20, 24), val_fraction=0)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cutout.errors import UsageError
+from cutout.errors import InputError, UsageError
 from cutout.preprocess import normalize_pixels
 from cutout.registry import ModelSpec, Normalization
 from train import datasets as layouts
@@ -114,7 +114,20 @@ class _Samples(Dataset[Sample]):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> Sample:
-        return to_tensors(self.arrays(index), self.normalize, self.pairs[index].name)
+        """Sample ``index``; one whose files cannot be read (corrupt, truncated, not an image) is skipped with a
+        warning naming it, and the next readable one is used in its place, so one bad file in a folder of
+        thousands does not end a training run hours in.
+
+        Raises:
+            InputError: no file of the dataset can be read.
+        """
+        for offset in range(len(self.pairs)):
+            pick = (index + offset) % len(self.pairs)
+            try:
+                return to_tensors(self.arrays(pick), self.normalize, self.pairs[pick].name)
+            except (InputError, OSError) as error:
+                warnings.warn(f"skipped {self.pairs[pick].name} (another sample used instead): {error}", stacklevel=2)
+        raise InputError(f"none of the {len(self.pairs)} samples can be read; see the warnings above")
 
     def arrays(self, index: int) -> Arrays:
         """Sample ``index`` transformed, before normalisation and tensors (see :mod:`train.transforms`)."""

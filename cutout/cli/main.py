@@ -9,6 +9,7 @@ import errno
 import os
 import sys
 import threading
+import warnings
 
 import typer
 
@@ -31,6 +32,7 @@ app.add_typer(weights.app, name="weights")
 
 def main() -> None:
     """Console entry point: runs the app and turns CutoutError into a one-line message and exit code."""
+    warnings.formatwarning = _warning_line
     try:
         app()
     except SystemExit as done:
@@ -50,6 +52,14 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+
+
+def _warning_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """Warnings on the command line as one line each ("warning: a.jpg: cannot read its EXIF orientation ..."),
+    without the file, line and source of the code that raised them: they are about the user's files."""
+    return f"warning: {message}\n"
 
 
 def _error(message: str) -> None:
