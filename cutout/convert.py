@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cutout.errors import WeightsError
+from cutout.errors import CutoutError, WeightsError
 from cutout.registry import ModelSpec, WeightFormat
 
 if TYPE_CHECKING:
@@ -122,12 +122,23 @@ def load_torch_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
 
     model = build_model(spec.architecture, width=spec.width)
     state: Any
-    if weights.suffix == ".onnx":
-        state = onnx_to_state_dict(weights, spec.architecture)
-    else:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
+    try:
+        if weights.suffix == ".onnx":
+            state = onnx_to_state_dict(weights, spec.architecture)
+        else:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+                state = state["state_dict"]
+    except CutoutError:
+        raise
+    except Exception as error:  # torch and onnx raise many kinds (unpickling, zip, protobuf, EOF) for a bad file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        if "weights only load failed" in reason.lower():  # torch's advice (weights_only=False) would be unsafe here
+            reason = "not a PyTorch file that holds only weights"
+        raise WeightsError(
+            f"cannot read {weights} as weights ({reason}); it is damaged or not a weights file: download, export "
+            "or train it again"
+        ) from None
     try:
         load_checkpoint(model, state)
     except (RuntimeError, ValueError) as error:

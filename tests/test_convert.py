@@ -74,6 +74,28 @@ def test_onnx_weights_do_not_fit_another_architecture(u2netp_onnx: Path) -> None
         onnx_to_state_dict(u2netp_onnx, "u2net")
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.pth", b"", "EOFError"),
+        ("photo.pth", (Path(__file__).parents[1] / "examples" / "images" / "astronaut.jpg").read_bytes(), "holds only"),
+        ("cut.pth", None, ""),
+        ("text.onnx", b"not a model", ""),
+    ],
+)
+def test_a_damaged_weights_file_is_one_clear_error(
+    tmp_path: Path, name: str, content: bytes | None, reason: str
+) -> None:
+    path = tmp_path / name
+    if content is None:  # a real checkpoint cut short, as an interrupted copy leaves it
+        torch.save(build_model("u2netp").state_dict(), path)
+        path.write_bytes(path.read_bytes()[:50_000])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(WeightsError, match=rf"cannot read .*{name} as weights \(.*{reason}.*\); it is damaged"):
+        load_torch_model(get_spec("u2netp"), path)
+
+
 @pytest.mark.integration
 def test_torch_weights_of_u2netp_are_derived_once_and_cached(
     u2netp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
