@@ -101,6 +101,13 @@ def test_a_corrupt_image_is_a_one_line_warning_and_training_goes_on(tiny: Path, 
     warning = f"warning: skipped {broken.stem} (another sample used instead): {broken} is not an image"
     assert warning in result.stderr
     assert "Traceback" not in result.stderr and ".py:" not in result.stderr  # no code locations, one line
+    for image in (data / "images").iterdir():
+        image.write_bytes(b"")
+    result = subprocess.run([*command, "--name", "x", "--no-export"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: none of the ") and "samples can be read; the first: " in last and "empty" in last
+    assert "Caught InputError" not in result.stderr and "Traceback" not in result.stderr  # from a worker process
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(tiny: Path, tmp_path: Path) -> None:

@@ -120,14 +120,17 @@ class _Samples(Dataset[Sample]):
 
         Raises:
             InputError: no file of the dataset can be read.
+            UsageError: a setting does not fit the data (a class id beyond ``num_classes``): not skipped.
         """
+        first: Exception | None = None
         for offset in range(len(self.pairs)):
             pick = (index + offset) % len(self.pairs)
             try:
                 return to_tensors(self.arrays(pick), self.normalize, self.pairs[pick].name)
             except (InputError, OSError) as error:
                 warnings.warn(f"skipped {self.pairs[pick].name} (another sample used instead): {error}", stacklevel=2)
-        raise InputError(f"none of the {len(self.pairs)} samples can be read; see the warnings above")
+                first = first or error
+        raise InputError(f"none of the {len(self.pairs)} samples can be read; the first: {first}")
 
     def arrays(self, index: int) -> Arrays:
         """Sample ``index`` transformed, before normalisation and tensors (see :mod:`train.transforms`)."""

@@ -263,10 +263,10 @@ def read_class_map(path: Path, num_classes: int) -> np.ndarray:
     ids = np.asarray(image).astype(np.int64)
     ids[ids == 255] = IGNORE_INDEX
     bad = (ids >= num_classes) | ((ids < 0) & (ids != IGNORE_INDEX))
-    if bad.any():
-        raise InputError(
+    if bad.any():  # a setting that does not fit the data: training stops here rather than skip such masks
+        raise UsageError(
             f"{path} has class id {int(ids[bad].max())}, but there are {num_classes} classes (0..{num_classes - 1}, "
-            "255 for void); set num_classes to the number of classes including the background"
+            "255 for void); set num_classes (--num-classes) to the number of classes including the background"
         )
     return ids
 

@@ -40,7 +40,7 @@ def main() -> None:
             _exit_now(done.code or 0)
         raise
     except CutoutError as error:
-        _error(str(error))
+        _error(_plain(str(error)))
         sys.exit(2 if isinstance(error, UsageError) else 1)
     except OSError as error:
         if error.errno != errno.ENAMETOOLONG:
@@ -60,6 +60,15 @@ def _warning_line(
     """Warnings on the command line as one line each ("warning: a.jpg: cannot read its EXIF orientation ..."),
     without the file, line and source of the code that raised them: they are about the user's files."""
     return f"warning: {message}\n"
+
+
+def _plain(message: str) -> str:
+    """The message itself when torch's DataLoader re-raised it from a worker process ("Caught InputError in
+    DataLoader worker process 0. Original Traceback ...: the message")."""
+    if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+        last = message.strip().splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return message
 
 
 def _error(message: str) -> None:
