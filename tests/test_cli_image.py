@@ -113,6 +113,19 @@ def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     assert result.stderr == b""  # nothing but the image on the pipes
 
 
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "<stdin>: the image is empty (0 bytes)"),
+        (b"garbage\n", "<stdin>: the data is not an image Pillow can read"),
+    ],
+)
+def test_stdin_that_is_not_an_image(data: bytes, reason: str) -> None:
+    result = _cutout("image", stdin=data)
+    assert result.returncode == 1 and result.stdout == b""
+    assert reason in result.stderr.decode()
+
+
 def test_standard_output_that_stops_taking_bytes_is_never_a_silent_success(u2netp_onnx: Path) -> None:
     # the reader leaves while the 0.3 MB PNG is half written: the pipe takes 64 KiB and Python's buffered write
     # said so only in its return value, which was ignored: a cut file and exit code 0

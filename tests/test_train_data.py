@@ -9,6 +9,7 @@ import functools
 import io
 import json
 import threading
+import warnings
 import zipfile
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ torch = pytest.importorskip("torch")
 from cutout.errors import InputError, UsageError  # noqa: E402
 from cutout.preprocess import model_input  # noqa: E402
 from cutout.registry import get_spec  # noqa: E402
+from train import datasets as layouts  # noqa: E402
 from train.data import (  # noqa: E402
     CompositeDataset,
     PairDataset,
@@ -274,7 +276,7 @@ def test_folder_with_mismatched_extensions_and_a_missing_mask(tmp_path: Path) ->
     save(tmp_path / "masks" / "a.png", disc())
     save(tmp_path / "masks" / "b.bmp", disc())
     (tmp_path / "images" / "notes.txt").write_text("not an image")
-    with pytest.warns(UserWarning, match=r"1 image has no mask in .*masks and are left out: c\.jpeg"):
+    with pytest.warns(UserWarning, match=r"1 image has no mask in .*masks and is left out: c\.jpeg"):
         dataset = build_dataset(str(tmp_path), split="train", size=32, val_fraction=0)
     assert isinstance(dataset, PairDataset)
     assert [(p.image.name, p.mask.name) for p in dataset.pairs] == [("a.jpg", "a.png"), ("b.png", "b.bmp")]
@@ -472,6 +474,32 @@ def test_a_corrupt_file_is_skipped_with_a_warning_not_the_end_of_training(tmp_pa
         pytest.raises(InputError, match="none of the 4 samples can be read; the first: .*a"),
     ):
         dataset[0]
+
+
+def test_an_unreadable_file_is_named_once_per_run_not_once_per_epoch(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    make_pairs(tmp_path / "images", tmp_path / "masks", ["a", "b", "c", "d"])
+    (tmp_path / "images" / "b.jpg").write_bytes(b"garbage, not a JPEG")
+    reads, read_rgb = tmp_path / "reads.txt", layouts.read_rgb
+
+    def logged(path: Path) -> np.ndarray:  # the loader's worker processes inherit it; each read is a line
+        with reads.open("a") as log:
+            log.write(f"{Path(path).name}\n")
+        return read_rgb(path)
+
+    monkeypatch.setattr(layouts, "read_rgb", logged)
+    dataset = build_dataset(tmp_path, split="train", size=24, val_fraction=0, seed=2)
+    for epoch in range(3):  # each epoch's loader starts its worker processes afresh, as training does
+        dataset.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2)
+        names = [name for batch in loader for name in batch["name"]]
+        assert names == ["a", "c", "c", "d"]
+    assert reads.read_text().split().count("b.jpg") == 1  # tried (and warned about) once, in some worker
+    assert list(dataset.unreadable) == [0, 1, 0, 0]  # the worker's mark reached the parent's dataset
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and the parent neither reads it nor warns again
+        assert dataset[1]["name"] == "c"
+    assert reads.read_text().split().count("b.jpg") == 1
+    assert list(dataset.subset(dataset.pairs, train=False).unreadable) == [0, 0, 0, 0]  # a subset starts afresh
 
 
 def test_validation_resizes_only(tmp_path: Path) -> None:

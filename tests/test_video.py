@@ -295,6 +295,22 @@ def test_an_unreadable_background_video_is_a_usage_error(clips: Path, tmp_path: 
 
 
 @pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "bad.mp4 does not exist; give a video file"),
+        (lambda p: p.mkdir(), "bad.mp4 is a folder; give a video file"),
+        (lambda p: p.symlink_to(p.with_name("gone.mp4")), "bad.mp4 is a broken symbolic link to "),
+    ],
+    ids=["missing", "folder", "broken-link"],
+)
+def test_an_input_that_is_not_a_file_says_what_it_is(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
+    make(tmp_path / "bad.mp4")
+    result = _cutout("video", str(tmp_path / "bad.mp4"), str(tmp_path / "out.mp4"), "--bg", "white")
+    assert result.returncode == 2 and message in result.stderr.decode(), result.stderr.decode()
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize(
     ("make", "args", "code", "message"),
     [
         (lambda p: p.write_text("hello"), [], 1, "not a video"),

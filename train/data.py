@@ -19,6 +19,7 @@ DataLoader must not keep persistent workers, which would not see it).
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -102,6 +103,7 @@ class _Samples(Dataset[Sample]):
     """What both datasets share: samples from ``pairs``, drawn from (seed, epoch, index)."""
 
     pairs: list[Pair]
+    unreadable: Any  # a multiprocessing RawArray of bytes, one per pair: see _new_flags
     normalize: Normalize
     train: bool
     epoch: int
@@ -116,7 +118,9 @@ class _Samples(Dataset[Sample]):
     def __getitem__(self, index: int) -> Sample:
         """Sample ``index``; one whose files cannot be read (corrupt, truncated, not an image) is skipped with a
         warning naming it, and the next readable one is used in its place, so one bad file in a folder of
-        thousands does not end a training run hours in.
+        thousands does not end a training run hours in. The warning comes once: the sample is marked in
+        :attr:`unreadable`, which the loader's worker processes share, and not read again (workers start afresh
+        each epoch, and would otherwise repeat it every epoch).
 
         Raises:
             InputError: no file of the dataset can be read.
@@ -125,12 +129,21 @@ class _Samples(Dataset[Sample]):
         first: Exception | None = None
         for offset in range(len(self.pairs)):
             pick = (index + offset) % len(self.pairs)
+            if self.unreadable[pick]:
+                continue
             try:
                 return to_tensors(self.arrays(pick), self.normalize, self.pairs[pick].name)
             except (InputError, OSError) as error:
+                self.unreadable[pick] = 1
                 warnings.warn(f"skipped {self.pairs[pick].name} (another sample used instead): {error}", stacklevel=2)
                 first = first or error
-        raise InputError(f"none of the {len(self.pairs)} samples can be read; the first: {first}")
+        why = f"the first: {first}" if first else "each was named in a warning before"
+        raise InputError(f"none of the {len(self.pairs)} samples can be read; {why}")
+
+    def _new_flags(self) -> None:
+        """:attr:`unreadable` for the current pairs: one byte per sample in shared memory, which the loader's
+        worker processes inherit when they start (so it is made here, in the parent, not lazily in a worker)."""
+        self.unreadable = multiprocessing.RawArray("b", len(self.pairs))
 
     def arrays(self, index: int) -> Arrays:
         """Sample ``index`` transformed, before normalisation and tensors (see :mod:`train.transforms`)."""
@@ -140,6 +153,7 @@ class _Samples(Dataset[Sample]):
         """The same dataset over other pairs, for training or validation."""
         twin = copy.copy(self)
         twin.pairs, twin.train, twin.epoch = list(pairs), train, 0
+        twin._new_flags()  # its own, for its own pairs
         return twin
 
 
@@ -170,6 +184,7 @@ class PairDataset(_Samples):
         with_trimap: bool | None = None,
     ) -> None:
         self.pairs = list(pairs)
+        self._new_flags()
         self.size, self.train, self.seed, self.epoch = size, train, seed, 0
         self.normalize = normalize or Normalizer()
         self.augment = augment or Augment()
@@ -226,6 +241,7 @@ class CompositeDataset(_Samples):
         scale: tuple[float, float] = (0.5, 1.0),
     ) -> None:
         self.pairs, self.backgrounds = list(foregrounds), list(backgrounds)
+        self._new_flags()
         self.size, self.train, self.seed, self.epoch = size, train, seed, 0
         self.normalize = normalize or Normalizer()
         self.augment, self.scale = augment or Augment(), scale

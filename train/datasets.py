@@ -99,8 +99,8 @@ def report_unmatched(unmatched: Sequence[Path], masks_dir: Path) -> None:
     """Warn about images left out because ``masks_dir`` has no mask of their name."""
     if unmatched:
         names = ", ".join(path.name for path in unmatched[:5]) + (", ..." if len(unmatched) > 5 else "")
-        plural = "images have" if len(unmatched) > 1 else "image has"
-        warnings.warn(f"{len(unmatched)} {plural} no mask in {masks_dir} and are left out: {names}", stacklevel=3)
+        which = "images have no mask in {} and are" if len(unmatched) > 1 else "image has no mask in {} and is"
+        warnings.warn(f"{len(unmatched)} {which.format(masks_dir)} left out: {names}", stacklevel=3)
 
 
 def find_duts(split: Split, data_dir: str | os.PathLike[str] | None = None) -> list[Pair]:

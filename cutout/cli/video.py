@@ -101,8 +101,16 @@ def video(
         process_raw(stdin, sys.stdout.buffer, size, session, options)
         return
     source = Path(input)
-    if input == "-" or not os.path.isfile(source):  # False for a name too long to exist, where Path.is_file raises
-        raise UsageError(f"{input} is not a video file (for frames on stdin use: cutout video - --raw WxH)")
+    if input == "-":
+        raise UsageError("frames on stdin need their size: cutout video - --raw WxH (see --help)")
+    if not os.path.isfile(source):  # os.path: False for a name too long to exist, where Path.is_file raises
+        if os.path.isdir(source):
+            raise UsageError(f"{input} is a folder; give a video file")
+        if os.path.islink(source) and not os.path.exists(source):
+            raise UsageError(f"{input} is a broken symbolic link to {os.readlink(source)}")
+        if os.path.lexists(source):
+            raise UsageError(f"{input} is not a regular file; give a video file")
+        raise UsageError(f"{input} does not exist; give a video file")
     target = Path(output) if output else default_output(source, options)
     kind = output_kind(output if output else target, options)
     from cutout.io.discover import check_not_the_source, remove_stale_parts

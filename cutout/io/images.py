@@ -84,7 +84,7 @@ def load_image(
         data = bytes(source)
         if not data:
             raise InputError("the image is empty (0 bytes)")
-        return _decode(io.BytesIO(data), "the image bytes", max_pixels, draft)
+        return _decode(io.BytesIO(data), "the data", max_pixels, draft)
     if isinstance(source, (str, Path)):
         return _load_path(Path(source), max_pixels, draft)
     raise InputError(f"cannot use a {type(source).__name__} as an image; give an array, PIL image, bytes or path")
