@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,31 @@ def test_watch_does_not_read_its_own_output_inside_the_folder(shoot: Path) -> No
     finally:
         timer.cancel()
     assert sorted(job.source.as_posix() for job in jobs) == ["shoot/a.jpg", "shoot/day1/b.png"]
+
+
+def test_watch_says_when_its_folder_goes_away_and_comes_back(shoot: Path) -> None:
+    stop, jobs = threading.Event(), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        watcher = threading.Thread(
+            target=lambda: jobs.extend(watch_jobs(shoot, Path("out"), "png", interval=0.02, stop=stop))
+        )
+        watcher.start()
+        try:
+            time.sleep(0.3)
+            shutil.move(shoot, "moved")  # an unmounted share, a folder deleted by mistake
+            time.sleep(0.3)
+            shutil.move("moved", shoot)
+            shutil.copy(EXAMPLE, shoot / "new.jpg")
+            deadline = time.monotonic() + 10
+            while len(jobs) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            watcher.join(10)
+    said = [str(w.message) for w in caught]
+    assert said == [
+        "shoot is gone (deleted, moved or unmounted); waiting for it to come back (Ctrl-C stops)",
+        "shoot is back; watching it again",
+    ]
+    assert sorted(job.source.name for job in jobs) == ["a.jpg", "b.png", "new.jpg"]  # and it goes on working

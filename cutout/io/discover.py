@@ -13,6 +13,7 @@ import re
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,12 +214,22 @@ def watch_jobs(
     A new file is taken once its size and modification time have stayed the same for one ``interval``, so
     files still being copied in are not read half-written. The generator runs in a pipeline's thread, where
     nothing else can interrupt its wait: ``stop`` ends it at once (on Ctrl-C the command sets it). ``output``
-    may lie inside ``folder`` (it is not read) but not be ``folder``: see :func:`check_output_folder`.
+    may lie inside ``folder`` (it is not read) but not be ``folder``: see :func:`check_output_folder`. Should
+    ``folder`` go away (deleted, moved, a share unmounted), a warning says so, and another once it is back.
     """
     stop = stop or threading.Event()
     done: set[Path] = set()
     candidates: dict[Path, tuple[int, int]] = {}
+    present = True
     while True:
+        if os.path.isdir(folder) != present:  # deleted, moved or unmounted: say so once, and once it is back
+            present = not present
+            warnings.warn(
+                f"{folder} is back; watching it again"
+                if present
+                else f"{folder} is gone (deleted, moved or unmounted); waiting for it to come back (Ctrl-C stops)",
+                stacklevel=1,
+            )
         for image in find_images(folder, exclude=output):
             if image in done:
                 continue
