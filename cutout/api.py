@@ -186,8 +186,13 @@ class Session:
         return [r for r in results if r is not None]
 
     def mask(self, image: ImageLike) -> np.ndarray:
-        """The 8-bit mask of one image. Shape: (H, W) uint8."""
-        return self.masks([rgb_array(load_image(image))])[0]
+        """The 8-bit mask of one image, within the image's own transparency if it has any (as
+        ``remove(..., only_mask=True)``); :meth:`masks` gives the network's mask of RGB arrays alone.
+
+        Shape: (H, W) uint8.
+        """
+        loaded = load_image(image)
+        return keep_transparency(self.masks([rgb_array(loaded)])[0], alpha_array(loaded))
 
     def finish_mask(self, rgb: np.ndarray, mask: np.ndarray, options: RemoveOptions) -> np.ndarray:
         """The network's mask after the clean-up and edge refinement that ``options`` ask for.

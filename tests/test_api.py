@@ -80,6 +80,9 @@ def test_what_the_input_hides_stays_hidden(session: cutout.Session, tmp_path: Pa
         np.testing.assert_array_equal(cut[:, 300:, 3], plain[:, 300:, 3])
     mask = session.remove(rgba, only_mask=True)
     assert not mask[:, :256].any() and (mask[:, 300:] == plain[:, 300:, 3]).all()
+    for image in (rgba, Image.fromarray(rgba), tmp_path / "half.png"):
+        np.testing.assert_array_equal(session.mask(image), mask)  # the lower-level call, the same mask
+    np.testing.assert_array_equal(session.masks([rgb])[0], session.mask(rgb))  # RGB: the network's own
 
 
 @pytest.mark.parametrize(
