@@ -170,8 +170,10 @@ class Session:
         predictions = self.predictions(inputs)
         return [mask_from_output(self.spec, p, *size) for p, size in zip(predictions, sizes, strict=True)]
 
-    def predictions(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def predictions(self, inputs: Sequence[np.ndarray], stop: threading.Event | None = None) -> list[np.ndarray]:
         """The raw mask output at network resolution; inputs of the same size run as one batch.
+
+        ``stop``: a pipeline's cancel event, for :meth:`stop_inference`.
 
         Shape: each input (1, 3, h, w) float32 -> (h, w) float32.
         """
@@ -180,10 +182,30 @@ class Session:
         for i, x in enumerate(inputs):
             groups.setdefault(x.shape, []).append(i)
         for indices in groups.values():
-            predictions = self.predictor.predict(np.concatenate([inputs[i] for i in indices]))
+            predictions = self.predictor.predict(np.concatenate([inputs[i] for i in indices]), stop)
             for i, prediction in zip(indices, predictions, strict=True):
                 results[i] = prediction
         return [r for r in results if r is not None]
+
+    def stop_inference(self, stop: threading.Event) -> None:
+        """End the :meth:`predictions` running with ``stop`` now, from any thread: they raise
+        :class:`~cutout.errors.Stopped` (onnxruntime ends a run within milliseconds; torch finishes its forward
+        pass). On Ctrl-C this saves waiting for inferences whose results would be dropped."""
+        loading = self._loading
+        if self._predictor is None and (loading is None or not loading.done() or loading.exception()):
+            return  # nothing can be running yet
+        self.predictor.stop_runs(stop)
+
+    def stop_inference_on(self, cancel: threading.Event) -> None:
+        """Once ``cancel`` is set (a pipeline's Ctrl-C, --fail-fast, or the end of its work), end the inferences
+        running with it at once (:meth:`stop_inference`) rather than wait for results that would be dropped. A
+        thread waits for it: set ``cancel`` when the work ends, as every pipeline does."""
+
+        def watch() -> None:
+            cancel.wait()
+            self.stop_inference(cancel)
+
+        threading.Thread(target=watch, name="cutout-stop-inference", daemon=True).start()
 
     def mask(self, image: ImageLike) -> np.ndarray:
         """The 8-bit mask of one image, within the image's own transparency if it has any (as

@@ -147,10 +147,11 @@ def process_images(
     # Each stage pulls from the one before in its own feeder thread; "ahead" is kept short because every image
     # in flight may hold full-resolution pixels. One event takes every thread down on error or Ctrl-C.
     cancel = cancel or threading.Event()
+    session.stop_inference_on(cancel)
     concurrency = session.concurrency  # known while a model loads in the background: decoding starts at once
     decoded = parallel_map(_decoder(session.spec, options.max_pixels), jobs, workers, ahead=workers, cancel=cancel)
     inferred = parallel_map(
-        lambda batch: _infer(session, batch), batched(decoded, batch_size), concurrency, concurrency, cancel
+        lambda batch: _infer(session, batch, cancel), batched(decoded, batch_size), concurrency, concurrency, cancel
     )
     masked = (work for batch in inferred for work in batch)
     finished = parallel_map(lambda w: _finish(session, options, w), masked, workers, ahead=workers, cancel=cancel)
@@ -176,10 +177,10 @@ def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
     return decode
 
 
-def _infer(session: Session, batch: list[_Work]) -> list[_Work]:
+def _infer(session: Session, batch: list[_Work], cancel: threading.Event) -> list[_Work]:
     ready = [(w, w.prepared) for w in batch if w.prepared is not None]
     if ready:
-        predictions = session.predictions([p.input for _, p in ready])
+        predictions = session.predictions([p.input for _, p in ready], cancel)
         for (work, _), prediction in zip(ready, predictions, strict=True):
             work.prediction = prediction
     return batch

@@ -37,3 +37,7 @@ class OutputError(CutoutError):
 
 class VideoError(InputError):
     """An input video that cannot be read: not a video, no video stream, a codec this FFmpeg cannot decode, ..."""
+
+
+class Stopped(Exception):
+    """Not a failure: work ended early because its pipeline was cancelled (Ctrl-C, --fail-fast); never shown."""

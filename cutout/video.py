@@ -123,8 +123,11 @@ def cutout_frames(
     backgrounds = _background_frames(options.background_video, cancel) if options.background_video else None
     prepared = (_Frame(rgb, pts, model_input(spec, rgb)) for rgb, pts in frames)
 
+    if cancel is not None:
+        session.stop_inference_on(cancel)
+
     def predict(batch: list[_Frame]) -> tuple[list[_Frame], list[np.ndarray]]:
-        return batch, session.predictions([f.input for f in batch if f.input is not None])
+        return batch, session.predictions([f.input for f in batch if f.input is not None], cancel)
 
     # Batches may run on several threads at once (session.predictor.concurrency); order is kept, and the
     # smoothing below sees the frames in order.

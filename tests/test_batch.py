@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,7 @@ from PIL import Image
 
 from cutout.api import Session
 from cutout.batch import Job, prepare, process_images
-from cutout.errors import CutoutError
+from cutout.errors import CutoutError, Stopped
 from cutout.options import RemoveOptions
 from cutout.registry import get_spec
 
@@ -28,9 +30,10 @@ class FakeSession(Session):
 
     def __init__(self) -> None:  # no model to load
         self.spec = get_spec("u2netp")
-        self.predictor = SimpleNamespace(concurrency=2)  # type: ignore[assignment]
+        self._loading = None
+        self.predictor = SimpleNamespace(concurrency=2, stop_runs=lambda stop: None)  # type: ignore[assignment]
 
-    def predictions(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def predictions(self, inputs: Sequence[np.ndarray], stop: threading.Event | None = None) -> list[np.ndarray]:
         out = []
         for _ in inputs:
             prediction = np.zeros((320, 320), np.float32)
@@ -115,6 +118,43 @@ def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> N
         for outcome in process_images(jobs, FakeSession(), RemoveOptions(), fail_fast=True):  # type: ignore[arg-type]
             seen.append(outcome.status)
     assert seen == ["done", "done", "failed"]
+
+
+class SlowSession(FakeSession):
+    """The first image's inference is quick, the next ones run until the pipeline stops them (as onnxruntime's
+    do when their terminate flag is set): a pipeline closed on Ctrl-C must not wait for them to end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls, self.stops, self.ended = 0, [], threading.Event()  # type: ignore[var-annotated]
+        self.predictor = SimpleNamespace(concurrency=2, stop_runs=self.stop_runs)  # type: ignore[assignment]
+
+    def stop_runs(self, stop: threading.Event) -> None:
+        self.stops.append(stop)
+        self.ended.set()
+
+    def predictions(self, inputs: Sequence[np.ndarray], stop: threading.Event | None = None) -> list[np.ndarray]:
+        self.calls += 1
+        if self.calls > 1:
+            assert self.ended.wait(30), "never stopped"
+            raise Stopped("inference stopped")
+        return super().predictions(inputs, stop)
+
+
+def test_closing_the_pipeline_stops_the_inferences_it_runs(photos: Path, tmp_path: Path) -> None:
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]
+    session, cancel = SlowSession(), threading.Event()
+    outcomes = process_images(jobs, session, RemoveOptions(), cancel=cancel)  # type: ignore[arg-type]
+    assert next(outcomes).status == "done"
+    closing = threading.Thread(target=outcomes.close)  # what Ctrl-C does; it waited for the running inferences
+    closing.start()
+    closing.join(10)
+    assert not closing.is_alive() and cancel.is_set()
+    deadline = time.monotonic() + 10
+    while not session.stops and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert session.stops == [cancel]  # the session was asked to end the runs started with this pipeline's event
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png"]  # nothing else, nothing partial
 
 
 def test_jobs_without_a_target_return_the_encoded_bytes() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -37,7 +38,14 @@ class Predictor(Protocol):
     @property
     def backend(self) -> BackendName: ...
 
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+    def predict(self, batch: np.ndarray, stop: threading.Event | None = None) -> np.ndarray:
+        """``stop``: a pipeline's cancel event; :meth:`stop_runs` with it ends this call early, raising
+        :class:`~cutout.errors.Stopped` (where the backend can; otherwise the call runs to its end)."""
+        ...
+
+    def stop_runs(self, stop: threading.Event) -> None:
+        """End the ``predict`` calls running with ``stop`` now (from any thread), as far as the backend can."""
+        ...
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         """Every output of the network, (N, 1, h, w) each, in the model's order."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from cutout.errors import BackendError
+from cutout.errors import BackendError, Stopped
 from cutout.registry import ModelSpec
 
 
@@ -61,5 +62,10 @@ class TorchPredictor:
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
         return self._forward(batch)
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def predict(self, batch: np.ndarray, stop: threading.Event | None = None) -> np.ndarray:
+        if stop is not None and stop.is_set():
+            raise Stopped("inference stopped")
         return self._forward(batch)[self.spec.output.index][:, 0]
+
+    def stop_runs(self, stop: threading.Event) -> None:
+        """A forward pass cannot be cut short: running calls end as usual, later ones with ``stop`` do not start."""
