@@ -256,6 +256,7 @@ def test_a_broken_model_file_is_one_clear_error_and_writes_nothing(tree: Path, t
         assert result.returncode == 1, result.stderr.decode()
         lines = result.stderr.decode().strip().splitlines()
         assert lines[-1].startswith("error: onnxruntime cannot load") and "Traceback" not in result.stderr.decode()
+        assert lines[-1].endswith("it is damaged or not an ONNX model (check the file, or fetch it again)")
         assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").rglob("*.*"))
 
 

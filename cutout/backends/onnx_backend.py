@@ -58,7 +58,10 @@ class OnnxPredictor:
             else:
                 self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as error:  # onnxruntime raises its own untyped errors
-            raise BackendError(f"onnxruntime cannot load {path}: {error}") from error
+            damaged = "INVALID_PROTOBUF" in str(error)  # not an ONNX file at all, or cut short
+            hint = "; it is damaged or not an ONNX model (check the file, or fetch it again)" if damaged else ""
+            reason = str(error).strip().rstrip(".") if damaged else error
+            raise BackendError(f"onnxruntime cannot load {path}: {reason}{hint}") from error
         if device.kind == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise BackendError(
                 f"onnxruntime could not start CUDA for {self.device} (CUDA/cuDNN libraries missing?); "
