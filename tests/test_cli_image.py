@@ -274,6 +274,7 @@ def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) ->
         (["image", str(EXAMPLE), "--bg", "not-a-colour"], "--bg"),
         (["image", str(EXAMPLE), "--no-such-option"], "No such option"),
         (["image", str(EXAMPLE), "-m", "no-such-model"], "unknown model"),
+        (["image", str(EXAMPLE), "m.png", "--only-mask", "--bg", "white"], "drop --bg 'white' or --only-mask"),
     ],
 )
 def test_usage_errors_exit_2_with_a_message(args: list[str], message: str) -> None:

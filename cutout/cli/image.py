@@ -111,6 +111,8 @@ def image(
     from cutout.io.discover import remove_stale_parts
     from cutout.io.encode import write_all
 
+    if only_mask and bg is not None:
+        raise UsageError(f"--only-mask writes the grey mask, which has no background: drop --bg {bg!r} or --only-mask")
     if format is not None and format.lower().replace("jpeg", "jpg").replace("tiff", "tif") not in _FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(_FORMATS)}")
     fmt = None if format is None else format.lower().replace("jpeg", "jpg").replace("tiff", "tif")

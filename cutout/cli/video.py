@@ -77,6 +77,8 @@ def video(
     from cutout.options import VideoOptions
     from cutout.video import default_output, output_kind, parse_raw_size, process_raw
 
+    if only_mask and bg is not None:
+        raise UsageError(f"--only-mask writes the grey mask, which has no background: drop --bg {bg!r} or --only-mask")
     background_video = _video_background(bg)
     remove = make_options(
         bg=None if background_video else bg,
