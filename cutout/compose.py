@@ -57,8 +57,21 @@ class Background:
 
     @property
     def opaque(self) -> bool:
-        """True when the result has no transparency left (images, blur, colours with alpha 255)."""
+        """True when the result has no transparency left: blur, colours with alpha 255, images without any."""
+        if self.kind == "image" and self.path is not None:
+            return _source_image(*_cache_key(self.path)).mode == "RGB"
         return self.kind != "color" or self.color[3] == 255
+
+
+def see_through(background: Background | None) -> str:
+    """Why a result over ``background`` would keep transparency, for an error about an opaque format ("" if none)."""
+    if background is None:
+        return "no --bg given"
+    if background.kind == "image" and not background.opaque:
+        return f"the --bg image {background.path} has transparency"
+    if background.kind == "color" and not background.opaque:
+        return f"the --bg colour has alpha {background.color[3]}"
+    return ""
 
 
 def parse_background(text: str) -> Background:
@@ -120,13 +133,15 @@ def compose(rgb: np.ndarray, alpha: np.ndarray, background: Background | None) -
     if background is None:
         return cutout_rgba(rgb, alpha)
     if background.kind == "color" and not background.opaque:
-        return _over_translucent_color(rgb, alpha, background.color)
+        return _over_translucent(rgb, alpha, np.asarray(background.color[:3], np.uint8), background.color[3])
     if background.kind == "color":
         bg: np.ndarray = np.asarray(background.color[:3], np.uint8)
     elif background.kind == "blur":
         bg = blurred(rgb, background.radius)
     else:
-        bg = background_array(background, height, width)
+        bg = _background_layers(background, height, width)
+        if bg.shape[2] == 4:  # an image with transparency: the result keeps what shows through both
+            return _over_translucent(rgb, alpha, bg[..., :3], bg[..., 3])
     return _over_opaque(rgb, alpha, bg)
 
 
@@ -188,25 +203,36 @@ def _div255(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _over_translucent_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int, int]) -> np.ndarray:
-    """Porter-Duff "over" in straight alpha onto a colour with alpha ``b`` < 255, in float32.
+def _over_translucent(rgb: np.ndarray, alpha: np.ndarray, color: np.ndarray, back: int | np.ndarray) -> np.ndarray:
+    """Porter-Duff "over" in straight alpha onto a background with alpha ``b`` (a colour, or an image's own), in
+    float32.
 
     With a = alpha/255: out_a = a + b(1-a); out_rgb = (fg a + bg b (1-a)) / out_a, scaled so that every term is an
     integer below 2**24 (exact in float32): out_rgb = (255 fg alpha + bg b (255 - alpha)) / (255 b + alpha (255 - b)).
 
-    Shape: rgb (H, W, 3), alpha (H, W) -> (H, W, 4) uint8.
+    Shape: rgb (H, W, 3), alpha (H, W), color (3,) with back an int, or (H, W, 3) with back (H, W) -> (H, W, 4)
+    uint8.
     """
     height, width = alpha.shape
     step = _blocks(height, width).step
-    back = color[3]
-    weighted = np.tile(np.asarray(color[:3], np.float32) * back, width)  # bg * b per colour value of a row
+    each_pixel = np.ndim(back) == 2
+    if not each_pixel:  # bg * b per colour value of a row, the same for every row
+        weighted = np.tile(color.astype(np.float32) * back, width)
     fg_rows = np.ascontiguousarray(rgb).reshape(height, width * 3)
     out = np.empty((height, width, 4), np.uint8)
     for top in range(0, height, step):
         rows = slice(top, top + step)
         alpha3 = np.repeat(alpha[rows], 3, axis=1)
-        denominator = np.multiply(alpha3, 255 - back, dtype=np.float32)
-        denominator += 255 * back
+        behind: int | np.ndarray = back
+        if each_pixel:
+            behind = np.asarray(back)[rows]
+            back3 = np.repeat(behind, 3, axis=1).astype(np.float32)
+            weighted = np.multiply(np.asarray(color)[rows].reshape(-1, width * 3), back3, dtype=np.float32)
+            denominator = np.multiply(alpha3, 255 - back3, dtype=np.float32)
+            denominator += 255 * back3
+        else:
+            denominator = np.multiply(alpha3, 255 - back, dtype=np.float32)
+            denominator += 255 * back
         np.maximum(denominator, 1, out=denominator)  # 0 only where alpha = b = 0, and then the numerator is 0 too
         numerator = np.multiply(fg_rows[rows], alpha3, dtype=np.float32)
         numerator *= 255
@@ -214,8 +240,8 @@ def _over_translucent_color(rgb: np.ndarray, alpha: np.ndarray, color: tuple[int
         numerator /= denominator
         numerator += 0.5
         out[rows, :, :3] = numerator.reshape(-1, width, 3)  # float -> uint8 truncates: floor(x + 0.5)
-        out_alpha = np.multiply(alpha[rows], 255 - back, dtype=np.uint16)
-        out_alpha += 255 * back  # (255 alpha + b (255 - alpha)) / 255 = alpha + b (255 - alpha) / 255
+        out_alpha = np.multiply(alpha[rows], 255 - behind, dtype=np.uint16)
+        out_alpha += np.multiply(255, behind, dtype=np.uint16)  # (255 alpha + b (255 - alpha)) / 255
         out[rows, :, 3] = _div255(out_alpha)
     return out
 
@@ -231,7 +257,8 @@ def blurred(rgb: np.ndarray, radius: float | None = None) -> np.ndarray:
 
 
 def background_array(background: Background, height: int, width: int) -> np.ndarray:
-    """The background of a ``height`` x ``width`` frame: a colour filled in, or an image scaled to cover it.
+    """The background of a ``height`` x ``width`` frame: a colour filled in, or an image scaled to cover it (its
+    colours: :func:`compose` also uses an image's own transparency).
 
     Images keep their aspect ratio: they are scaled until both sides cover the frame and centre-cropped. Decoded
     files and the last few frame sizes are cached, so a batch decodes a background once; the result is read-only.
@@ -240,6 +267,15 @@ def background_array(background: Background, height: int, width: int) -> np.ndar
     """
     if background.kind == "color":
         return np.full((height, width, 3), background.color[:3], np.uint8)
+    layers = _background_layers(background, height, width)
+    return layers if layers.shape[2] == 3 else layers[..., :3]
+
+
+def _background_layers(background: Background, height: int, width: int) -> np.ndarray:
+    """An image background scaled to cover the frame: RGB, or RGBA where the image has transparency.
+
+    Shape: -> (height, width, 3 or 4) uint8, read-only.
+    """
     if background.kind != "image" or background.path is None:
         raise ValueError(f"background_array needs a colour or an image background, got {background.kind!r}")
     return _covering(*_cache_key(background.path), height, width)
@@ -257,7 +293,11 @@ def _cache_key(path: Path) -> tuple[str, int]:
 def _source_image(path: str, mtime_ns: int) -> Image.Image:
     try:
         with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGB")
+            image = ImageOps.exif_transpose(opened)
+            transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+            image = image.convert("RGBA" if transparent else "RGB")
+            if transparent and image.getchannel("A").getextrema()[0] == 255:  # an alpha that hides nothing
+                image = image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UsageError(
             f"the background {path} is not an image Pillow can read ({error}); give {BACKGROUND_FORMS}"
@@ -275,7 +315,7 @@ def _covering(path: str, mtime_ns: int, height: int, width: int) -> np.ndarray:
 def cover(source: Image.Image | np.ndarray, height: int, width: int) -> np.ndarray:
     """``source`` scaled to cover a ``height`` x ``width`` frame, aspect ratio kept, centre-cropped (LANCZOS).
 
-    Shape: (h, w, 3) uint8 or an RGB image -> (height, width, 3) uint8.
+    Shape: (h, w, 3) uint8, or an RGB or RGBA image -> (height, width, 3 or 4) uint8 (RGBA resized premultiplied).
     """
     if isinstance(source, np.ndarray):
         if source.shape[:2] == (height, width):

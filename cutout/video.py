@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from cutout.compose import cover, over_background
+from cutout.compose import cover, over_background, see_through
 from cutout.errors import InputError, UsageError
 from cutout.io.encode import write_all
 from cutout.options import VideoOptions
@@ -83,8 +83,9 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
         return "mask"
     if kind == "mp4" and not opaque:
         raise UsageError(
-            "MP4 (H.264) has no transparency: give an opaque --bg (a colour, an image, a video or blur), use "
-            "--only-mask, or write .mov (ProRes 4444) or .webm (VP9) to keep the alpha"
+            f"MP4 (H.264) has no transparency ({see_through(options.remove.background)}): give an opaque --bg (a "
+            "colour, an image, a video or blur), use --only-mask, or write .mov (ProRes 4444) or .webm (VP9) to "
+            "keep the alpha"
         )
     return kind
 

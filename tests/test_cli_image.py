@@ -93,6 +93,21 @@ def test_command_pixels_equal_the_api_for_the_same_options(
         assert written.shape == expected_pixels.shape and np.abs(written - expected_pixels).mean() < 3
 
 
+def test_a_background_image_with_transparency_keeps_it(u2netp_onnx: Path, tmp_path: Path) -> None:
+    frame = np.zeros((100, 100, 4), np.uint8)
+    frame[..., 0], frame[:, :50, 3] = 200, 255  # red on the left, see-through on the right (black stored there)
+    Image.fromarray(frame).save(tmp_path / "frame.png")
+    result = _cutout("image", str(EXAMPLE), str(tmp_path / "out.png"), "--bg", str(tmp_path / "frame.png"))
+    assert result.returncode == 0, result.stderr.decode()
+    written = np.asarray(Image.open(tmp_path / "out.png"))
+    expected = cutout.remove(EXAMPLE, bg=str(tmp_path / "frame.png"))
+    np.testing.assert_array_equal(written, np.asarray(Image.open(io.BytesIO(expected))))  # type: ignore[arg-type]
+    assert (written[:, :200] == [200, 0, 0, 255]).all(axis=-1).mean() > 0.25  # the red, where the subject is not
+    assert written[:200, -5:, 3].max() == 0  # the frame's see-through side stays so (not its stored black)
+    result = _cutout("image", str(EXAMPLE), str(tmp_path / "out.jpg"), "--bg", str(tmp_path / "frame.png"))
+    assert result.returncode == 2 and "frame.png has transparency" in result.stderr.decode()
+
+
 def test_an_input_with_transparency_gives_the_api_pixels_and_keeps_it(u2netp_onnx: Path, tmp_path: Path) -> None:
     rgba = np.asarray(Image.open(EXAMPLE).convert("RGBA")).copy()
     rgba[:, :256, 3] = 0

@@ -216,6 +216,34 @@ def test_background_exif_orientation_and_cache(tmp_path: Path) -> None:
     assert background_array(background, 40, 20)[:15].mean() < 15
 
 
+def test_an_image_background_with_transparency_keeps_it(tmp_path: Path) -> None:
+    # a frame or overlay PNG: was flattened to its stored colours, showing what its transparency hides
+    colours = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    hides = np.tile(np.arange(0, 256, 8, dtype=np.uint8), (24, 1))  # every 8th alpha level, 0 to 248
+    hides[:, -1] = 255
+    Image.fromarray(np.dstack([colours, hides])).save(tmp_path / "frame.png")
+    background = parse_background(str(tmp_path / "frame.png"))
+    assert not background.opaque  # so a JPEG or MP4 output asks for an opaque background, as a clear colour does
+    out = compose(RGB, ALPHA, background).astype(np.int64)
+    a, b = ALPHA.astype(np.int64)[..., None], hides.astype(np.int64)[..., None]
+    denominator = 255 * a + b * (255 - a)
+    numerator = 255 * RGB.astype(np.int64) * a + colours * b * (255 - a)
+    expected = np.where(denominator > 0, (2 * numerator + denominator) // (2 * np.maximum(denominator, 1)), 0)
+    np.testing.assert_array_equal(out[..., :3], expected)  # exact "over", pixel by pixel
+    np.testing.assert_array_equal(out[..., 3:], (denominator + 127) // 255)
+    np.testing.assert_array_equal(out[:, 0], compose(RGB, ALPHA, None)[:, 0])  # where it hides all: the cutout
+    Image.fromarray(colours).save(tmp_path / "solid.png")
+    solid = compose(RGB, ALPHA, parse_background(str(tmp_path / "solid.png")))
+    np.testing.assert_array_equal(out[:, -1], np.dstack([solid, np.full((24, 32), 255, np.uint8)])[:, -1])
+    for mode, opaque in (("RGBA", True), ("P", False)):
+        image = Image.fromarray(np.dstack([colours, np.full((24, 32), 255, np.uint8)]))
+        if mode == "P":
+            image = image.convert("RGB").quantize(8)
+            image.info["transparency"] = 0
+        image.save(tmp_path / f"{mode}.png", **({"transparency": 0} if mode == "P" else {}))
+        assert parse_background(str(tmp_path / f"{mode}.png")).opaque == opaque  # alpha all 255: opaque
+
+
 def test_blur_radius_scales_with_the_image() -> None:
     image = np.zeros((400, 600, 3), np.uint8)
     image[:, 300:] = 255

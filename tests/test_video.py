@@ -319,6 +319,7 @@ def test_an_input_that_is_not_a_file_says_what_it_is(tmp_path: Path, make, messa
         (None, ["--bg", "not-a-colour"], 2, "--bg"),
         (None, ["--raw", "12x"], 2, "WIDTHxHEIGHT"),
         (None, ["--only-mask"], 2, "--only-mask writes the grey mask, which has no background"),
+        (None, ["--bg", "0,0,0,128"], 2, "MP4 (H.264) has no transparency (the --bg colour has alpha 128)"),
     ],
 )
 def test_bad_input_gives_a_clear_message(clips: Path, tmp_path: Path, make, args, code, message) -> None:  # type: ignore[no-untyped-def]

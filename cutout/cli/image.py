@@ -266,7 +266,9 @@ def _check_not_a_terminal() -> None:
 def _check_opaque(format_: str, options: RemoveOptions, opaque_only: bool) -> None:
     background = options.background
     if opaque_only and not options.only_mask and (background is None or not background.opaque):
+        from cutout.compose import see_through
+
         raise UsageError(
-            f"{format_.upper()} has no transparency: give an opaque --bg (a colour, an image or blur), "
-            "use --only-mask, or choose --format png or webp"
+            f"{format_.upper()} has no transparency ({see_through(background)}): give an opaque --bg (a colour, "
+            "an image or blur), use --only-mask, or choose --format png or webp"
         )
