@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -125,6 +127,18 @@ def test_refine_changes_only_unknown_pixels_and_equals_the_whole_image_filter_th
     expected = np.rint(np.clip(whole, 0, 1) * 255)
     assert np.abs(refined[~known] - expected[~known]).max() <= 1
     assert np.abs(refined[~known].astype(int) - alpha[~known]).max() > 50  # it did refine
+
+
+def test_refine_makes_no_float_copy_of_the_image() -> None:
+    # it did (guide and alpha as float32 over the band's box): +190 MB at 12 megapixels for every image in flight
+    image, alpha = _soft_disc_scene(1500, 2000)
+    tracemalloc.start()
+    try:
+        refine_alpha_guided(image, alpha)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * image.nbytes  # what a float32 copy of the image alone takes; measured: 3.0x (was 4.7x)
 
 
 def test_refine_moves_the_soft_edge_onto_the_image_edge() -> None:

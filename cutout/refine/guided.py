@@ -36,6 +36,8 @@ RADIUS_PER_BAND = 3.0
 EPS = 1e-4  # tuned on ../shared/eval/matting (tests/benchmarks/eval_refine.py): 1e-3 and 1e-2 did worse
 #: ``refine_alpha_guided`` subsamples so that the coarse grid's long side is about this many pixels.
 COARSE_LONG_SIDE = 384
+#: Band pixels evaluated at once by ``refine_alpha_guided``.
+_EVALUATE_BATCH = 1 << 17
 #: The pairs of guide channels whose products the covariance needs: rr, rg, rb, gg, gb, bb.
 CHANNEL_PAIRS = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
@@ -209,9 +211,17 @@ def fast_guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: 
 
 
 def evaluate_at(
-    mean_a: np.ndarray, mean_b: np.ndarray, guide: np.ndarray, scale: int, rows: np.ndarray, cols: np.ndarray
+    mean_a: np.ndarray,
+    mean_b: np.ndarray,
+    guide: np.ndarray,
+    scale: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    unit: float = 1.0,
 ) -> np.ndarray:
     """The fast guided filter's output at the given full-resolution pixels only (the same numbers as at full size).
+
+    ``unit``: what one step of ``guide`` is worth (1 / 255 for an 8-bit guide, read as 0..1).
 
     Shape: mean_a (h, w, 3), mean_b (h, w), guide (H, W, 3), rows and cols (P,) int -> (P,) float32.
     """
@@ -221,7 +231,7 @@ def evaluate_at(
     upper = _lerp(coarse[above, left], coarse[above, right], col_weight[:, None])
     lower = _lerp(coarse[below, left], coarse[below, right], col_weight[:, None])
     a_r, a_g, a_b, b = _lerp(upper, lower, row_weight[:, None]).T
-    colours = guide[rows, cols]
+    colours = guide[rows, cols].astype(np.float32) * np.float32(unit)
     return a_r * colours[:, 0] + a_g * colours[:, 1] + a_b * colours[:, 2] + b
 
 
@@ -276,10 +286,19 @@ def refine_alpha_guided(image: np.ndarray, alpha: np.ndarray, trimap: np.ndarray
     radius, eps, scale = refine_settings(height, width)
     margin = (2 * coarse_radius(radius, scale) + 2) * scale  # reach of box means of a, b and of the bilinear taps
     top, bottom, left, right = _working_box(box, margin, scale, height, width)
-    guide = image[top:bottom, left:right].astype(np.float32) / 255
-    mean_a, mean_b = guided_coefficients(guide, alpha[top:bottom, left:right] / np.float32(255), radius, eps, scale)
+    # guided_coefficients and evaluate_at without a float copy of the box (~190 MB at 12 megapixels): its block
+    # means come from the 8-bit pixels (linear: the same numbers up to float rounding), and evaluate_at reads
+    # only the band's colours
+    guide, source = image[top:bottom, left:right], alpha[top:bottom, left:right]
+    inverse = np.float32(1 / 255)
+    coarse = _mean_coefficients(
+        block_mean(guide, scale) * inverse, block_mean(source, scale) * inverse, coarse_radius(radius, scale), eps
+    )
     rows, cols = np.nonzero(trimap[top:bottom, left:right] == UNKNOWN)
-    values = evaluate_at(mean_a, mean_b, guide, scale, rows, cols)
+    mean_a, mean_b = np.moveaxis(coarse[:3], 0, -1), coarse[3]
     refined = alpha.copy()
-    refined[rows + top, cols + left] = np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
+    for start in range(0, len(rows), _EVALUATE_BATCH):  # its temporaries are ~100 bytes per pixel
+        part = slice(start, start + _EVALUATE_BATCH)
+        values = evaluate_at(mean_a, mean_b, guide, scale, rows[part], cols[part], 1 / 255)
+        refined[rows[part] + top, cols[part] + left] = np.rint(np.clip(values, 0, 1) * 255).astype(np.uint8)
     return refined
