@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -99,3 +100,31 @@ def test_watch_says_when_its_folder_goes_away_and_comes_back(shoot: Path) -> Non
         "shoot is back; watching it again",
     ]
     assert sorted(job.source.name for job in jobs) == ["a.jpg", "b.png", "new.jpg"]  # and it goes on working
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_watch_takes_a_file_replaced_under_the_same_name_again(shoot: Path, overwrite: bool) -> None:
+    stop, jobs = threading.Event(), []
+    (shoot / "day1" / "b.png").unlink()
+    out = Path("out")
+    watcher = threading.Thread(
+        target=lambda: jobs.extend(watch_jobs(shoot, out, "png", interval=0.02, overwrite=overwrite, stop=stop))
+    )
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not jobs and time.monotonic() < deadline:
+            time.sleep(0.02)
+        out.mkdir()
+        (out / "a.png").write_bytes(b"the result of the first version")
+        time.sleep(0.2)  # the same file, unchanged: not taken again
+        assert len(jobs) == 1
+        os.utime(shoot / "a.jpg", ns=(0, 10**18))  # a new version under the same name (a re-export)
+        deadline = time.monotonic() + 2  # taken within ~0.05 s when it is
+        while len(jobs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        watcher.join(10)
+    # taken again; without --overwrite the existing result is kept, as a re-run of the batch would
+    assert [job.source.name for job in jobs] == (["a.jpg", "a.jpg"] if overwrite else ["a.jpg"])

@@ -215,10 +215,11 @@ def watch_jobs(
     files still being copied in are not read half-written. The generator runs in a pipeline's thread, where
     nothing else can interrupt its wait: ``stop`` ends it at once (on Ctrl-C the command sets it). ``output``
     may lie inside ``folder`` (it is not read) but not be ``folder``: see :func:`check_output_folder`. Should
-    ``folder`` go away (deleted, moved, a share unmounted), a warning says so, and another once it is back.
+    ``folder`` go away (deleted, moved, a share unmounted), a warning says so, and another once it is back. A file
+    replaced under the same name (a new size or time) is taken again: with ``overwrite`` its result is redone.
     """
     stop = stop or threading.Event()
-    done: set[Path] = set()
+    done: dict[Path, tuple[int, int]] = {}  # size and time of each file when it was taken
     candidates: dict[Path, tuple[int, int]] = {}
     present = True
     while True:
@@ -231,15 +232,15 @@ def watch_jobs(
                 stacklevel=1,
             )
         for image in find_images(folder, exclude=output):
-            if image in done:
-                continue
             try:
                 stat = image.stat()
             except OSError:
                 continue
             signature = (stat.st_size, stat.st_mtime_ns)
+            if done.get(image) == signature:  # taken, and not replaced since (a new version is taken again)
+                continue
             if candidates.get(image) == signature and stat.st_size > 0:
-                done.add(image)
+                done[image] = signature
                 target = output / image.relative_to(folder).with_suffix(EXTENSIONS[format])
                 if overwrite or not os.path.exists(target):
                     yield Job(image, target, format)
