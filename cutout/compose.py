@@ -223,16 +223,13 @@ def _over_translucent(rgb: np.ndarray, alpha: np.ndarray, color: np.ndarray, bac
     for top in range(0, height, step):
         rows = slice(top, top + step)
         alpha3 = np.repeat(alpha[rows], 3, axis=1)
-        behind: int | np.ndarray = back
+        behind = np.asarray(back)[rows] if each_pixel else back  # b for these rows' pixels, or the colour's
+        back3: int | np.ndarray = back
         if each_pixel:
-            behind = np.asarray(back)[rows]
             back3 = np.repeat(behind, 3, axis=1).astype(np.float32)
             weighted = np.multiply(np.asarray(color)[rows].reshape(-1, width * 3), back3, dtype=np.float32)
-            denominator = np.multiply(alpha3, 255 - back3, dtype=np.float32)
-            denominator += 255 * back3
-        else:
-            denominator = np.multiply(alpha3, 255 - back, dtype=np.float32)
-            denominator += 255 * back
+        denominator = np.multiply(alpha3, 255 - back3, dtype=np.float32)
+        denominator += 255 * back3
         np.maximum(denominator, 1, out=denominator)  # 0 only where alpha = b = 0, and then the numerator is 0 too
         numerator = np.multiply(fg_rows[rows], alpha3, dtype=np.float32)
         numerator *= 255

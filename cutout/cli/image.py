@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cutout.cli import finished
-from cutout.cli.options import DEFAULT_REFINE, DEFAULT_REFINER, ForegroundEstimation, Refine, Refiner
+from cutout.cli.options import (
+    DEFAULT_REFINE,
+    DEFAULT_REFINER,
+    ForegroundEstimation,
+    Refine,
+    Refiner,
+    check_mask_background,
+)
 from cutout.cli.render import BatchReport, exit_on_sigterm
 from cutout.errors import UsageError
 
@@ -111,8 +118,7 @@ def image(
     from cutout.io.discover import remove_stale_parts
     from cutout.io.encode import write_all
 
-    if only_mask and bg is not None:
-        raise UsageError(f"--only-mask writes the grey mask, which has no background: drop --bg {bg!r} or --only-mask")
+    check_mask_background(only_mask, bg)
     if format is not None and format.lower().replace("jpeg", "jpg").replace("tiff", "tif") not in _FORMATS:
         raise UsageError(f"unknown --format {format!r}; use one of {', '.join(_FORMATS)}")
     fmt = None if format is None else format.lower().replace("jpeg", "jpg").replace("tiff", "tif")

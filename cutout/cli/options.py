@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cutout.errors import UsageError
 from cutout.options import DEFAULT_REFINE, DEFAULT_REFINER
 
 Refine = Annotated[
@@ -32,4 +33,18 @@ ForegroundEstimation = Annotated[
     ),
 ]
 
-__all__ = ["DEFAULT_REFINE", "DEFAULT_REFINER", "ForegroundEstimation", "Refine", "Refiner"]
+
+def check_mask_background(only_mask: bool, bg: str | None) -> None:
+    """A grey mask has no background: ``--only-mask`` with ``--bg`` is refused rather than ``--bg`` ignored."""
+    if only_mask and bg is not None:
+        raise UsageError(f"--only-mask writes the grey mask, which has no background: drop --bg {bg!r} or --only-mask")
+
+
+__all__ = [
+    "DEFAULT_REFINE",
+    "DEFAULT_REFINER",
+    "ForegroundEstimation",
+    "Refine",
+    "Refiner",
+    "check_mask_background",
+]

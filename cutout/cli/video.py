@@ -18,7 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cutout.cli.options import DEFAULT_REFINE, DEFAULT_REFINER, ForegroundEstimation, Refine, Refiner
+from cutout.cli.options import (
+    DEFAULT_REFINE,
+    DEFAULT_REFINER,
+    ForegroundEstimation,
+    Refine,
+    Refiner,
+    check_mask_background,
+)
 from cutout.errors import UsageError
 
 if TYPE_CHECKING:
@@ -77,8 +84,7 @@ def video(
     from cutout.options import VideoOptions
     from cutout.video import default_output, output_kind, parse_raw_size, process_raw
 
-    if only_mask and bg is not None:
-        raise UsageError(f"--only-mask writes the grey mask, which has no background: drop --bg {bg!r} or --only-mask")
+    check_mask_background(only_mask, bg)
     background_video = _video_background(bg)
     remove = make_options(
         bg=None if background_video else bg,
