@@ -176,6 +176,15 @@ def test_probe_explains_what_is_not_a_video(tmp_path: Path, make: Callable[[Path
     assert isinstance(caught.value, InputError) and str(path) in str(caught.value)
 
 
+def test_probe_says_ffmpeg_cannot_decode_an_animated_webp(tmp_path: Path) -> None:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (16, 8), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(VideoError, match=r"a\.webp is an animated WebP, which FFmpeg .* cannot decode; make it a GIF"):
+        probe(tmp_path / "a.webp")
+
+
 def test_probe_says_an_audio_file_has_no_video(tmp_path: Path) -> None:
     path = tmp_path / "tone.m4a"
     with av.open(str(path), "w") as container:
@@ -455,6 +464,28 @@ def test_colour_range_follows_the_input(clips: Path, tmp_path: Path, kind: str, 
         original = next(iter(reader.frames())).rgb.astype(int)
     decoded = _decode(tmp_path / f"o.{kind}")[0][0].to_ndarray(format="rgb24").astype(int)
     assert abs(decoded.mean() - original.mean()) < 1.5  # no range mix-up: that would shift the mean by ~10
+
+
+@pytest.mark.parametrize(("height", "matrix"), [(48, 6), (720, 1)])
+@pytest.mark.parametrize("kind", ["mp4", "webm", "mov"])
+def test_an_input_stored_as_rgb_gets_a_yuv_matrix_tag(tmp_path: Path, kind: str, height: int, matrix: int) -> None:
+    """An APNG decodes as RGB (AVColorSpace 0); that tag on YUV output made VP9 refuse it and H.264 play as GBR."""
+    from av.video.reformatter import Colorspace
+    from PIL import Image
+
+    colours = [(40, 180, 90), (200, 60, 120)]
+    frames = [Image.new("RGB", (64, height), colour) for colour in colours]
+    frames[0].save(tmp_path / "in.png", save_all=True, append_images=frames[1:], duration=100)
+    info = probe(tmp_path / "in.png")
+    assert (info.codec, info.colorspace) == ("apng", 0)
+    target = tmp_path / f"out.{kind}"
+    _copy_all(tmp_path / "in.png", target, kind)
+    decoded, _ = _decode(target)
+    assert [int(frame.colorspace) for frame in decoded] == [matrix] * 2
+    matrices = {6: Colorspace.ITU601, 1: Colorspace.ITU709}
+    for frame, colour in zip(decoded, colours, strict=True):
+        rgb = frame.reformat(format="rgb24", src_colorspace=matrices[matrix]).to_ndarray()
+        assert np.abs(rgb[8:-8, 8:24].astype(int) - colour).max() <= 3  # the opaque left part, away from chroma edges
 
 
 def test_odd_sizes_are_padded_for_h264_and_kept_elsewhere(clips: Path, tmp_path: Path) -> None:

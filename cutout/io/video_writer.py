@@ -24,7 +24,8 @@ png       a folder of frame_000000.png, ...          RGBA, RGB or grey          
 Timing: the output keeps the input's time base and every frame its own timestamp, so variable frame rate and
 duration survive; with ``start`` the timeline is shifted so the first frame written is at 0, and the audio with
 it. Rotation (display matrix) and colour range, matrix, primaries and transfer are tagged as in the input;
-ProRes is always limited range, which changes the tag, not the colours. Alpha is straight (not premultiplied).
+ProRes is always limited range, which changes the tag, not the colours. An input stored as RGB has no YUV matrix
+to keep: see :func:`output_matrix`. Alpha is straight (not premultiplied).
 
 Odd sizes: H.264 in 4:2:0 (mp4, mask) needs an even width and height, so an odd frame is padded by one
 pixel on the right and/or bottom, repeating the last column/row (no pixel of the input is lost, no dark edge
@@ -83,6 +84,19 @@ _SWSCALE_MATRIX = {
     9: Colorspace.BT2020,
 }
 _RANGE_CODES = {"tv": 1, "pc": 2}
+
+
+def output_matrix(info: VideoInfo) -> int:
+    """The RGB -> YUV matrix (AVColorSpace) the output is converted with and tagged as: the input's, if it is one.
+
+    An input stored as RGB (0: APNG, GIF, PNG or QuickTime Animation in a MOV, FFV1 RGB) has no YUV matrix to
+    keep, and copying its tag would mark the YUV output as RGB: players would show green for grey. Such an input,
+    or one with a matrix swscale does not know, gets BT.709 from 720 lines up, BT.601 (SMPTE 170M) below, what
+    players assume for untagged video. Unspecified (2) stays so: swscale's default BT.601, as it was read.
+    """
+    if info.colorspace in _SWSCALE_MATRIX or info.colorspace == 2:
+        return info.colorspace
+    return 1 if info.height >= 720 else 6
 
 
 @dataclass(frozen=True)
@@ -302,7 +316,7 @@ class _ContainerSink:
         )
         self.range = "tv" if encoding.limited_range else info.color_range
         self.to_yuv = VideoReformatter()  # kept: it reuses its scaler from frame to frame
-        self.matrix = _SWSCALE_MATRIX.get(info.colorspace)
+        self.matrix = _SWSCALE_MATRIX.get(output_matrix(info))
 
     def _add_video(self, notes: list[str]) -> VideoStream:
         assert self.container is not None
@@ -316,7 +330,7 @@ class _ContainerSink:
         context.time_base = info.time_base
         context.color_range = 1 if encoding.limited_range else _RANGE_CODES.get(info.color_range, 0)
         context.colorspace, context.color_primaries, context.color_trc = (
-            info.colorspace,
+            output_matrix(info),
             info.color_primaries,
             info.color_trc,
         )
