@@ -254,6 +254,15 @@ def test_several_inputs_and_a_quoted_glob(u2netp_onnx: Path, tree: Path, tmp_pat
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["astronaut.webp", "chelsea.webp", "coffee.webp"]
 
 
+def test_an_animated_gif_is_cut_out_as_its_first_frame_with_a_warning(u2netp_onnx: Path, tmp_path: Path) -> None:
+    photo = Image.open(EXAMPLE).convert("RGB").resize((64, 64))
+    photo.save(tmp_path / "anim.gif", save_all=True, append_images=[photo.rotate(90)], duration=100)
+    result = _cutout("image", "-q", str(tmp_path / "anim.gif"), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"warning: {tmp_path / 'anim.gif'} is animated (2 frames): only its first frame" in result.stderr.decode()
+    assert Image.open(tmp_path / "out" / "anim.png").size == (64, 64)
+
+
 def test_a_bad_file_fails_alone_with_exit_code_1(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     (tree / "day1" / "broken.jpg").write_bytes(EXAMPLE.read_bytes()[:3000])
     result = _cutout("image", str(tree), str(tmp_path / "cut"))

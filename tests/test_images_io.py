@@ -284,6 +284,31 @@ def test_cmyk_jpeg(tmp_path: Path) -> None:
     assert np.abs(rgb_array(cyan).astype(int) - [0, 255, 255]).max() <= 2
 
 
+@pytest.mark.parametrize(("format", "name"), [("GIF", "a.gif"), ("PNG", "a.png"), ("WEBP", "a.webp")])
+def test_an_animation_says_only_its_first_frame_is_cut_out(tmp_path: Path, format: str, name: str) -> None:
+    frames = [Image.new("RGB", (16, 8), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(tmp_path / name, format=format, save_all=True, append_images=frames[1:], duration=100)
+    with pytest.warns(UserWarning, match=r"a\.\w+ is animated \(3 frames\): only its first frame is cut out") as caught:
+        image = load_image(tmp_path / name)
+    assert np.abs(rgb_array(image)[0, 0].astype(int) - [255, 0, 0]).max() <= 2  # the first frame (WebP: lossy)
+    advice = str(caught[0].message)
+    assert ("magick in.webp out.gif" in advice) if format == "WEBP" else (f"`cutout video {tmp_path / name}" in advice)
+    with pytest.warns(UserWarning, match="the data is animated .*(magick|save it as a file)"):
+        load_image((tmp_path / name).read_bytes())
+
+
+def test_still_images_and_a_cameras_second_picture_say_nothing(tmp_path: Path) -> None:
+    one = Image.new("RGB", (16, 8), "red")
+    one.save(tmp_path / "still.gif")
+    one.save(tmp_path / "one-frame.png", save_all=True)
+    one.save(tmp_path / "camera.mpo", save_all=True, append_images=[Image.new("RGB", (16, 8), "blue")])
+    assert Image.open(tmp_path / "camera.mpo").is_animated  # an MPO's hidden second picture counts as a frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("still.gif", "one-frame.png", "camera.mpo"):
+            load_image(tmp_path / name)
+
+
 # --- EXIF and ICC ---------------------------------------------------------------------------------------------
 
 

@@ -135,7 +135,27 @@ def _decode(stream: IO[bytes], what: str, max_pixels: int | None, draft: tuple[i
     if image.size != stored:
         turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
         image.info["full_size"] = stored[::-1] if turned else stored
+    _warn_if_animated(image, what)
     return _upright(image, what)
+
+
+def _warn_if_animated(image: Image.Image, what: str) -> None:
+    """Say so when an animated GIF, PNG (APNG) or WebP is cut out as its first frame only.
+
+    Other formats with several frames are left alone: a camera's MPO holds a second, hidden picture, and a TIFF's
+    pages are no animation.
+    """
+    if image.format not in ("GIF", "PNG", "WEBP") or not getattr(image, "is_animated", False):
+        return
+    frames = getattr(image, "n_frames", 0)
+    count = f"{frames} frames" if isinstance(frames, int) and frames > 1 else "several frames"
+    if image.format == "WEBP":  # FFmpeg, behind `cutout video`, cannot decode animated WebP
+        advice = "to cut out every frame, make it a GIF or a video (e.g. `magick in.webp out.gif`) for `cutout video`"
+    elif what == "the data":
+        advice = "to cut out every frame, save it as a file and give that to `cutout video`"
+    else:
+        advice = f"`cutout video {what} out.webm` cuts out every frame"
+    warnings.warn(f"{what} is animated ({count}): only its first frame is cut out; {advice}", stacklevel=3)
 
 
 def _open(stream: IO[bytes], head: bytes, what: str) -> Image.Image:

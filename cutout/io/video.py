@@ -189,10 +189,25 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> 
             continue
         if frames:
             return frames[0]
+    if _animated_webp(path):
+        raise VideoError(
+            f"{path} is an animated WebP, which FFmpeg (the video decoder) cannot decode; make it a GIF or a video "
+            f"first, e.g. `magick {path} {path.with_suffix('.gif')}`, and cut out that"
+        )
     raise VideoError(
         f"{path}: no frame of its {stream.codec_context.name} video could be decoded; "
         "the file is damaged or its codec is unsupported; check it plays elsewhere, or re-encode it"
     )
+
+
+def _animated_webp(path: Path) -> bool:
+    """Whether ``path`` starts as an animated WebP does: RIFF, WEBP, a VP8X chunk with the animation flag."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(21)
+    except OSError:
+        return False
+    return len(head) == 21 and head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and bool(head[20] & 0x02)
 
 
 def _undecodable(path: Path, stream: VideoStream) -> str:
