@@ -17,6 +17,7 @@ import io
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from PIL import Image
 
 from cutout.backends import Predictor, backend_for, cpu_concurrency, create_predictor
 from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
-from cutout.compose import Background, compose, keep_transparency, parse_background
+from cutout.compose import Background, compose, image_background, keep_transparency, parse_background
 from cutout.errors import UsageError
 from cutout.io.images import ImageLike, alpha_array, load_image, rgb_array
 from cutout.options import RemoveOptions
@@ -61,16 +62,45 @@ def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
 
 
 def make_options(options: RemoveOptions | None = None, **changes: Any) -> RemoveOptions:
-    """``options`` (or the defaults) with ``changes``; ``bg`` may be a string as on the command line."""
+    """``options`` (or the defaults) with ``changes``; ``bg`` takes what :func:`background_from` does."""
     if "bg" in changes:
-        bg = changes.pop("bg")
-        changes["background"] = parse_background(bg) if isinstance(bg, str) else bg
+        changes["background"] = background_from(changes.pop("bg"))
     unknown = set(changes) - {f.name for f in dataclasses.fields(RemoveOptions)}
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))}; see cutout.options.RemoveOptions")
     if changes.get("refine", REFINE_METHODS[0]) not in REFINE_METHODS:
         raise UsageError(f"unknown refinement {changes['refine']!r}; use one of {', '.join(REFINE_METHODS)}")
     return dataclasses.replace(options or RemoveOptions(), **changes)
+
+
+def background_from(bg: str | Path | Sequence[int] | Background | None) -> Background | None:
+    """A :class:`Background` from the API's ``bg``: a string as after ``--bg`` (a colour, an image path, ``"blur"``
+    or ``"blur:RADIUS"``), an image file's Path, an (r, g, b) or (r, g, b, a) colour of 0-255 numbers, a
+    Background, or None (transparent).
+
+    Raises:
+        UsageError: anything else, or a colour, path or radius that does not work.
+    """
+    if bg is None or isinstance(bg, Background):
+        return bg
+    if isinstance(bg, str):
+        return parse_background(bg)
+    if isinstance(bg, Path):
+        return image_background(bg.expanduser())
+    if isinstance(bg, np.ndarray) and bg.ndim == 1:
+        bg = bg.tolist()
+    colour = isinstance(bg, Sequence) and not isinstance(bg, bytes | bytearray) and len(bg) in (3, 4)
+    if colour and all(isinstance(v, Integral) for v in bg):
+        if not all(0 <= v <= 255 for v in bg):
+            raise UsageError(f"background colour {tuple(bg)!r} must have numbers from 0 to 255")
+        r, g, b, *a = (int(v) for v in bg)
+        return Background("color", color=(r, g, b, a[0] if a else 255))
+    plain = isinstance(bg, tuple | list | int | float | bytes) and len(repr(bg)) <= 60
+    what = repr(bg) if plain else f"(a {type(bg).__module__}.{type(bg).__name__})"
+    raise UsageError(
+        f'bg={what} is not a background; give a colour ("white", "#00ff00", (0, 255, 0) or (0, 0, 0, 128)), '
+        'an image path, "blur", a Background or None'
+    )
 
 
 class Session:
@@ -312,7 +342,7 @@ def remove(
     session: Session | None = None,
     options: RemoveOptions | None = None,
     only_mask: bool | None = None,
-    bg: str | Background | None = None,
+    bg: str | Path | Sequence[int] | Background | None = None,
     post_process: bool | None = None,
     refine: str | None = None,
     foreground_estimation: bool | None = None,
@@ -325,7 +355,7 @@ def remove(
         session: reuse a loaded model (then ``model``, ``backend`` and ``device`` are ignored).
         options: a :class:`RemoveOptions`; the keyword options below override its fields.
         only_mask: return the (H, W) mask.
-        bg: a colour (``"white"``, ``"#00ff00"``, ``"0,0,0,128"``), an image path, or ``"blur"``.
+        bg: a colour (``"white"``, ``"#00ff00"``, ``"0,0,0,128"``, ``(0, 255, 0)``), an image path, or ``"blur"``.
         post_process: clean the mask with a morphological opening (like rembg's ``-ppm``).
         refine: edge refinement: ``"none"``, ``"guided"`` or ``"mnet"`` (see :class:`RemoveOptions`).
         foreground_estimation: take the old background's colour out of soft edges (default on).

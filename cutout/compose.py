@@ -91,11 +91,23 @@ def parse_background(text: str) -> Background:
         return Background("color", color=(rgba[0], rgba[1], rgba[2], rgba[3]))
     path = Path(value).expanduser()
     if path.is_file():
-        _source_image(*_cache_key(path))  # fails now, naming the file, rather than on the first image
-        return Background("image", path=path)
+        return image_background(path)
     if path.exists():
         raise UsageError(f"--bg {text!r} is a folder, not an image file; give {BACKGROUND_FORMS}")
     raise UsageError(f"--bg {text!r} is not a colour, an existing image file or blur; give {BACKGROUND_FORMS}")
+
+
+def image_background(path: Path) -> Background:
+    """A background of the image file ``path``, read now: a file that is no image fails here, naming the file,
+    rather than on the first cutout.
+
+    Raises:
+        UsageError: ``path`` is not a file, or not an image that can be read.
+    """
+    if not path.is_file():
+        raise UsageError(f"background image {path} does not exist (or is not a file)")
+    _source_image(*_cache_key(path))
+    return Background("image", path=path)
 
 
 def _parse_radius(text: str) -> float | None:

@@ -42,6 +42,36 @@ def test_output_kind_follows_input_kind(session: cutout.Session) -> None:
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(as_bytes))), as_array)
 
 
+def test_bg_takes_a_colour_tuple_or_a_path_as_well_as_the_command_lines_text(
+    session: cutout.Session, tmp_path: Path
+) -> None:
+    rgb = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    green = session.remove(rgb, bg="#00ff00")
+    for form in ((0, 255, 0), [0, 255, 0, 255], np.array([0, 255, 0]), (np.uint8(0), np.int64(255), 0)):
+        np.testing.assert_array_equal(session.remove(rgb, bg=form), green)
+    np.testing.assert_array_equal(
+        cutout.remove(rgb, session=session, bg=(0, 0, 0, 128)), session.remove(rgb, bg="0,0,0,128")
+    )
+    # a file named like a colour: a Path means the file
+    Image.new("RGB", (8, 8), "navy").save(tmp_path / "white", format="PNG")
+    np.testing.assert_array_equal(session.remove(rgb, bg=tmp_path / "white"), session.remove(rgb, bg="navy"))
+
+
+@pytest.mark.parametrize(
+    ("bg", "message"),
+    [
+        ((300, 0, 0), r"\(300, 0, 0\) must have numbers from 0 to 255"),
+        ((1.5, 2, 3), r"bg=\(1.5, 2, 3\) is not a background; give a colour"),
+        (b"\xff\x00\x00", "is not a background"),
+        (Image.new("RGB", (4, 4)), r"bg=\(a PIL.Image.Image\) is not a background; .* an image path"),
+        (Path("no/such/beach.jpg"), r"background image no/such/beach.jpg does not exist"),
+    ],
+)
+def test_bg_that_is_no_background_is_a_usage_error(bg: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        cutout.make_options(bg=bg)
+
+
 def test_mask_is_a_real_subject(session: cutout.Session) -> None:
     mask = session.remove(np.asarray(Image.open(EXAMPLE).convert("RGB")), only_mask=True)
     assert isinstance(mask, np.ndarray) and mask.shape == (512, 512) and mask.dtype == np.uint8
