@@ -295,6 +295,7 @@ def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) ->
     [
         (["image", "photo-that-does-not-exist.jpg", "x.png"], "does not exist"),
         (["image", str(EXAMPLE), "out.jpg"], "no transparency"),
+        (["image", str(EXAMPLE), "out.png", "--format", "jpg", "--bg", "white"], "out.png is named as PNG but"),
         (["image", str(EXAMPLE), "--bg", "not-a-colour"], "--bg"),
         (["image", str(EXAMPLE), "--no-such-option"], "No such option"),
         (["image", str(EXAMPLE), "-m", "no-such-model"], "unknown model"),

@@ -411,7 +411,9 @@ def test_format_for() -> None:
     assert format_for(Path("a.PNG"), None) == "png"
     assert format_for(Path("a.jpeg"), None) == "jpg" and format_for(Path("a.tiff"), None) == "tif"
     assert format_for(Path("a.webp"), None) == "webp"
-    assert format_for(Path("a.png"), "JPEG") == "jpg"  # explicit wins
+    assert format_for(Path("a.img"), "JPEG") == "jpg" and format_for(Path("a.jpeg"), "jpg") == "jpg"
+    with pytest.raises(UsageError, match=r"a\.png is named as PNG but --format JPEG asks for JPG; name it a\.jpg"):
+        format_for(Path("a.png"), "JPEG")  # the file would hold JPEG bytes under a PNG name
     assert format_for(None, None) == "png" and format_for(None, "webp") == "webp"
     with pytest.raises(UsageError, match=r"a\.bmp from its extension \(\.bmp\).*png, webp, jpg, tif with --format"):
         format_for(Path("a.bmp"), None)

@@ -53,15 +53,24 @@ _NAME_MAX = 255  # bytes in a file name on Linux, macOS and Windows (UTF-16 unit
 
 
 def format_for(path: Path | None, explicit: str | None = None) -> str:
-    """The output format: ``explicit`` if given, else from the extension of ``path``; PNG for stdout (None)."""
+    """The output format: ``explicit`` if given, else from the extension of ``path``; PNG for stdout (None).
+
+    ``explicit`` names the format of a file whose extension says none (``out.img``); one that contradicts the
+    extension (``out.png`` with ``jpg``) is refused, as the file would hold other bytes than its name says.
+    """
+    name = None if path is None else _NAMES.get(path.suffix.lower().lstrip("."))
     if explicit is not None:
-        name = _NAMES.get(explicit.lower().lstrip("."))
-        if name is None:
+        chosen = _NAMES.get(explicit.lower().lstrip("."))
+        if chosen is None:
             raise UsageError(f"unknown output format {explicit!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
-        return name
+        if path is not None and name is not None and name != chosen:
+            raise UsageError(
+                f"{path} is named as {name.upper()} but --format {explicit} asks for {chosen.upper()}; name it "
+                f"{path.with_suffix('.' + chosen).name} or leave out --format"
+            )
+        return chosen
     if path is None:
         return "png"
-    name = _NAMES.get(path.suffix.lower().lstrip("."))
     if name is None:
         raise UsageError(
             f"cannot tell the output format of {path} from its extension ({path.suffix or 'none'}); "
