@@ -335,3 +335,10 @@ def test_bad_input_gives_a_clear_message(clips: Path, tmp_path: Path, make, args
     assert result.returncode == code, result.stderr.decode()
     assert message in result.stderr.decode()
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_video_file_piped_to_stdin_is_told_to_give_its_path_or_raw_frames(clips: Path) -> None:
+    data = (clips / "intel_asl_help_person.mp4").read_bytes()
+    result = _cutout("video", "-", "out.mp4", "--bg", "white", input=data)
+    assert result.returncode == 2
+    assert "reads a video file from its path" in result.stderr.decode() and "--raw 1280x720" in result.stderr.decode()

@@ -110,7 +110,11 @@ def video(
         return
     source = Path(input)
     if input == "-":
-        raise UsageError("frames on stdin need their size: cutout video - --raw WxH (see --help)")
+        raise UsageError(
+            "cutout video reads a video file from its path (cutout video clip.mp4 ...); from stdin it takes raw rgb24 "
+            "frames of a size given with --raw, e.g. ffmpeg -i clip.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video "
+            "- --raw 1280x720 (see --help)"
+        )
     if not os.path.isfile(source):  # os.path: False for a name too long to exist, where Path.is_file raises
         if os.path.isdir(source):
             raise UsageError(f"{input} is a folder; give a video file")
