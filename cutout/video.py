@@ -109,20 +109,21 @@ class _Frame:
 
 
 def cutout_frames(
-    frames: Iterable[tuple[np.ndarray, int | None]],
+    frames: Iterable[tuple[np.ndarray, int | None] | tuple[np.ndarray, int | None, np.ndarray | None]],
     session: Session,
     options: VideoOptions,
     *,
     cancel: threading.Event | None = None,
 ) -> Iterator[tuple[np.ndarray, int | None]]:
-    """The result for each (rgb, pts) frame, in order: smoothed mask, then the composed or masked frame.
+    """The result for each (rgb, pts) or (rgb, pts, alpha) frame, in order: smoothed mask, then the composed or
+    masked frame. A frame's own ``alpha`` (None: opaque) bounds its mask, as for images: what it hid stays hidden.
 
-    Shape: each rgb (H, W, 3) uint8 -> (H, W) mask, (H, W, 3) composite or (H, W, 4) cutout, uint8.
+    Shape: each rgb (H, W, 3), alpha (H, W) uint8 -> (H, W) mask, (H, W, 3) composite or (H, W, 4) cutout, uint8.
     """
     spec = session.spec
     smoother = TemporalSmoother(options.temporal_smoothing)
     backgrounds = _background_frames(options.background_video, cancel) if options.background_video else None
-    prepared = (_Frame(rgb, pts, model_input(spec, rgb)) for rgb, pts in frames)
+    prepared = (_Frame(item[0], item[1], model_input(spec, item[0]), *item[2:]) for item in frames)
 
     if cancel is not None:
         session.stop_inference_on(cancel)
@@ -143,9 +144,10 @@ def cutout_frames(
             mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
             if backgrounds is not None and not options.remove.only_mask:
                 background = cover(next(backgrounds), *frame.rgb.shape[:2])
-                yield over_background(*session.finish(frame.rgb, mask, options.remove), background), frame.pts
+                finished = session.finish(frame.rgb, mask, options.remove, alpha=frame.alpha)
+                yield over_background(*finished, background), frame.pts
             else:
-                yield session.render(frame.rgb, mask, options.remove), frame.pts
+                yield session.render(frame.rgb, mask, options.remove, alpha=frame.alpha), frame.pts
 
 
 def _background_frames(path: Path, cancel: threading.Event | None) -> Iterator[np.ndarray]:
@@ -186,7 +188,9 @@ def process_video(
     with VideoReader(source, start=options.start, duration=options.duration) as reader:
         if on_start is not None:
             on_start(reader.info.frame_count)
-        decoded = threaded(((f.rgb, f.pts) for f in reader.frames()), maxsize=4, name="cutout-decode", cancel=cancel)
+        decoded = threaded(
+            ((f.rgb, f.pts, f.alpha) for f in reader.frames()), maxsize=4, name="cutout-decode", cancel=cancel
+        )
         results = threaded(
             cutout_frames(decoded, session, options, cancel=cancel), maxsize=4, name="cutout-infer", cancel=cancel
         )

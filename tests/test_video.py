@@ -20,6 +20,7 @@ from cutout.options import VideoOptions
 av = pytest.importorskip("av")
 pytestmark = pytest.mark.integration
 ENV = {**os.environ, "CUTOUT_OFFLINE": "1"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -342,3 +343,28 @@ def test_a_video_file_piped_to_stdin_is_told_to_give_its_path_or_raw_frames(clip
     result = _cutout("video", "-", "out.mp4", "--bg", "white", input=data)
     assert result.returncode == 2
     assert "reads a video file from its path" in result.stderr.decode() and "--raw 1280x720" in result.stderr.decode()
+
+
+def test_what_a_transparent_video_hid_stays_hidden(session: cutout.Session, tmp_path: Path) -> None:
+    """As for images: the input's own alpha (here an APNG's) bounds the mask, and opaque frames have none."""
+    from cutout.io.video import VideoReader
+    from cutout.video import process_video
+
+    photo = np.asarray(Image.open(ROOT / "examples" / "images" / "astronaut.jpg").convert("RGB").resize((128, 128)))
+    hidden = np.full((128, 128), 255, np.uint8)
+    hidden[:, :64] = 0  # the left half, where the astronaut is, was cut away
+    frames = [
+        Image.fromarray(np.dstack([photo, hidden])),
+        Image.fromarray(np.dstack([photo, np.full_like(hidden, 255)])),
+    ]
+    frames[0].save(tmp_path / "in.png", save_all=True, append_images=frames[1:], duration=100)
+    with VideoReader(tmp_path / "in.png") as reader:
+        decoded = list(reader.frames())
+    assert decoded[0].alpha is not None and decoded[1].alpha is None  # an opaque frame's alpha is dropped
+    np.testing.assert_array_equal(decoded[0].alpha, hidden)
+    options = VideoOptions(temporal_smoothing=0.0)
+    process_video(tmp_path / "in.png", tmp_path / "out", session, options, kind="png")
+    first, second = (np.asarray(Image.open(tmp_path / "out" / f"frame_00000{i}.png")) for i in (0, 1))
+    assert not first[:, :64, 3].any()  # hidden before: hidden now
+    np.testing.assert_array_equal(first[:, 64:, 3], second[:, 64:, 3])  # the rest as the network sees it
+    assert second[:, :64, 3].astype(int).sum() > 255 * 500  # the opaque frame shows the astronaut there

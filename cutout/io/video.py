@@ -12,6 +12,11 @@ Frames keep the stored orientation: a phone's portrait clip is decoded sideways 
 to turn it; the writer (:mod:`cutout.io.video_writer`) copies that rotation onto its output, so the result plays
 upright wherever the input did, without re-rotating any pixel. Timestamps pass through untouched, so variable
 frame rate survives. A damaged packet midway is skipped and counted in ``reader.skipped``; decoding goes on.
+
+Transparency: a frame decoded with an alpha channel (ProRes 4444, QuickTime Animation, PNG or APNG with alpha, a
+GIF's transparent colour) brings it as ``frame.alpha``, so a cutout can keep what the input hid hidden; a fully
+opaque frame's is None. VP9's alpha (in WebM's side data) is read by libvpx only: FFmpeg's own VP9 decoder, used
+here, gives the colours alone.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ __all__ = [
 _MAX_BAD_PACKETS_IN_A_ROW = 100  # more than this and the file is not damaged here and there, it is unreadable
 _PROBE_PACKETS = 300  # packets read at most to find the first frame, whose display matrix gives the rotation
 _RANGES = {0: "unspecified", 1: "tv", 2: "pc"}  # AVColorRange
+# pixel formats with an alpha channel, and palettes (whose colours may be transparent); PyAV does not expose
+# FFmpeg's AV_PIX_FMT_FLAG_ALPHA
+_ALPHA_PREFIXES = ("yuva", "gbrap", "rgba", "bgra", "argb", "abgr", "ya8", "ya16", "pal8")
 
 
 class AudioTrack(NamedTuple):
@@ -101,15 +109,17 @@ class VideoFrame:
     """A decoded frame: its index among the frames read, RGB pixels, timestamp, and time in seconds.
 
     ``pts`` is the stream's own timestamp (in ``info.time_base``); ``time`` is seconds from the start of the
-    video, the scale that ``start`` and ``duration`` use.
+    video, the scale that ``start`` and ``duration`` use. ``alpha`` is the frame's own transparency, None where
+    it has none or is opaque everywhere.
 
-    Shape: rgb (H, W, 3) uint8, C-contiguous, stored orientation.
+    Shape: rgb (H, W, 3) uint8, C-contiguous, stored orientation; alpha (H, W) uint8 or None.
     """
 
     index: int
     rgb: np.ndarray
     pts: int
     time: float
+    alpha: np.ndarray | None = None
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -346,9 +356,17 @@ class VideoReader:
                 continue
             if end is not None and pts >= end:
                 return
-            rgb = np.ascontiguousarray(self._to_rgb.reformat(frame, format="rgb24").to_ndarray())  # rows unpadded
-            yield VideoFrame(index, rgb, pts, float((pts - origin) * time_base))
+            rgb, alpha = self._pixels(frame)
+            yield VideoFrame(index, rgb, pts, float((pts - origin) * time_base), alpha)
             index += 1
+
+    def _pixels(self, frame: AvFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """The frame's RGB and, if it has an alpha channel that is not opaque everywhere, its alpha."""
+        if not frame.format.name.startswith(_ALPHA_PREFIXES):
+            return np.ascontiguousarray(self._to_rgb.reformat(frame, format="rgb24").to_ndarray()), None  # unpadded
+        rgba = self._to_rgb.reformat(frame, format="rgba").to_ndarray()
+        alpha = rgba[..., 3]
+        return np.ascontiguousarray(rgba[..., :3]), None if alpha.min() == 255 else np.ascontiguousarray(alpha)
 
     def _seek(self, target: int) -> None:
         with contextlib.suppress(av.error.FFmpegError):  # not seekable: decode from the start, drop frames
