@@ -488,6 +488,17 @@ def test_an_input_stored_as_rgb_gets_a_yuv_matrix_tag(tmp_path: Path, kind: str,
         assert np.abs(rgb[8:-8, 8:24].astype(int) - colour).max() <= 3  # the opaque left part, away from chroma edges
 
 
+def test_an_apng_gets_its_frame_rate_from_its_frames(tmp_path: Path) -> None:
+    """FFmpeg guesses one frame per tick (100000 fps) for an APNG; the output's last frame then lasted 10 us."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(tmp_path / "in.png", save_all=True, append_images=frames[1:], duration=100)
+    assert probe(tmp_path / "in.png").fps == 10
+    _copy_all(tmp_path / "in.png", tmp_path / "out.mp4", "mp4")
+    assert probe(tmp_path / "out.mp4").duration == pytest.approx(0.3, abs=0.005)
+
+
 def test_odd_sizes_are_padded_for_h264_and_kept_elsewhere(clips: Path, tmp_path: Path) -> None:
     info = dataclasses.replace(probe(clips / DAVIS), width=853, height=479)
     with VideoReader(clips / DAVIS, duration=0.2) as reader:

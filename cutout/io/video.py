@@ -237,6 +237,10 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
     context = stream.codec_context
     time_base = stream.time_base or Fraction(1, 90_000)
     fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(25)
+    if not stream.average_rate and fps * time_base >= 1 and first.duration:
+        # a rate of one frame per tick is FFmpeg's guess for a stream that states none (APNG: 100000 fps); the
+        # first frame's own duration is a better one
+        fps = 1 / (first.duration * time_base)
     duration = None
     if stream.duration:
         duration = float(stream.duration * time_base)
