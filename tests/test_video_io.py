@@ -492,11 +492,11 @@ def test_an_apng_gets_its_frame_rate_from_its_frames(tmp_path: Path) -> None:
     """FFmpeg guesses one frame per tick (100000 fps) for an APNG; the output's last frame then lasted 10 us."""
     from PIL import Image
 
-    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "blue", "green")]
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "blue")]  # from 3 frames on FFmpeg gets it
     frames[0].save(tmp_path / "in.png", save_all=True, append_images=frames[1:], duration=100)
     assert probe(tmp_path / "in.png").fps == 10
     _copy_all(tmp_path / "in.png", tmp_path / "out.mp4", "mp4")
-    assert probe(tmp_path / "out.mp4").duration == pytest.approx(0.3, abs=0.005)
+    assert probe(tmp_path / "out.mp4").duration == pytest.approx(0.2, abs=0.005)
 
 
 def test_odd_sizes_are_padded_for_h264_and_kept_elsewhere(clips: Path, tmp_path: Path) -> None:
