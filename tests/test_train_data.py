@@ -285,6 +285,29 @@ def test_folder_with_mismatched_extensions_and_a_missing_mask(tmp_path: Path) ->
     assert [p.name for p in direct.pairs] == ["a", "b"]
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_a_cutout_given_as_a_mask_gives_its_alpha(tmp_path: Path, mode: str) -> None:
+    """Transparent PNGs (a previous tool's cutouts) as masks: the alpha is the mask, not the subject's grey."""
+    from PIL import Image
+
+    alpha = np.zeros((8, 8), np.uint8)
+    alpha[2:6, 2:6], alpha[2, 2] = 255, 100
+    cutout = Image.fromarray(np.dstack([np.full((8, 8, 3), 20, np.uint8), alpha]))  # a dark subject: grey ~20
+    if mode == "LA":
+        cutout = cutout.convert("LA")
+    elif mode == "P":  # a palette with transparent entries (tRNS), as pngquant writes cutouts
+        cutout = cutout.quantize(4, method=Image.Quantize.FASTOCTREE)
+    cutout.save(tmp_path / "cut.png")
+    assert Image.open(tmp_path / "cut.png").mode == mode
+    np.testing.assert_array_equal(layouts.read_grey(tmp_path / "cut.png"), alpha)
+    opaque = Image.fromarray(np.dstack([np.full((8, 8, 3), 77, np.uint8), np.full((8, 8), 255, np.uint8)]))
+    opaque.save(tmp_path / "opaque.png")  # an alpha that is opaque everywhere says nothing: the grey is the mask
+    assert (layouts.read_grey(tmp_path / "opaque.png") == 77).all()
+    keyed = Image.fromarray(np.array([[0, 128, 255]], np.uint8))
+    keyed.save(tmp_path / "keyed.png", transparency=0)  # a grey mask's colour key: the soft 128 stays soft
+    np.testing.assert_array_equal(layouts.read_grey(tmp_path / "keyed.png"), [[0, 128, 255]])
+
+
 def test_folder_split_is_deterministic_and_disjoint(tmp_path: Path) -> None:
     make_pairs(tmp_path / "images", tmp_path / "masks", [f"i{n:02d}" for n in range(10)])
     parts = [build_dataset(tmp_path, split=s, size=32, val_fraction=0.3, seed=7) for s in ("train", "val")]

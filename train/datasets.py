@@ -234,10 +234,20 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def read_grey(path: Path) -> np.ndarray:
-    """A mask file as 8-bit grey (16-bit and float masks scaled as :func:`rgb_array` does). Shape: -> (H, W) uint8."""
+    """A mask file as 8-bit grey (16-bit and float masks scaled as :func:`rgb_array` does). Shape: -> (H, W) uint8.
+
+    A file with an alpha channel that is not opaque everywhere (RGBA, LA, or a palette with transparent colours,
+    as pngquant makes) is a cutout, as cutout and other tools save them: its alpha is the mask (its colours are
+    the subject's, which as grey would be no mask at all). A grey mask's colour key does not count: soft values
+    would become opaque.
+    """
     image = load_image(path, max_pixels=None)
     if image.mode.startswith(_GREY_MODES):
         return rgb_array(image)[..., 0]
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if alpha.size and alpha.min() < 255:
+            return alpha
     return np.asarray(image.convert("L"))
 
 
