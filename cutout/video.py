@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from cutout.api import Session
 
 #: Output kinds by extension; a path ending in a slash (or an existing folder) is a folder of PNGs.
-KINDS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm"}
+KINDS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".webm": "webm",
+    ".webp": "webp",
+    ".apng": "apng",
+    ".png": "apng",
+    ".gif": "gif",
+}
 
 
 @dataclass
@@ -72,7 +81,8 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
     if path is not None and not kind:
         raise UsageError(
             f"cannot tell the video format of {path}: name it .mp4 (with --bg or --only-mask), .mov (ProRes "
-            "4444 with alpha), .webm (VP9 with alpha), or end it with / for a folder of PNGs"
+            "4444 with alpha), .webm (VP9 with alpha), .webp, .gif or .apng (an animation), or end it with / for a "
+            "folder of PNGs"
         )
     opaque = (
         options.remove.only_mask
@@ -91,7 +101,10 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
 
 
 def default_output(source: Path, options: VideoOptions) -> Path:
-    """``clip.cutout.mp4`` with a background, ``clip.mask.mp4`` for masks, else ``clip.cutout.mov``."""
+    """``clip.cutout.mp4`` with a background, ``clip.mask.mp4`` for masks, else ``clip.cutout.mov``; an animated
+    GIF or PNG gives the same kind of animation (``anim.cutout.gif``, ``anim.mask.gif``)."""
+    if source.suffix.lower() in (".gif", ".apng", ".png"):
+        return source.with_name(f"{source.stem}.{'mask' if options.remove.only_mask else 'cutout'}{source.suffix}")
     if options.remove.only_mask:
         return source.with_name(f"{source.stem}.mask.mp4")
     opaque = options.background_video is not None or (
@@ -188,9 +201,14 @@ def process_video(
     with VideoReader(source, start=options.start, duration=options.duration) as reader:
         if on_start is not None:
             on_start(reader.info.frame_count)
-        decoded = threaded(
-            ((f.rgb, f.pts, f.alpha) for f in reader.frames()), maxsize=4, name="cutout-decode", cancel=cancel
-        )
+        durations: dict[int | None, int | None] = {}  # by pts, from the decoder thread to the writer (a GIF's delays)
+
+        def frames() -> Iterator[tuple[np.ndarray, int | None, np.ndarray | None]]:
+            for frame in reader.frames():
+                durations[frame.pts] = frame.duration
+                yield frame.rgb, frame.pts, frame.alpha
+
+        decoded = threaded(frames(), maxsize=4, name="cutout-decode", cancel=cancel)
         results = threaded(
             cutout_frames(decoded, session, options, cancel=cancel), maxsize=4, name="cutout-infer", cancel=cancel
         )
@@ -200,7 +218,7 @@ def process_video(
             ) as writer:
                 try:
                     for array, pts in results:
-                        writer.write(array, pts)
+                        writer.write(array, pts, durations.pop(pts, None))
                         summary.frames += 1
                         if on_frame is not None:
                             on_frame(summary.frames)

@@ -109,6 +109,26 @@ def test_webm_keeps_alpha(clips: Path, tmp_path: Path) -> None:
     assert alpha_seen
 
 
+def test_an_animated_gif_in_gives_a_transparent_gif_out_beside_it(tmp_path: Path) -> None:
+    photo = Image.open(ROOT / "examples" / "images" / "astronaut.jpg").convert("RGB").resize((96, 96))
+    frames = [photo, photo.rotate(10), photo.rotate(20)]
+    frames[0].save(tmp_path / "wave.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 1500], loop=0)
+    result = _cutout("video", str(tmp_path / "wave.gif"), "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    out = Image.open(tmp_path / "wave.cutout.gif")
+    assert (out.size, out.n_frames) == ((96, 96), 3)
+    durations, alphas = [], []
+    for index in range(3):
+        out.seek(index)
+        out.load()
+        durations.append(out.info["duration"])
+        alphas.append(np.asarray(out.convert("RGBA"))[..., 3])
+    assert durations == [100, 200, 1500]  # each frame's own timing, the last one held too
+    assert all(set(np.unique(a)) == {0, 255} for a in alphas)  # the astronaut kept, the rest transparent
+    result = _cutout("video", str(tmp_path / "wave.gif"), str(tmp_path / "wave.webp"), "--bg", "white", "-q")
+    assert result.returncode == 0 and Image.open(tmp_path / "wave.webp").n_frames == 3, result.stderr.decode()
+
+
 def test_png_folder_has_one_rgba_file_per_frame(clips: Path, tmp_path: Path) -> None:
     result = _cutout("video", str(clips / "intel_asl_help_person.mp4"), str(tmp_path / "frames") + "/")
     assert result.returncode == 0, result.stderr.decode()

@@ -499,6 +499,59 @@ def test_an_apng_gets_its_frame_rate_from_its_frames(tmp_path: Path) -> None:
     assert probe(tmp_path / "out.mp4").duration == pytest.approx(0.2, abs=0.005)
 
 
+@pytest.mark.parametrize("kind", ["webp", "apng", "gif"])
+def test_animations_keep_frames_timing_alpha_and_colours(clips: Path, tmp_path: Path, kind: str) -> None:
+    from PIL import Image
+
+    target = tmp_path / f"out.{kind}"
+    with VideoReader(clips / RABBIT, duration=0.5) as reader, VideoWriter(target, reader.info, kind=kind) as out:
+        written = [(_rgba(frame.rgb, frame.index), frame.pts) for frame in reader.frames()]
+        for array, pts in written:
+            out.write(array, pts)
+    assert out.notes == []  # nothing to announce without audio_from
+    image = Image.open(target)
+    assert (image.format, image.size, image.n_frames, image.info.get("loop")) == (
+        {"webp": "WEBP", "apng": "PNG", "gif": "GIF"}[kind],
+        (320, 240),
+        15,
+        0,  # loops forever
+    )
+    durations = []
+    for index, (array, _) in enumerate(written):
+        image.seek(index)
+        image.load()
+        durations.append(image.info["duration"])
+        decoded = np.asarray(image.convert("RGBA")).astype(int)
+        expected = array[..., 3] if kind != "gif" else np.where(array[..., 3] >= 128, 255, 0)  # GIF: 1-bit
+        np.testing.assert_array_equal(decoded[..., 3], expected)
+        shown = decoded[..., 3] > 0
+        error = np.abs(decoded[..., :3] - array[..., :3])[shown].mean()
+        assert error <= {"webp": 4.0, "apng": 0.0, "gif": 6.0}[kind], (index, error)
+    assert sum(durations) == pytest.approx(500, abs=20)  # 15 frames at 30 fps (GIF: centiseconds)
+
+
+def test_an_animation_of_a_rotated_clip_is_turned_upright_and_notes_the_lost_audio(clips: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    source = tmp_path / "turned.mp4"
+    _make_clip(source, list(range(3)), rotation=90)  # 64 x 48 stored, shown turned 90 degrees counter-clockwise
+    with VideoReader(source) as reader, VideoWriter(tmp_path / "o.webp", reader.info, kind="webp") as out:
+        frames = [frame.rgb for frame in reader.frames()]
+        for index, rgb in enumerate(frames):
+            out.write(rgb, index)
+    image = Image.open(tmp_path / "o.webp")
+    assert image.size == (48, 64) and image.n_frames == 3
+    upright = np.rot90(frames[2])
+    image.seek(2)
+    assert np.abs(np.asarray(image.convert("RGB")).astype(int) - upright).mean() < 4
+    info = probe(clips / RABBIT)
+    with VideoWriter(tmp_path / "o.gif", info, kind="gif", audio_from=clips / RABBIT) as out:
+        out.write(np.zeros((240, 320, 3), np.uint8), 0)
+    assert out.notes == [f"an animated GIF carries no audio: the audio of {clips / RABBIT} is not copied"]
+    with pytest.raises(UsageError, match=r"cannot write animated WebP video to .*o\.gif; name it with \.webp"):
+        VideoWriter(tmp_path / "o.gif", info, kind="webp")
+
+
 def test_odd_sizes_are_padded_for_h264_and_kept_elsewhere(clips: Path, tmp_path: Path) -> None:
     info = dataclasses.replace(probe(clips / DAVIS), width=853, height=479)
     with VideoReader(clips / DAVIS, duration=0.2) as reader:

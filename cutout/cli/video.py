@@ -37,14 +37,17 @@ HELP = """Cut the subject out of a video: over a new background, or as a transpa
 
 With --bg the result is an MP4 (H.264, yuv420p) beside the input (clip.cutout.mp4); without it a
 transparent video chosen by the output's extension: .mov ProRes 4444 (the default, for editors), .webm VP9
-with alpha, or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame
-rate, timestamps, rotation and audio are kept (audio copied without re-encoding when the container allows).
+with alpha, an animation (.webp, .apng or .gif; an animated GIF or PNG input gives the same kind by default),
+or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame rate,
+timestamps, rotation and audio are kept (audio copied without re-encoding when the container allows; animations
+have none).
 
 Examples:\n
   cutout video clip.mp4 --bg beach.jpg\n
   cutout video clip.mp4 --bg '#00ff00' green.mp4\n
   cutout video clip.mp4 clip.mov                 # transparent ProRes 4444\n
   cutout video clip.mp4 frames/                  # RGBA PNGs\n
+  cutout video clip.mp4 sticker.webp             # animated WebP with alpha\n
   cutout video clip.mp4 --only-mask matte.mp4\n
   ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video - --raw 1280x720 |
   ffmpeg -f rawvideo -pix_fmt rgba -s 1280x720 -r 30 -i - out.mov
@@ -53,7 +56,9 @@ Examples:\n
 
 def video(
     input: Annotated[str, typer.Argument(help="Video file, or - with --raw for rgb24 frames on stdin.")],
-    output: Annotated[str | None, typer.Argument(help="Output .mp4/.mov/.webm, or a folder/ for PNGs.")] = None,
+    output: Annotated[
+        str | None, typer.Argument(help="Output .mp4/.mov/.webm/.webp/.apng/.gif, or a folder/ for PNGs.")
+    ] = None,
     bg: Annotated[
         str | None, typer.Option("--bg", help="Background: a colour, an image, a video (looped), or blur[:RADIUS].")
     ] = None,

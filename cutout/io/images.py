@@ -154,7 +154,7 @@ def _warn_if_animated(image: Image.Image, what: str) -> None:
     elif what == "the data":
         advice = "to cut out every frame, save it as a file and give that to `cutout video`"
     else:
-        advice = f"`cutout video {what} out.webm` cuts out every frame"
+        advice = f"`cutout video {what}` cuts out every frame (into {Path(what).stem}.cutout{Path(what).suffix})"
     warnings.warn(f"{what} is animated ({count}): only its first frame is cut out; {advice}", stacklevel=3)
 
 

@@ -110,7 +110,8 @@ class VideoFrame:
 
     ``pts`` is the stream's own timestamp (in ``info.time_base``); ``time`` is seconds from the start of the
     video, the scale that ``start`` and ``duration`` use. ``alpha`` is the frame's own transparency, None where
-    it has none or is opaque everywhere.
+    it has none or is opaque everywhere. ``duration`` is how long the frame shows (in ``info.time_base``) where
+    the file says so (a GIF's or APNG's own delay), else None.
 
     Shape: rgb (H, W, 3) uint8, C-contiguous, stored orientation; alpha (H, W) uint8 or None.
     """
@@ -120,6 +121,7 @@ class VideoFrame:
     pts: int
     time: float
     alpha: np.ndarray | None = None
+    duration: int | None = None
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -361,7 +363,7 @@ class VideoReader:
             if end is not None and pts >= end:
                 return
             rgb, alpha = self._pixels(frame)
-            yield VideoFrame(index, rgb, pts, float((pts - origin) * time_base), alpha)
+            yield VideoFrame(index, rgb, pts, float((pts - origin) * time_base), alpha, frame.duration or None)
             index += 1
 
     def _pixels(self, frame: AvFrame) -> tuple[np.ndarray, np.ndarray | None]:

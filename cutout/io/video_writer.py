@@ -18,8 +18,15 @@ mp4       H.264 (libx264, crf 18, veryfast), 4:2:0   (H, W, 3) composited RGB   
 mask      H.264 4:2:0, the matte as luma             (H, W) grey alpha            as mp4
 mov       ProRes 4444 (prores_ks), yuva444p10le      (H, W, 4) RGBA, RGB or grey  AAC, PCM, ...
 webm      VP9 (libvpx-vp9, crf 24) with alpha        (H, W, 4) RGBA, RGB or grey  Opus, Vorbis
+webp      animated WebP (libwebp, quality 90), alpha  RGBA, RGB or grey            none (noted)
+apng      animated PNG (.apng or .png), lossless      RGBA, RGB or grey            none (noted)
+gif       animated GIF, 255 colours + transparent    RGBA, RGB or grey            none (noted)
 png       a folder of frame_000000.png, ...          RGBA, RGB or grey            none (noted)
 ========  =========================================  ===========================  ====================
+
+Animations (webp, apng, gif) loop forever and have no place for a rotation: a rotated input's frames are turned
+upright as they are written. GIF has 1-bit transparency: a pixel shows where its alpha is at least 128, and
+each frame gets its own palette (median cut, Floyd-Steinberg dithering).
 
 Timing: the output keeps the input's time base and every frame its own timestamp, so variable frame rate and
 duration survive; with ``start`` the timeline is shifted so the first frame written is at 0, and the audio with
@@ -45,10 +52,10 @@ removes it. PNG frames go to ``.NAME.XXXXXXXX.part/``, renamed the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -71,7 +78,7 @@ from cutout.io.video import VideoInfo, check_window, open_container
 
 __all__ = ["KINDS", "VideoWriter"]
 
-KINDS = ("mp4", "mov", "webm", "png", "mask")
+KINDS = ("mp4", "mov", "webm", "webp", "apng", "gif", "png", "mask")
 _X264 = {"crf": "18", "preset": "veryfast"}
 # AVColorSpace -> the RGB -> YUV matrix swscale uses; any other (2: unspecified) gets swscale's default, BT.601,
 # the same one the reader used to decode it
@@ -99,7 +106,7 @@ def output_matrix(info: VideoInfo) -> int:
     return 1 if info.height >= 720 else 6
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Encoding:
     muxer: str
     extensions: tuple[str, ...]
@@ -108,9 +115,18 @@ class _Encoding:
     options: dict[str, str]
     channels: tuple[int, ...]  # accepted frames: 1 is (H, W) grey, 3 RGB, 4 RGBA
     even: bool  # 4:2:0 H.264: width and height must be even
-    audio_codec: str  # when the input's audio cannot be copied
+    audio_codec: str  # when the input's audio cannot be copied ("": the format carries no audio)
     audio_bit_rate: int
     limited_range: bool = False  # ProRes is always limited range
+    muxer_options: dict[str, str] = dataclasses.field(default_factory=dict)
+    animation: bool = False  # RGB frames (no YUV matrix or range), no audio, no rotation tag: frames are turned
+
+    @property
+    def name(self) -> str:
+        """The format as the user knows it: MP4, animated WebP, ..."""
+        return {"webp": "animated WebP", "apng": "animated PNG", "gif": "animated GIF"}.get(
+            self.muxer, self.muxer.upper()
+        )
 
 
 _ENCODINGS = {
@@ -130,10 +146,39 @@ _ENCODINGS = {
         "libopus",
         160_000,
     ),
+    "webp": _Encoding(
+        "webp",
+        (".webp",),
+        "libwebp_anim",
+        "bgra",
+        {"quality": "90"},
+        (1, 3, 4),
+        False,
+        "",
+        0,
+        muxer_options={"loop": "0"},
+        animation=True,
+    ),
+    "apng": _Encoding(
+        "apng",
+        (".apng", ".png"),
+        "apng",
+        "rgba",
+        {},
+        (1, 3, 4),
+        False,
+        "",
+        0,
+        muxer_options={"plays": "0"},
+        animation=True,
+    ),
+    "gif": _Encoding(
+        "gif", (".gif",), "gif", "pal8", {}, (1, 3, 4), False, "", 0, muxer_options={"loop": "0"}, animation=True
+    ),
 }
 
 
-@dataclass
+@dataclasses.dataclass
 class _Window:
     """The part of the input being written, in input seconds; ``shift`` is subtracted from every timestamp."""
 
@@ -199,10 +244,12 @@ class VideoWriter:
         else:
             self.abort()
 
-    def write(self, array: np.ndarray, pts: int | None) -> None:
+    def write(self, array: np.ndarray, pts: int | None, duration: int | None = None) -> None:
         """Add a frame shown at ``pts`` (in ``info.time_base``; increasing, as the reader gives them).
 
         ``pts=None`` places the frame one nominal frame (1 / ``info.fps``) after the previous one, or at 0.
+        ``duration`` (in ``info.time_base``; None: one nominal frame) is how long the last frame of a GIF or APNG
+        shows, whose others show until the next one: a GIF that holds its last picture keeps doing so.
 
         Shape: see the module docstring for each kind: (H, W, 3), (H, W, 4) or (H, W) uint8, H and W as stored.
 
@@ -220,7 +267,8 @@ class VideoWriter:
             self._window.shift, self._window.shift_pts = float(pts * self.info.time_base), pts
         self._sink.write(_checked(array, self.info, self._sink.channels), pts)
         self._last_pts = pts
-        self._window.last_end = float((pts + _frame_span(self.info)) * self.info.time_base)
+        self._sink.last_duration = duration or _frame_span(self.info)
+        self._window.last_end = float((pts + self._sink.last_duration) * self.info.time_base)
         self.frames_written += 1
 
     def close(self) -> None:
@@ -292,7 +340,7 @@ class _ContainerSink:
     ) -> None:
         if path.suffix.lower() not in encoding.extensions:
             names = " or ".join(encoding.extensions)
-            raise UsageError(f"cannot write {encoding.muxer.upper()} video to {path}; name it with {names}")
+            raise UsageError(f"cannot write {encoding.name} video to {path}; name it with {names}")
         self.path, self.info, self.encoding, self.window = path, info, encoding, window
         self.channels = encoding.channels
         self.temporary = temporary_path(path, path.suffix)
@@ -302,17 +350,28 @@ class _ContainerSink:
         except OSError as error:
             raise _output_error(path, error) from None
         self.container: OutputContainer | None = None
+        self.turns = info.rotation // 90 if encoding.animation else 0  # counter-clockwise quarter turns
+        self.pending: Packet | None = None  # an animation's newest packet, muxed when the next one comes
+        self.last_duration = _frame_span(info)
         try:
-            self.container = av.open(str(self.temporary), "w", format=encoding.muxer)
+            self.container = av.open(
+                str(self.temporary), "w", format=encoding.muxer, options=dict(encoding.muxer_options)
+            )
             self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
+            if self.turns % 2:
+                self.size = self.size[::-1]
             self.video = self._add_video(notes)
-            self.audio = _AudioTracks(self.container, Path(audio_from), encoding, notes) if audio_from else None
+            self.audio = None
+            if audio_from and encoding.audio_codec:
+                self.audio = _AudioTracks(self.container, Path(audio_from), encoding, notes)
+            elif audio_from and info.audio:
+                notes.append(f"an {encoding.name} carries no audio: the audio of {audio_from} is not copied")
         except BaseException:
             self.abort()
             raise
+        carries = "video only" if not encoding.audio_codec else "video and audio only"
         notes.extend(
-            f"dropped stream {stream}: {path.suffix} output carries video and audio only"
-            for stream in info.other_streams
+            f"dropped stream {stream}: {path.suffix} output carries {carries}" for stream in info.other_streams
         )
         self.range = "tv" if encoding.limited_range else info.color_range
         self.to_yuv = VideoReformatter()  # kept: it reuses its scaler from frame to frame
@@ -328,6 +387,8 @@ class _ContainerSink:
         stream.time_base = info.time_base
         context = stream.codec_context
         context.time_base = info.time_base
+        if encoding.animation:  # RGB frames, turned upright
+            return stream
         context.color_range = 1 if encoding.limited_range else _RANGE_CODES.get(info.color_range, 0)
         context.colorspace, context.color_primaries, context.color_trc = (
             output_matrix(info),
@@ -353,6 +414,8 @@ class _ContainerSink:
             self._mux(self.video.encode(frame))
 
     def _frame(self, array: np.ndarray) -> AvFrame:
+        if self.encoding.animation:
+            return _animation_frame(np.rot90(array, self.turns) if self.turns else array, self.encoding.pix_fmt)
         width, height = self.size
         if (array.shape[1], array.shape[0]) != (width, height):
             pad = ((0, height - array.shape[0]), (0, width - array.shape[1])) + ((0, 0),) * (array.ndim - 2)
@@ -368,9 +431,17 @@ class _ContainerSink:
             dst_color_range=range_code,
         )
 
-    def _mux(self, packets: list[Packet]) -> None:
+    def _mux(self, packets: list[Packet], last: bool = False) -> None:
+        """Mux ``packets``; an animation's newest is held back until the next comes or ``last`` (the end), when
+        it gets the last frame's own duration (GIF and APNG muxers take a frame's delay from the next frame's
+        timestamp, the last one's from its packet)."""
         assert self.container is not None
         span = _frame_span(self.info)
+        if self.encoding.animation:
+            packets = [*([self.pending] if self.pending is not None else []), *packets]
+            self.pending = None if last or not packets else packets.pop()
+            if last and packets:
+                packets[-1].duration = self.last_duration
         for packet in packets:
             if not packet.duration:
                 packet.duration = span  # the last frame's duration in MP4; the rest follow from timestamps
@@ -393,7 +464,7 @@ class _ContainerSink:
     def finish(self, interrupted: bool) -> None:
         assert self.container is not None
         with self._errors():
-            self._mux(self.video.encode(None))
+            self._mux(self.video.encode(None), last=True)
             if self.audio is not None:
                 end = self.window.end
                 if interrupted:
@@ -412,6 +483,39 @@ class _ContainerSink:
                     closable.close()
         with contextlib.suppress(OSError):
             os.unlink(self.temporary)
+
+
+def _animation_frame(array: np.ndarray, pix_fmt: str) -> AvFrame:
+    """A grey, RGB or RGBA array as a frame of an animation's pixel format: rgba, bgra or pal8 (GIF)."""
+    height, width = array.shape[:2]
+    rgba = np.empty((height, width, 4), np.uint8)
+    rgba[..., :3] = array[..., :3] if array.ndim == 3 else array[..., None]
+    rgba[..., 3] = array[..., 3] if array.ndim == 3 and array.shape[2] == 4 else 255
+    if pix_fmt == "rgba":
+        return AvFrame.from_ndarray(rgba, format="rgba")
+    if pix_fmt == "bgra":
+        return AvFrame.from_ndarray(np.ascontiguousarray(rgba[..., [2, 1, 0, 3]]), format="bgra")
+    return AvFrame.from_ndarray(_palette_frame(rgba), format="pal8")  # type: ignore[arg-type]  # PyAV takes a pair
+
+
+def _palette_frame(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An RGBA frame as GIF pixels: up to 255 colours (median cut, dithered) and index 255 transparent, where the
+    alpha is below 128. Returns the indices and the palette in PyAV's ARGB order.
+
+    Shape: (H, W, 4) uint8 -> (H, W) uint8, (256, 4) uint8.
+    """
+    from PIL import Image
+
+    quantized = Image.fromarray(np.ascontiguousarray(rgba[..., :3])).quantize(
+        255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
+    )
+    indices = np.array(quantized)
+    indices[rgba[..., 3] < 128] = 255
+    colours = np.array(quantized.getpalette() or [], np.uint8).reshape(-1, 3)[:255]
+    palette = np.zeros((256, 4), np.uint8)  # entry 255 (and unused ones): alpha 0
+    palette[: len(colours), 0] = 255
+    palette[: len(colours), 1:] = colours
+    return indices, palette
 
 
 def _even_size(info: VideoInfo, notes: list[str]) -> tuple[int, int]:
@@ -562,6 +666,7 @@ class _PngSink:
     """
 
     channels = (1, 3, 4)
+    last_duration = 0  # frames have no duration here
 
     def __init__(self, path: Path, info: VideoInfo, notes: list[str], audio_from: str | Path | None) -> None:
         _check_replaceable(path)
