@@ -102,8 +102,8 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
 
 def default_output(source: Path, options: VideoOptions) -> Path:
     """``clip.cutout.mp4`` with a background, ``clip.mask.mp4`` for masks, else ``clip.cutout.mov``; an animated
-    GIF or PNG gives the same kind of animation (``anim.cutout.gif``, ``anim.mask.gif``)."""
-    if source.suffix.lower() in (".gif", ".apng", ".png"):
+    GIF, PNG or WebP gives the same kind of animation (``anim.cutout.gif``, ``anim.mask.gif``)."""
+    if source.suffix.lower() in (".gif", ".apng", ".png", ".webp"):
         return source.with_name(f"{source.stem}.{'mask' if options.remove.only_mask else 'cutout'}{source.suffix}")
     if options.remove.only_mask:
         return source.with_name(f"{source.stem}.mask.mp4")

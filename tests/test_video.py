@@ -127,6 +127,10 @@ def test_an_animated_gif_in_gives_a_transparent_gif_out_beside_it(tmp_path: Path
     assert all(set(np.unique(a)) == {0, 255} for a in alphas)  # the astronaut kept, the rest transparent
     result = _cutout("video", str(tmp_path / "wave.gif"), str(tmp_path / "wave.webp"), "--bg", "white", "-q")
     assert result.returncode == 0 and Image.open(tmp_path / "wave.webp").n_frames == 3, result.stderr.decode()
+    result = _cutout("video", str(tmp_path / "wave.webp"), "-q")  # an animated WebP in (Pillow reads it): WebP out
+    assert result.returncode == 0, result.stderr.decode()
+    again = Image.open(tmp_path / "wave.cutout.webp")
+    assert again.n_frames == 3 and np.asarray(again.convert("RGBA"))[..., 3].min() == 0
 
 
 def test_png_folder_has_one_rgba_file_per_frame(clips: Path, tmp_path: Path) -> None:

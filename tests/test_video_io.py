@@ -176,13 +176,27 @@ def test_probe_explains_what_is_not_a_video(tmp_path: Path, make: Callable[[Path
     assert isinstance(caught.value, InputError) and str(path) in str(caught.value)
 
 
-def test_probe_says_ffmpeg_cannot_decode_an_animated_webp(tmp_path: Path) -> None:
+def test_an_animated_webp_is_read_with_pillow_with_its_timing_and_alpha(tmp_path: Path) -> None:
+    """FFmpeg cannot decode animated WebP (stickers are): Pillow reads it, frames, timing and transparency."""
     from PIL import Image
 
-    frames = [Image.new("RGB", (16, 8), colour) for colour in ("red", "blue")]
-    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], duration=100)
-    with pytest.raises(VideoError, match=r"a\.webp is an animated WebP, which FFmpeg .* cannot decode; make it a GIF"):
-        probe(tmp_path / "a.webp")
+    alpha = np.full((8, 16), 255, np.uint8)
+    alpha[:, :4] = 0
+    colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0)]
+    frames = [Image.fromarray(np.dstack([np.full((8, 16, 3), c, np.uint8), alpha])) for c in colours]
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], duration=[100, 200, 50], lossless=True)
+    info = probe(tmp_path / "a.webp")
+    assert (info.codec, info.width, info.height, info.frame_count, info.fps) == ("webp", 16, 8, 3, 10)
+    with VideoReader(tmp_path / "a.webp") as reader:
+        read = list(reader.frames())
+    assert [(f.index, f.pts, f.duration) for f in read] == [(0, 0, 100), (1, 100, 200), (2, 300, 50)]
+    assert [f.rgb[0, 8].tolist() for f in read] == [list(c) for c in colours]
+    assert all(f.alpha is not None and (f.alpha == alpha).all() for f in read)
+    with VideoReader(tmp_path / "a.webp", start=0.1, duration=0.2) as reader:
+        assert [f.pts for f in reader.frames()] == [100]  # the window, as for any video
+    (tmp_path / "bad.webp").write_bytes((tmp_path / "a.webp").read_bytes()[:60])  # cut off in the first frame
+    with pytest.raises(VideoError, match=r"bad\.webp: cannot read this animated WebP"):
+        probe(tmp_path / "bad.webp")
 
 
 def test_probe_says_an_audio_file_has_no_video(tmp_path: Path) -> None:

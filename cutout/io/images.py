@@ -149,9 +149,7 @@ def _warn_if_animated(image: Image.Image, what: str) -> None:
         return
     frames = getattr(image, "n_frames", 0)
     count = f"{frames} frames" if isinstance(frames, int) and frames > 1 else "several frames"
-    if image.format == "WEBP":  # FFmpeg, behind `cutout video`, cannot decode animated WebP
-        advice = "to cut out every frame, make it a GIF or a video (e.g. `magick in.webp out.gif`) for `cutout video`"
-    elif what == "the data":
+    if what == "the data":
         advice = "to cut out every frame, save it as a file and give that to `cutout video`"
     else:
         advice = f"`cutout video {what}` cuts out every frame (into {Path(what).stem}.cutout{Path(what).suffix})"

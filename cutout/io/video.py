@@ -13,6 +13,8 @@ to turn it; the writer (:mod:`cutout.io.video_writer`) copies that rotation onto
 upright wherever the input did, without re-rotating any pixel. Timestamps pass through untouched, so variable
 frame rate survives. A damaged packet midway is skipped and counted in ``reader.skipped``; decoding goes on.
 
+Animated WebP, which FFmpeg cannot decode, is read with Pillow: its frames, their timing and alpha, no audio.
+
 Transparency: a frame decoded with an alpha channel (ProRes 4444, QuickTime Animation, PNG or APNG with alpha, a
 GIF's transparent colour) brings it as ``frame.alpha``, so a cutout can keep what the input hid hidden; a fully
 opaque frame's is None. VP9's alpha (in WebM's side data) is read by libvpx only: FFmpeg's own VP9 decoder, used
@@ -38,6 +40,7 @@ from av.stream import Disposition, Stream
 from av.video.frame import VideoFrame as AvFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
+from PIL import Image
 
 from cutout.errors import UsageError, VideoError
 
@@ -133,10 +136,43 @@ def probe(path: str | Path) -> VideoInfo:
         VideoError: not a file, not a video FFmpeg can read, no video stream, a codec this FFmpeg cannot decode.
     """
     path = Path(path)
+    if _animated_webp(path):
+        with _open_webp(path) as image:
+            return _describe_webp(path, image)
     with open_container(path) as container:
         stream = _video_stream(container, path)
         first = _first_frame(container, stream, path)
         return _describe(path, container, stream, first)
+
+
+def _open_webp(path: Path) -> Image.Image:
+    """An animated WebP opened with Pillow (FFmpeg cannot decode animated WebP)."""
+    try:
+        image = Image.open(path)
+        image.seek(0)
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise VideoError(f"{path}: cannot read this animated WebP ({error}); check it plays elsewhere") from None
+    return image
+
+
+def _describe_webp(path: Path, image: Image.Image) -> VideoInfo:
+    """An animated WebP's facts: frames timed in milliseconds, RGB(A) pixels, no audio."""
+    first = int(image.info.get("duration") or 0)
+    return VideoInfo(
+        width=image.width,
+        height=image.height,
+        fps=Fraction(1000, first) if first > 0 else Fraction(10),
+        time_base=Fraction(1, 1000),
+        frame_count=getattr(image, "n_frames", 1),
+        duration=None,
+        rotation=0,
+        color_range="pc",
+        pix_fmt="rgba" if image.mode == "RGBA" else "rgb24",
+        codec="webp",
+        colorspace=0,  # RGB
+        path=path,
+    )
 
 
 def open_container(path: Path) -> InputContainer:
@@ -201,11 +237,6 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> 
             continue
         if frames:
             return frames[0]
-    if _animated_webp(path):
-        raise VideoError(
-            f"{path} is an animated WebP, which FFmpeg (the video decoder) cannot decode; make it a GIF or a video "
-            f"first, e.g. `magick {path} {path.with_suffix('.gif')}`, and cut out that"
-        )
     raise VideoError(
         f"{path}: no frame of its {stream.codec_context.name} video could be decoded; "
         "the file is damaged or its codec is unsupported; check it plays elsewhere, or re-encode it"
@@ -324,6 +355,9 @@ class VideoReader:
         self.skipped = 0
         self._started = False
         self._to_rgb = VideoReformatter()  # one per reader: it keeps its scaler between frames (2x faster)
+        self._animation = _open_webp(self.path) if self.info.codec == "webp" and self.info.frame_count else None
+        if self._animation is not None:
+            return
         self._container = open_container(self.path)
         self._stream: VideoStream = self._container.streams.video[0]
         for stream in self._container.streams.video:
@@ -340,11 +374,17 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
-        self._container.close()
+        if self._animation is not None:
+            self._animation.close()
+        else:
+            self._container.close()
 
     def frames(self) -> Iterator[VideoFrame]:
         """The frames from ``start`` (the key frame before it is decoded, earlier frames dropped) to the end of
         the window (exclusive), in presentation order, numbered from 0. Each call starts again from ``start``."""
+        if self._animation is not None:
+            yield from self._webp_frames(self._animation)
+            return
         time_base = self.info.time_base
         origin = round(self.info.start_time / time_base)
         begin = origin + round((self.start or 0.0) / time_base)
@@ -365,6 +405,32 @@ class VideoReader:
             rgb, alpha = self._pixels(frame)
             yield VideoFrame(index, rgb, pts, float((pts - origin) * time_base), alpha, frame.duration or None)
             index += 1
+
+    def _webp_frames(self, image: Image.Image) -> Iterator[VideoFrame]:
+        """An animated WebP's frames through Pillow, timed by its own durations (milliseconds)."""
+        begin = round((self.start or 0.0) * 1000)
+        end = None if self.duration is None else begin + round(self.duration * 1000)
+        index, pts, previous = 0, 0, -1
+        for number in range(self.info.frame_count or 1):
+            try:
+                image.seek(number)
+                image.load()
+            except (OSError, SyntaxError, ValueError, EOFError):  # a damaged frame: keep what was read
+                self.skipped += 1
+                return
+            pts = max(pts, previous + 1)  # a frame of 0 ms still gets its own timestamp
+            shown = int(image.info.get("duration") or 0)
+            if end is not None and pts >= end:
+                return
+            if pts >= begin:
+                rgba = np.asarray(image.convert("RGBA"))
+                alpha = rgba[..., 3]
+                opaque = alpha.min() == 255
+                rgb = np.ascontiguousarray(rgba[..., :3])
+                alpha_or_none = None if opaque else np.ascontiguousarray(alpha)
+                yield VideoFrame(index, rgb, pts, pts / 1000, alpha_or_none, shown or None)
+                index += 1
+            previous, pts = pts, pts + shown
 
     def _pixels(self, frame: AvFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """The frame's RGB and, if it has an alpha channel that is not opaque everywhere, its alpha."""
