@@ -392,3 +392,21 @@ def test_what_a_transparent_video_hid_stays_hidden(session: cutout.Session, tmp_
     assert not first[:, :64, 3].any()  # hidden before: hidden now
     np.testing.assert_array_equal(first[:, 64:, 3], second[:, 64:, 3])  # the rest as the network sees it
     assert second[:, :64, 3].astype(int).sum() > 255 * 500  # the opaque frame shows the astronaut there
+
+
+def test_a_background_is_a_video_when_it_moves_and_an_image_when_it_does_not(clips: Path, tmp_path: Path) -> None:
+    from cutout.cli.video import _video_background
+
+    still = Image.new("RGBA", (32, 24), (0, 0, 255, 128))  # a see-through image: MP4 cannot take it
+    still.save(tmp_path / "frame.png")
+    frames = [Image.new("RGB", (32, 24), c) for c in ("red", "blue")]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / "still.gif")
+    assert _video_background(str(tmp_path / "moving.gif")) == tmp_path / "moving.gif"
+    assert _video_background(str(clips / "mdn_rabbit320_audio.mp4")) == clips / "mdn_rabbit320_audio.mp4"
+    for image in ("frame.png", "still.gif", "missing.png"):
+        assert _video_background(str(tmp_path / image)) is None  # an image (or not one): --bg's own checks
+    result = _cutout(
+        "video", str(clips / "intel_asl_help_person.mp4"), str(tmp_path / "o.mp4"), "--bg", str(tmp_path / "frame.png")
+    )
+    assert result.returncode == 2 and "has transparency" in result.stderr.decode(), result.stderr.decode()

@@ -152,24 +152,41 @@ def video(
     raise typer.Exit(130 if summary.interrupted else 1 if summary.short else 0)
 
 
-def _video_background(bg: str | None) -> Path | None:
-    from cutout.video import KINDS
+_VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"}
+_ANIMATION_SUFFIXES = {".gif", ".webp", ".png", ".apng"}  # a background video only when animated
 
+
+def _video_background(bg: str | None) -> Path | None:
+    """The background video ``--bg`` names (a video file, or an animated GIF, WebP or PNG), else None."""
     if bg is None:
         return None
     path = Path(bg)
-    if path.suffix.lower() in {*KINDS, ".mkv", ".avi"}:
-        if not path.is_file():
-            raise UsageError(f"the background video {bg} does not exist")
-        from cutout.errors import InputError
-        from cutout.io.video import probe
+    suffix = path.suffix.lower()
+    if suffix in _ANIMATION_SUFFIXES and not _animated(path):
+        return None  # a still image (or none: parse_background says what is wrong with it)
+    if suffix not in _VIDEO_SUFFIXES | _ANIMATION_SUFFIXES:
+        return None
+    if not path.is_file():
+        raise UsageError(f"the background video {bg} does not exist")
+    from cutout.errors import InputError
+    from cutout.io.video import probe
 
-        try:
-            probe(path)
-        except InputError as error:
-            raise UsageError(f"cannot use {bg} as a background video: {error}") from None
-        return path
-    return None
+    try:
+        probe(path)
+    except InputError as error:
+        raise UsageError(f"cannot use {bg} as a background video: {error}") from None
+    return path
+
+
+def _animated(path: Path) -> bool:
+    """Whether ``path`` is an image file with several frames (an animated GIF, WebP or PNG)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, SyntaxError, ValueError):
+        return False
 
 
 def _run(
