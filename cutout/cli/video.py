@@ -37,8 +37,8 @@ HELP = """Cut the subject out of a video: over a new background, or as a transpa
 
 With --bg the result is an MP4 (H.264, yuv420p) beside the input (clip.cutout.mp4); without it a
 transparent video chosen by the output's extension: .mov ProRes 4444 (the default, for editors), .webm VP9
-with alpha, an animation (.webp, .apng or .gif; an animated GIF or PNG input gives the same kind by default),
-or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame rate,
+with alpha, an animation (.webp, .apng or .gif; an animated GIF, PNG or WebP gives the same kind by
+default), or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame rate,
 timestamps, rotation and audio are kept (audio copied without re-encoding when the container allows; animations
 have none).
 

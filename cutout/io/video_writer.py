@@ -248,8 +248,9 @@ class VideoWriter:
         """Add a frame shown at ``pts`` (in ``info.time_base``; increasing, as the reader gives them).
 
         ``pts=None`` places the frame one nominal frame (1 / ``info.fps``) after the previous one, or at 0.
-        ``duration`` (in ``info.time_base``; None: one nominal frame) is how long the last frame of a GIF or APNG
-        shows, whose others show until the next one: a GIF that holds its last picture keeps doing so.
+        ``duration`` (in ``info.time_base``; None: one nominal frame) is how long the frame shows; it matters for
+        the last frame of a GIF, whose others show until the next one: a GIF that holds its last picture keeps
+        doing so.
 
         Shape: see the module docstring for each kind: (H, W, 3), (H, W, 4) or (H, W) uint8, H and W as stored.
 
@@ -433,8 +434,8 @@ class _ContainerSink:
 
     def _mux(self, packets: list[Packet], last: bool = False) -> None:
         """Mux ``packets``; an animation's newest is held back until the next comes or ``last`` (the end), when
-        it gets the last frame's own duration (GIF and APNG muxers take a frame's delay from the next frame's
-        timestamp, the last one's from its packet)."""
+        it gets the last frame's own duration (the GIF muxer takes a frame's delay from the next frame's
+        timestamp, the last one's from its packet; APNG's repeats the delay before it, WebP's picks its own)."""
         assert self.container is not None
         span = _frame_span(self.info)
         if self.encoding.animation:
