@@ -44,6 +44,8 @@ KINDS = {
     ".png": "apng",
     ".gif": "gif",
 }
+#: Extensions of the animations cutout writes (and reads: an animated GIF, PNG or WebP is a video too).
+ANIMATION_SUFFIXES = frozenset(suffix for suffix, kind in KINDS.items() if kind in ("webp", "apng", "gif"))
 
 
 @dataclass
@@ -103,7 +105,7 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
 def default_output(source: Path, options: VideoOptions) -> Path:
     """``clip.cutout.mp4`` with a background, ``clip.mask.mp4`` for masks, else ``clip.cutout.mov``; an animated
     GIF, PNG or WebP gives the same kind of animation (``anim.cutout.gif``, ``anim.mask.gif``)."""
-    if source.suffix.lower() in (".gif", ".apng", ".png", ".webp"):
+    if source.suffix.lower() in ANIMATION_SUFFIXES:
         return source.with_name(f"{source.stem}.{'mask' if options.remove.only_mask else 'cutout'}{source.suffix}")
     if options.remove.only_mask:
         return source.with_name(f"{source.stem}.mask.mp4")

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cutout.errors import InputError, UsageError
-from cutout.io.images import load_image, rgb_array
+from cutout.io.images import alpha_array, load_image, rgb_array
 
 Split = Literal["train", "val"]
 
@@ -244,11 +244,8 @@ def read_grey(path: Path) -> np.ndarray:
     image = load_image(path, max_pixels=None)
     if image.mode.startswith(_GREY_MODES):
         return rgb_array(image)[..., 0]
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
-        if alpha.size and alpha.min() < 255:
-            return alpha
-    return np.asarray(image.convert("L"))
+    alpha = None if image.mode in ("L", "RGB") else alpha_array(image)  # a colour key is no cutout's alpha
+    return alpha if alpha is not None else np.asarray(image.convert("L"))
 
 
 def read_alpha(path: Path) -> np.ndarray:

@@ -152,19 +152,17 @@ def video(
     raise typer.Exit(130 if summary.interrupted else 1 if summary.short else 0)
 
 
-_VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"}
-_ANIMATION_SUFFIXES = {".gif", ".webp", ".png", ".apng"}  # a background video only when animated
-
-
 def _video_background(bg: str | None) -> Path | None:
     """The background video ``--bg`` names (a video file, or an animated GIF, WebP or PNG), else None."""
+    from cutout.video import ANIMATION_SUFFIXES, KINDS
+
     if bg is None:
         return None
     path = Path(bg)
     suffix = path.suffix.lower()
-    if suffix in _ANIMATION_SUFFIXES and not _animated(path):
+    if suffix in ANIMATION_SUFFIXES and not _animated(path):
         return None  # a still image (or none: parse_background says what is wrong with it)
-    if suffix not in _VIDEO_SUFFIXES | _ANIMATION_SUFFIXES:
+    if suffix not in {*KINDS, ".mkv", ".avi"}:
         return None
     if not path.is_file():
         raise UsageError(f"the background video {bg} does not exist")

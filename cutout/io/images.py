@@ -147,8 +147,7 @@ def _warn_if_animated(image: Image.Image, what: str) -> None:
     """
     if image.format not in ("GIF", "PNG", "WEBP") or not getattr(image, "is_animated", False):
         return
-    frames = getattr(image, "n_frames", 0)
-    count = f"{frames} frames" if isinstance(frames, int) and frames > 1 else "several frames"
+    count = f"{getattr(image, 'n_frames', 'several')} frames"
     if what == "the data":
         advice = "to cut out every frame, save it as a file and give that to `cutout video`"
     else:

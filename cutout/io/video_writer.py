@@ -129,6 +129,15 @@ class _Encoding:
         )
 
 
+def _animation(
+    muxer: str, extensions: tuple[str, ...], codec: str, pix_fmt: str, options: dict[str, str], loop: dict[str, str]
+) -> _Encoding:
+    """An animation's encoding: grey, RGB or RGBA frames, any size, no audio; ``loop`` the muxer's looping option."""
+    return _Encoding(
+        muxer, extensions, codec, pix_fmt, options, (1, 3, 4), False, "", 0, muxer_options=loop, animation=True
+    )
+
+
 _ENCODINGS = {
     "mp4": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000),
     "mask": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (1,), True, "aac", 256_000),
@@ -146,35 +155,9 @@ _ENCODINGS = {
         "libopus",
         160_000,
     ),
-    "webp": _Encoding(
-        "webp",
-        (".webp",),
-        "libwebp_anim",
-        "bgra",
-        {"quality": "90"},
-        (1, 3, 4),
-        False,
-        "",
-        0,
-        muxer_options={"loop": "0"},
-        animation=True,
-    ),
-    "apng": _Encoding(
-        "apng",
-        (".apng", ".png"),
-        "apng",
-        "rgba",
-        {},
-        (1, 3, 4),
-        False,
-        "",
-        0,
-        muxer_options={"plays": "0"},
-        animation=True,
-    ),
-    "gif": _Encoding(
-        "gif", (".gif",), "gif", "pal8", {}, (1, 3, 4), False, "", 0, muxer_options={"loop": "0"}, animation=True
-    ),
+    "webp": _animation("webp", (".webp",), "libwebp_anim", "bgra", {"quality": "90"}, {"loop": "0"}),
+    "apng": _animation("apng", (".apng", ".png"), "apng", "rgba", {}, {"plays": "0"}),
+    "gif": _animation("gif", (".gif",), "gif", "pal8", {}, {"loop": "0"}),
 }
 
 
