@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -193,3 +195,20 @@ def test_refine_on_a_torch_device_equals_the_numpy_refine() -> None:
     torch_result = refine_alpha_guided_torch(image, alpha, device)
     assert np.abs(numpy_result.astype(int) - torch_result).max() <= 1
     assert not np.array_equal(numpy_result, alpha)
+
+
+def test_refine_on_a_torch_device_takes_a_read_only_image_without_a_warning() -> None:
+    # a decoded PIL image is read-only; torch.from_numpy warned that it cannot share such an array. In a fresh
+    # process: torch gives that warning once per process, so another test could have used it up
+    pytest.importorskip("torch")
+    code = (
+        "import warnings, numpy as np\n"
+        "from cutout.refine.guided_torch import refine_alpha_guided_torch\n"
+        "warnings.simplefilter('error')\n"
+        "image = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)\n"
+        "alpha = np.zeros((60, 80), np.uint8); alpha[20:40, 20:60] = 255\n"
+        "image.flags.writeable = False; alpha.flags.writeable = False\n"
+        "refine_alpha_guided_torch(image, alpha, 'cpu')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

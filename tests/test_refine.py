@@ -84,6 +84,16 @@ def test_mnet_refiner_equals_the_torch_network_on_the_unknown_band(mnet_folder: 
     assert np.abs(refined[unknown].astype(int) - expected8[unknown]).max() <= 1  # ONNX vs torch rounding
 
 
+def test_mnet_refiner_on_the_torch_backend_equals_the_onnx_one(mnet_folder: Path) -> None:
+    # the torch backend split MNet's single output tensor along the batch (IndexError in --refine mnet), which is
+    # what a GPU without onnxruntime-gpu runs: auto picks torch on CUDA there
+    rgb, alpha = photo(300, 260, seed=2), disc(300, 260, 90)
+    by_onnx = cutout.new_session("u2netp", backend="onnx").refiner(mnet_folder).refine(rgb, alpha)
+    by_torch = cutout.new_session("u2netp", backend="torch").refiner(mnet_folder).refine(rgb, alpha)
+    assert not np.array_equal(by_onnx, alpha)
+    assert np.abs(by_onnx.astype(int) - by_torch).max() <= 1
+
+
 def test_mnet_refiner_on_a_large_image_works_at_its_working_size(mnet_folder: Path) -> None:
     session = cutout.new_session("u2netp")
     rgb, alpha = photo(1500, 2100, seed=1), disc(1500, 2100, 500, soft=10)

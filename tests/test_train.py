@@ -57,6 +57,8 @@ def test_every_model_steps_with_finite_loss_and_gradients_everywhere(model: str,
     mask = (torch.rand(2, 1, 64, 64) > 0.5).float()
     loss, parts = compute_loss(trainee, model, {"image": image, "mask": mask})
     assert torch.isfinite(loss) and loss.item() > 0 and parts
+    # every model logs its overall loss as "loss" (MODNet's was "total", which hid the step count in progress)
+    assert parts["loss"] == pytest.approx(loss.item()) and "total" not in parts
     loss.backward()
     missing = [
         n for n, p in net.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)

@@ -260,17 +260,17 @@ def train(
                 result.step += 1
                 batch_index += 1
                 seen += batch["image"].shape[0] * world
-                result.losses.append(parts["loss"] if "loss" in parts else parts["total"])
+                result.losses.append(parts["loss"])
                 result.images_per_second = seen / (time.perf_counter() - started)
                 if progress is not None and rank == 0 and (result.step % config.log_every == 0 or result.step == total):
                     progress(
                         {
+                            **parts,  # first: a loss part never hides the step count ("total")
                             "step": result.step,
                             "total": total,
                             "epoch": result.epoch,
                             "lr": optimizer.param_groups[0]["lr"],
                             "images_per_second": result.images_per_second,
-                            **parts,
                         }
                     )
                 if writer is not None:

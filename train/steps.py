@@ -65,7 +65,8 @@ def compute_loss(
     if architecture == "modnet":
         semantic, detail, matte = trainee(image)
         parts = modnet_losses(semantic, detail, matte, picture, trimap, mask)
-        return parts["total"], {k: float(v.detach()) for k, v in parts.items()}
+        # the sum is "loss", as for the other models: the progress events put the step count under "total"
+        return parts["total"], {("loss" if k == "total" else k): float(v.detach()) for k, v in parts.items()}
     (alpha,) = trainee(image, trimap)
     foreground = batch.get("foreground", picture)
     background = batch.get("background", picture)

@@ -56,7 +56,10 @@ class TorchPredictor:
         if self.half:
             x = x.half().contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            outputs = [self.model(x, True)[2]] if self.spec.architecture == "modnet" else list(self.model(x))
+            result = self.model(x, True)[2] if self.spec.architecture == "modnet" else self.model(x)
+        # U2-Net gives a tuple of side outputs, MODNet's matte and MNet's alpha are one tensor: list() of a tensor
+        # would split it along the batch
+        outputs = [result] if isinstance(result, torch.Tensor) else list(result)
         return [o.float().cpu().numpy() for o in outputs]
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:

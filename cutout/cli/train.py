@@ -157,8 +157,7 @@ def _plain(console: Any, event: dict[str, Any]) -> None:
 
 
 def _step_text(event: dict[str, Any]) -> str:
-    loss = event.get("loss", event.get("total", 0.0))
-    return f"loss {loss:.4f}  lr {event['lr']:.2e}  {event['images_per_second']:.1f} img/s"
+    return f"loss {event['loss']:.4f}  lr {event['lr']:.2e}  {event['images_per_second']:.1f} img/s"
 
 
 def _format_validation(event: dict[str, Any]) -> str:

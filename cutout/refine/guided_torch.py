@@ -90,8 +90,10 @@ def refine_alpha_guided_torch(image: np.ndarray, alpha: np.ndarray, device: str 
     if not unknown.any():
         return alpha.copy()
     radius, eps, scale = refine_settings(*alpha.shape)
-    guide = torch.from_numpy(image).to(device).permute(2, 0, 1)[None].float() / 255
-    source = torch.from_numpy(alpha).to(device)[None, None].float() / 255
+    # torch.tensor copies (into the device's memory): a read-only array (a decoded PIL image) is fine as it is,
+    # where torch.from_numpy would warn that it cannot share it
+    guide = torch.tensor(image, device=device).permute(2, 0, 1)[None].float() / 255
+    source = torch.tensor(alpha, device=device)[None, None].float() / 255
     filtered = fast_guided_filter_torch(guide, source, radius, eps, scale)[0, 0].clamp(0, 1)
     values = torch.round(filtered * 255).to(torch.uint8).cpu().numpy()
     refined = alpha.copy()
