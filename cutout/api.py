@@ -226,16 +226,19 @@ class Session:
             return  # nothing can be running yet
         self.predictor.stop_runs(stop)
 
-    def stop_inference_on(self, cancel: threading.Event) -> None:
+    def stop_inference_on(self, cancel: threading.Event) -> threading.Thread:
         """Once ``cancel`` is set (a pipeline's Ctrl-C, --fail-fast, or the end of its work), end the inferences
         running with it at once (:meth:`stop_inference`) rather than wait for results that would be dropped. A
-        thread waits for it: set ``cancel`` when the work ends, as every pipeline does."""
+        thread waits for it, and is returned: set ``cancel`` when the work ends, as every pipeline does, then
+        join the thread (it ends at once), so that none is left running when the program exits."""
 
         def watch() -> None:
             cancel.wait()
             self.stop_inference(cancel)
 
-        threading.Thread(target=watch, name="cutout-stop-inference", daemon=True).start()
+        watcher = threading.Thread(target=watch, name="cutout-stop-inference", daemon=True)
+        watcher.start()
+        return watcher
 
     def mask(self, image: ImageLike) -> np.ndarray:
         """The 8-bit mask of one image, within the image's own transparency if it has any (as

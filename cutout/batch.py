@@ -147,7 +147,7 @@ def process_images(
     # Each stage pulls from the one before in its own feeder thread; "ahead" is kept short because every image
     # in flight may hold full-resolution pixels. One event takes every thread down on error or Ctrl-C.
     cancel = cancel or threading.Event()
-    session.stop_inference_on(cancel)
+    watcher = session.stop_inference_on(cancel)
     concurrency = session.concurrency  # known while a model loads in the background: decoding starts at once
     decoded = parallel_map(_decoder(session.spec, options.max_pixels), jobs, workers, ahead=workers, cancel=cancel)
     inferred = parallel_map(
@@ -163,6 +163,7 @@ def process_images(
     finally:
         cancel.set()
         finished.close()
+        watcher.join(timeout=5.0)
 
 
 def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:

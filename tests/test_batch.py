@@ -157,6 +157,18 @@ def test_closing_the_pipeline_stops_the_inferences_it_runs(photos: Path, tmp_pat
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png"]  # nothing else, nothing partial
 
 
+def test_no_thread_of_the_pipeline_outlives_it(photos: Path, tmp_path: Path) -> None:
+    # the thread that ends inferences on cancel was left running after the last outcome; the command then found
+    # a thread alive at its end and tore the interpreter down instead of exiting at once (-q runs; with torch on
+    # CUDA one such run aborted: "terminate called without an active exception")
+    session = FakeSession()
+    session.predictor = SimpleNamespace(concurrency=2, stop_runs=lambda stop: time.sleep(0.3))  # type: ignore[assignment]
+    before = set(threading.enumerate())
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())[:2]]
+    assert [o.status for o in process_images(jobs, session, RemoveOptions())] == ["done", "done"]
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+
+
 def test_jobs_without_a_target_return_the_encoded_bytes() -> None:
     (outcome,) = _run([Job(EXAMPLE.read_bytes(), None, "webp")])
     assert outcome.status == "done" and Image.open(io.BytesIO(outcome.data)).format == "WEBP"

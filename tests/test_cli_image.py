@@ -120,6 +120,25 @@ def test_an_input_with_transparency_gives_the_api_pixels_and_keeps_it(u2netp_onn
     assert not written[:, :256, 3].any() and written[:, 256:, 3].any()
 
 
+@pytest.mark.parametrize("quiet", [["-q"], []])
+def test_a_finished_command_exits_at_once_without_tearing_the_interpreter_down(
+    u2netp_onnx: Path, tree: Path, tmp_path: Path, quiet: list[str]
+) -> None:
+    # A thread the pipeline had left behind (ending inferences on cancel) made the command finalise the interpreter
+    # instead of exiting at once, in -q runs: slower, and with torch on CUDA it once aborted the process
+    # ("terminate called without an active exception", exit -6) after writing every file. An atexit handler
+    # runs only when the interpreter is torn down.
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('torn down', flush=True)); "
+        "from cutout.cli.main import main; sys.argv = ['cutout', *sys.argv[1:]]; main()"
+    )
+    args = ["image", str(tree), str(tmp_path / "out"), *quiet]
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, env=ENV, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert b"torn down" not in result.stdout
+    assert len(_assert_complete_pngs(tmp_path / "out")) == 3
+
+
 def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     result = _cutout("image", stdin=EXAMPLE.read_bytes())
     assert result.returncode == 0, result.stderr.decode()

@@ -67,7 +67,7 @@ def test_mnet_refiner_equals_the_torch_network_on_the_unknown_band(mnet_folder: 
     from cutout.models.mnet import mnet_input
     from cutout.registry import spec_from_file
 
-    session = cutout.new_session("u2netp")
+    session = cutout.new_session("u2netp", device="cpu")  # in float32: on a GPU torch runs MNet in float16
     refiner = session.refiner(mnet_folder)
     rgb, alpha = photo(200, 240), disc(200, 240, 60)
     refined = refiner.refine(rgb, alpha)
@@ -88,8 +88,8 @@ def test_mnet_refiner_on_the_torch_backend_equals_the_onnx_one(mnet_folder: Path
     # the torch backend split MNet's single output tensor along the batch (IndexError in --refine mnet), which is
     # what a GPU without onnxruntime-gpu runs: auto picks torch on CUDA there
     rgb, alpha = photo(300, 260, seed=2), disc(300, 260, 90)
-    by_onnx = cutout.new_session("u2netp", backend="onnx").refiner(mnet_folder).refine(rgb, alpha)
-    by_torch = cutout.new_session("u2netp", backend="torch").refiner(mnet_folder).refine(rgb, alpha)
+    by_onnx = cutout.new_session("u2netp", backend="onnx", device="cpu").refiner(mnet_folder).refine(rgb, alpha)
+    by_torch = cutout.new_session("u2netp", backend="torch", device="cpu").refiner(mnet_folder).refine(rgb, alpha)
     assert not np.array_equal(by_onnx, alpha)
     assert np.abs(by_onnx.astype(int) - by_torch).max() <= 1
 

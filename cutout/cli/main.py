@@ -36,7 +36,7 @@ def main() -> None:
     try:
         app()
     except SystemExit as done:
-        if is_finished() and threading.active_count() == 1 and isinstance(done.code, int | None):
+        if is_finished() and _only_daemons_left() and isinstance(done.code, int | None):
             _exit_now(done.code or 0)
         raise
     except CutoutError as error:
@@ -78,9 +78,17 @@ def _error(message: str) -> None:
     Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
 
 
+def _only_daemons_left() -> bool:
+    """Whether every thread but this one is a daemon: work that Python itself would not wait for at exit.
+
+    A non-daemon thread (a model loading in the background) is left to finish, by the interpreter's own exit.
+    """
+    return all(thread.daemon for thread in threading.enumerate() if thread is not threading.current_thread())
+
+
 def _exit_now(code: int) -> None:
     """End the process without tearing the interpreter down, once a command has finished (written and closed
-    its files) and no other Python thread is left (a model still loading in the background, say).
+    its files) and no other Python thread is left but daemons (a model still loading in the background is not one).
 
     Finalising the interpreter frees every module and object and onnxruntime's sessions one by one: 0.1 to
     0.18 s after ``cutout image`` on the project machine, a tenth of a one-photo run in a shell loop. The
