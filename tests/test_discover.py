@@ -48,6 +48,23 @@ def test_the_input_folder_itself_is_refused_as_output(shoot: Path, output: str) 
     assert sorted(shoot.rglob("*")) == before
 
 
+@pytest.mark.parametrize("typed", [".", "..", "day1/..", "./"])
+def test_a_folder_typed_as_dot_or_dot_dot_gets_the_output_folder_beside_it(
+    shoot: Path, monkeypatch: pytest.MonkeyPatch, typed: str
+) -> None:
+    # `cutout image .` in the photos' folder crashed: ValueError, PosixPath('.') has an empty name
+    root = shoot.resolve()
+    monkeypatch.chdir(root / "day1" if typed == ".." else root)
+    plan = plan_jobs([Path(typed)], None, "png")
+    targets = [job.target.resolve().relative_to(root.with_name("shoot-cutout")) for job in plan.jobs]
+    assert sorted(target.as_posix() for target in targets) == ["a.png", "day1/b.png"]
+
+
+def test_the_root_folder_needs_an_output_folder() -> None:
+    with pytest.raises(UsageError, match="give an output folder"):
+        plan_jobs([Path("/")], None, "png")
+
+
 def test_a_file_is_never_planned_over_itself(shoot: Path) -> None:
     png = shoot / "day1" / "b.png"
     with pytest.raises(UsageError, match="replaced by its own cutout"):

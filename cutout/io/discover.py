@@ -103,6 +103,19 @@ def default_target(source: Path, format: str) -> Path:
     return source.with_name(f"{source.stem}.cutout{EXTENSIONS[format]}")
 
 
+def default_folder(source: Path) -> Path:
+    """``photos/`` -> ``photos-cutout/`` beside it; ``.`` and ``..`` are named by the folder they stand for.
+
+    Raises:
+        UsageError: the folder has no name to go by (the root of the file system).
+    """
+    if source.name in ("", ".."):
+        source = source.resolve()
+    if not source.name:
+        raise UsageError(f"{source} has no name to name its output folder by; give an output folder")
+    return source.with_name(source.name + "-cutout")
+
+
 def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite: bool = False) -> Plan:
     """One job per image: a folder's images mirror its tree under ``output``; files go into ``output``.
 
@@ -112,7 +125,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     pairs: list[tuple[Path, Path]] = []
     for source in inputs:
         if source.is_dir():
-            root = output if output is not None else source.with_name(source.name + "-cutout")
+            root = output if output is not None else default_folder(source)
             check_output_folder(source, root)
             for image in find_images(source, exclude=root):
                 target = root / image.relative_to(source).with_suffix(EXTENSIONS[format])
