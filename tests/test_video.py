@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -333,6 +334,35 @@ def test_an_input_that_is_not_a_file_says_what_it_is(tmp_path: Path, make, messa
     result = _cutout("video", str(tmp_path / "bad.mp4"), str(tmp_path / "out.mp4"), "--bg", "white")
     assert result.returncode == 2 and message in result.stderr.decode(), result.stderr.decode()
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("name", ["photo one.jpg", "still.png", "still.gif"])
+def test_a_still_image_is_sent_to_cutout_image(tmp_path: Path, name: str) -> None:
+    # FFmpeg reads a photo as a video of one frame: `cutout video photo.jpg` wrote a 1-frame ProRes .mov
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / name)
+    result = _cutout("video", str(tmp_path / name))
+    assert result.returncode == 2, result.stderr.decode()
+    assert "is a still image, not a video; cut it out with: cutout image " in result.stderr.decode()
+    assert shlex.quote(str(tmp_path / name)) in result.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_an_mpeg1_elementary_stream_is_a_video_though_pillow_names_it(tmp_path: Path) -> None:
+    # Pillow's MPEG plugin identifies .m1v files (and reads no frames): they stay videos
+    clip = tmp_path / "clip.m1v"
+    with av.open(str(clip), "w", format="mpeg1video") as container:
+        stream = container.add_stream("mpeg1video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert Image.open(clip).format == "MPEG"
+    result = _cutout("video", str(clip), str(tmp_path / "out.webm"), "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    assert _video_stream_facts(tmp_path / "out.webm")[0] == 5
 
 
 @pytest.mark.parametrize(

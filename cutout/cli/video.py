@@ -8,6 +8,7 @@ ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video - --raw 1280x720 | 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -128,6 +129,8 @@ def video(
         if os.path.lexists(source):
             raise UsageError(f"{input} is not a regular file; give a video file")
         raise UsageError(f"{input} does not exist; give a video file")
+    if _image_frames(source) == 1:  # FFmpeg reads it as a video of one frame: not what anyone means
+        raise UsageError(f"{input} is a still image, not a video; cut it out with: cutout image {shlex.quote(input)}")
     target = Path(output) if output else default_output(source, options)
     kind = output_kind(output if output else target, options)
     from cutout.io.discover import check_not_the_source, remove_stale_parts
@@ -178,13 +181,24 @@ def _video_background(bg: str | None) -> Path | None:
 
 def _animated(path: Path) -> bool:
     """Whether ``path`` is an image file with several frames (an animated GIF, WebP or PNG)."""
+    return (_image_frames(path) or 0) > 1
+
+
+def _image_frames(path: Path) -> int | None:
+    """How many frames ``path`` holds as an image file (1: a still image), or None when it is no image Pillow
+    reads (a video; Pillow's MPEG plugin only names MPEG-1 files, it reads no frames of them)."""
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            return bool(getattr(image, "is_animated", False))
-    except (OSError, SyntaxError, ValueError):
-        return False
+        with warnings.catch_warnings(), Image.open(path) as image:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if image.format == "MPEG":
+                return None
+            return int(getattr(image, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def _run(
