@@ -136,6 +136,26 @@ def test_bad_arrays_raise_input_error(session: cutout.Session) -> None:
         session.remove(Image.new("RGB", (0, 10)))
 
 
+@pytest.mark.parametrize(
+    ("array", "advice"),
+    [
+        (np.full((8, 8, 3), 0.5, np.float32), "(array * 255).round().astype(np.uint8)"),
+        (np.full((8, 8, 3), 40000, np.uint16), "(array >> 8).astype(np.uint8)"),
+        (np.ones((8, 8), bool), "array.astype(np.uint8) * 255"),
+        (np.full((8, 8, 3), 200, np.int64), "array.astype(np.uint8)"),
+        (np.zeros((3, 8, 8), np.uint8), "array.transpose(1, 2, 0)"),
+    ],
+    ids=["float", "16-bit", "bool", "int64", "channels-first"],
+)
+def test_an_array_of_another_kind_gets_the_conversion_that_keeps_its_pixels(
+    session: cutout.Session, array: np.ndarray, advice: str
+) -> None:
+    # the advice was .astype(np.uint8) for every dtype: a 0..1 float image became black, 16-bit values wrapped
+    with pytest.raises(InputError) as raised:
+        session.remove(array)
+    assert advice in str(raised.value)
+
+
 def test_unknown_model_lists_the_built_in_ones() -> None:
     with pytest.raises(UsageError, match="known models are: u2netp, u2net, u2net_human_seg, modnet, modnet-webcam"):
         cutout.new_session("no-such-model")

@@ -218,12 +218,26 @@ def _upright(image: Image.Image, what: str) -> Image.Image:
 
 def _from_array(array: np.ndarray) -> Image.Image:
     if array.dtype != np.uint8:
-        raise InputError(f"expected a uint8 image array, got dtype {array.dtype}; convert with .astype(np.uint8)")
+        raise InputError(f"expected a uint8 image array, got dtype {array.dtype}; {_to_uint8_hint(array)}")
     if array.ndim in (2, 3) and 0 in array.shape[:2]:
         raise InputError(f"the image has no pixels (shape {array.shape})")
     if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
         return Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
-    raise InputError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}")
+    hint = ""
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4):
+        hint = " (channels first, as torch has them? array.transpose(1, 2, 0) puts them last)"
+    raise InputError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {array.shape}{hint}")
+
+
+def _to_uint8_hint(array: np.ndarray) -> str:
+    """How to make 8-bit pixels of an array of another type: .astype(np.uint8) alone would wrap or zero them."""
+    if array.dtype == np.bool_:
+        return "a boolean mask becomes one with array.astype(np.uint8) * 255"
+    if array.dtype.kind == "f":
+        return "for values from 0 to 1 use (array * 255).round().astype(np.uint8)"
+    if array.dtype == np.uint16:
+        return "for 16-bit values use (array >> 8).astype(np.uint8)"
+    return "for values from 0 to 255 use array.astype(np.uint8)"
 
 
 def plain_jpeg_rgb(source: Path | bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
