@@ -336,4 +336,8 @@ def get_spec(name: str) -> ModelSpec:
     if name in trained:
         return trained[name]
     known = ", ".join([*SPECS, *trained])
-    raise UsageError(f"unknown model {name!r}; known models are: {known}. A path to an .onnx or .pth file also works.")
+    places = " and ".join(str(folder) for folder in trained_model_folders())
+    raise UsageError(
+        f"unknown model {name!r}; known models are: {known} (trained ones are looked for in {places}). "
+        "A path to a trained model's folder or to an .onnx or .pth file also works."
+    )

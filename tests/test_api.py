@@ -159,6 +159,8 @@ def test_an_array_of_another_kind_gets_the_conversion_that_keeps_its_pixels(
 def test_unknown_model_lists_the_built_in_ones() -> None:
     with pytest.raises(UsageError, match="known models are: u2netp, u2net, u2net_human_seg, modnet, modnet-webcam"):
         cutout.new_session("no-such-model")
+    with pytest.raises(UsageError, match=r"trained ones are looked for in .*models and weights\)"):
+        cutout.new_session("no-such-model")
 
 
 def test_a_session_loaded_in_the_background_gives_the_same_masks(session: cutout.Session, u2netp_onnx: Path) -> None:

@@ -285,13 +285,19 @@ def test_two_processes_take_the_same_steps_as_one_with_double_batch(tiny: Path, 
 
 def test_the_summary_says_how_to_use_the_exported_model(capsys: pytest.CaptureFixture[str]) -> None:
     from cutout.cli.train import _summary
+    from cutout.registry import trained_model_folders
     from train.loop import TrainResult
 
+    searched = trained_model_folders()[0] / "shapes"
     hints = {"u2netp": "use it with --model shapes", "mnet": "use it with --refine mnet --refiner shapes"}
     for model, hint in hints.items():
-        _summary(TrainResult(step=3, exported=Path("models") / "shapes"), model)
+        _summary(TrainResult(step=3, exported=searched), model)
         assert hint in capsys.readouterr().err
-    _summary(TrainResult(step=3, best={"mae": 0.04561234, "max_f": 0.9}, exported=Path("models") / "shapes"), "u2netp")
+    # exported elsewhere (--export-dir): the name alone would not be found, so the folder is given
+    elsewhere = Path("somewhere") / "shapes"
+    _summary(TrainResult(step=3, exported=elsewhere), "u2netp")
+    assert f"use it with --model {elsewhere}" in capsys.readouterr().err
+    _summary(TrainResult(step=3, best={"mae": 0.04561234, "max_f": 0.9}, exported=searched), "u2netp")
     assert "best validation: mae 0.0456  max_f 0.9000" in capsys.readouterr().err
 
 

@@ -179,6 +179,10 @@ def _summary(result: Any, model: str) -> None:
     best = f"best validation: {_metrics_text(result.best)}" if result.best else "no validation ran"
     console.print(f"trained {result.step} steps ({result.images_per_second:.1f} img/s); {best}")
     if result.exported:
-        name = result.exported.name
+        from cutout.registry import trained_model_folders
+
+        # by name where cutout looks for trained models, else by its folder (an --export-dir elsewhere)
+        searched = {folder.resolve() for folder in trained_model_folders()}
+        name = result.exported.name if result.exported.parent.resolve() in searched else str(result.exported)
         use = f"--refine mnet --refiner {name}" if model == "mnet" else f"--model {name}"
         console.print(f"exported to {result.exported}; use it with {use}")
