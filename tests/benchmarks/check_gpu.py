@@ -146,7 +146,8 @@ def commands() -> None:
 
 def training() -> None:
     data = WORK / "generated"
-    generate = [sys.executable, "-m", "train.synthetic", str(data), "--count", "160", "--layers", "--hair"]
+    generate = [sys.executable, "-m", "train.synthetic", str(data), "--count", "160", "--size", "320"]
+    generate += ["--layers", "--hair"]  # fg/ bg/ alpha/ too, for MNet
     subprocess.run(generate, check=True)
     models = WORK / "models"
     common = ["--device", "cuda", "--out-dir", str(WORK / "runs"), "--export-dir", str(models), "--workers", "4"]
