@@ -91,6 +91,18 @@ def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny: Path, tmp_pa
         assert torch.equal(a[key], b[key]), key  # bitwise on the CPU
 
 
+def test_too_few_images_for_one_batch_says_what_to_change(tiny: Path, tmp_path: Path) -> None:
+    from cutout.errors import UsageError
+
+    # 12 pairs, 1 held out for validation: 11 to train on ("1 training images are fewer than one batch" before)
+    with pytest.raises(
+        UsageError,
+        match=r"^11 training images are \(besides those held out for validation\) "
+        r"fewer than one batch of 16; lower --batch-size or add images$",
+    ):
+        train(_config(tiny, tmp_path, batch_size=16))
+
+
 def test_a_corrupt_image_is_a_one_line_warning_and_training_goes_on(tiny: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(tiny, data)

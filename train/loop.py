@@ -197,8 +197,11 @@ def train(
     if steps_per_epoch == 0:
         from cutout.errors import UsageError
 
+        count = len(train_set)
+        processes = f" in each of {world} processes" if world > 1 else ""
         raise UsageError(
-            f"{len(train_set)} training images are fewer than one batch of {config.batch_size} per process"
+            f"{count} training image{'s are' if count != 1 else ' is'} (besides those held out for validation) "
+            f"fewer than one batch of {config.batch_size}{processes}; lower --batch-size or add images"
         )
     total = config.max_steps or config.epochs * steps_per_epoch
     result = TrainResult()
