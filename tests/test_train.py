@@ -103,6 +103,29 @@ def test_too_few_images_for_one_batch_says_what_to_change(tiny: Path, tmp_path: 
         train(_config(tiny, tmp_path, batch_size=16))
 
 
+def test_resume_refuses_a_file_it_cannot_continue_with_a_message_not_a_traceback(tiny: Path, tmp_path: Path) -> None:
+    from cutout.errors import UsageError
+
+    stopped = train(_config(tiny, tmp_path / "a"), stop_at=1)
+    assert stopped.checkpoint is not None
+    # another network: load_state_dict's RuntimeError listed thousands of missing keys
+    for changes, was in [({"model": "modnet"}, "--model u2netp"), ({"num_classes": 3}, "--num-classes 1")]:
+        with pytest.raises(UsageError, match=f"that run trained {was}, not .*resume it with {was}"):
+            train(_config(tiny, tmp_path / "b", **changes), resume=stopped.checkpoint)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("garbage")  # was: ValueError: invalid literal for int() with base 10
+    weights = tmp_path / "weights.pth"
+    torch.save(build_trainable(_config(tiny, tmp_path)).state_dict(), weights)  # weights, not a run
+    for path, message in [
+        (tmp_path / "missing.pt", "no such file"),
+        (garbage, "cannot read it as a checkpoint"),
+        (weights, "not a checkpoint that cutout train wrote; to start from a model's weights use --init"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            train(_config(tiny, tmp_path / "c"), resume=path)
+    assert not (tmp_path / "b" / "runs").exists() and not (tmp_path / "c" / "runs").exists()  # nothing started
+
+
 def test_a_corrupt_image_is_a_one_line_warning_and_training_goes_on(tiny: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(tiny, data)

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import load_checkpoint, resume_state, rng_state, save_checkpoint, set_rng_state
 from train.config import TrainConfig
 from train.data import build_datasets
 from train.metrics import matting_metrics, saliency_metrics
@@ -170,6 +170,7 @@ def train(
 
     ``stop_at`` behaves as if Ctrl-C came right after that step (a checkpoint to resume from; for tests).
     """
+    state = resume_state(resume, config) if resume is not None else None  # a wrong file fails before any work
     rank, world, local_rank = _distributed()
     device = _device(config, local_rank)
     random.seed(config.seed)
@@ -206,8 +207,7 @@ def train(
     total = config.max_steps or config.epochs * steps_per_epoch
     result = TrainResult()
     start_batch = 0
-    if resume is not None:
-        state = load_checkpoint(resume)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
