@@ -126,6 +126,22 @@ def test_resume_refuses_a_file_it_cannot_continue_with_a_message_not_a_traceback
     assert not (tmp_path / "b" / "runs").exists() and not (tmp_path / "c" / "runs").exists()  # nothing started
 
 
+def test_init_takes_a_trained_models_folder_and_refuses_a_file_without_weights(tiny: Path, tmp_path: Path) -> None:
+    from cutout.errors import UsageError
+    from train.export import export_model
+
+    torch.manual_seed(5)
+    trained = build_trainable(_config(tiny, tmp_path))
+    folder = export_model(trained, "mine", "u2netp", tmp_path / "models")  # as `cutout train` exports it
+    started = build_trainable(_config(tiny, tmp_path, init=str(folder)))  # was: "unknown model"
+    for key, value in trained.state_dict().items():
+        assert torch.equal(started.state_dict()[key], value), key
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("garbage")  # was: ValueError: invalid literal for int() with base 10
+    with pytest.raises(UsageError, match="--init .*garbage.pth: cannot read weights from it"):
+        build_trainable(_config(tiny, tmp_path, init=str(garbage)))
+
+
 def test_a_corrupt_image_is_a_one_line_warning_and_training_goes_on(tiny: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(tiny, data)

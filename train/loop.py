@@ -125,16 +125,26 @@ def build_trainable(config: TrainConfig) -> nn.Module:
     else:
         model = build_model(config.model, out_channels=config.num_classes)
     if config.init:
+        from cutout.convert import resolve_weights
+        from cutout.errors import UsageError
+        from cutout.registry import SPEC_FILE, get_spec, spec_from_file
+
         path = Path(config.init)
         if path.is_file():
-            state = load_checkpoint(path)
+            try:
+                state = load_checkpoint(path)
+            except Exception as error:  # torch.load's own errors for a file that holds no weights
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+                raise UsageError(
+                    f"--init {path}: cannot read weights from it ({reason}); give a .pth/.pt file or checkpoint, a "
+                    "trained model's folder or name, or a built-in model's name"
+                ) from None
             state = state.get("model", state) if isinstance(state, dict) else state
         else:
-            from cutout.convert import resolve_weights
-            from cutout.registry import get_spec
-
-            weights = resolve_weights(get_spec(config.init), "torch")
-            state = torch.load(weights, map_location="cpu", weights_only=True)
+            # a trained model's folder (as cutout train exported it), or a built-in or trained model's name
+            folder = path.is_dir() and (path / SPEC_FILE).is_file()
+            spec = spec_from_file(path / SPEC_FILE) if folder else get_spec(config.init)
+            state = torch.load(resolve_weights(spec, "torch"), map_location="cpu", weights_only=True)
         load_weights(model, state)
     return model
 

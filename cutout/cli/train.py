@@ -41,7 +41,11 @@ def train(
     ] = None,
     name: Annotated[str | None, typer.Option(help="Name of the exported model (default MODEL-DATA).")] = None,
     init: Annotated[
-        str | None, typer.Option(help="Start from a built-in model's weights (e.g. u2netp) or a checkpoint.")
+        str | None,
+        typer.Option(
+            help="Start from weights: a built-in model (e.g. u2netp), a trained model's name or folder, a .pth "
+            "file or a checkpoint."
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after this many steps.")] = None,
