@@ -159,6 +159,7 @@ def test_duts_download_failure_names_the_url_and_the_place(tmp_path: Path, http_
     message = str(caught.value)
     assert f"{base_url}DUTS-TR.zip" in message and "HTTP 404" in message
     assert str(data / "DUTS-TR" / "DUTS-TR-Image") in message
+    assert "--data-dir" in message  # the command's option, not only the API's data_dir
     assert not data.exists() or list(data.iterdir()) == []
 
 
@@ -191,6 +192,13 @@ def make_p3m(root: Path) -> Path:
         for name in names:
             save(root / "validation" / subset / "trimap" / f"{name}.png", trimap_pattern())
     return root
+
+
+def test_p3m_missing_says_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUTOUT_DATA", raising=False)
+    with pytest.raises(UsageError, match="P3M-10k was not found") as caught:
+        build_dataset("p3m", data_dir=tmp_path, split="train")
+    assert str(tmp_path) in str(caught.value) and "--data-dir" in str(caught.value)
 
 
 def test_p3m_train_and_both_validation_sets(tmp_path: Path) -> None:

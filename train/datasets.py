@@ -149,10 +149,14 @@ def find_p3m(split: Split, data_dir: str | os.PathLike[str] | None = None) -> li
     their trimaps; validation names start with the subset (``P3M-500-P/p_...``)."""
     root = _locate_p3m(data_roots(data_dir))
     if root is None:
-        where = ", ".join(str(r) for r in data_roots(data_dir)) or "nowhere: no data folder and no $CUTOUT_DATA"
+        where = (
+            ", ".join(str(r) for r in data_roots(data_dir))
+            or "nowhere: no data folder given and $CUTOUT_DATA is not set"
+        )
         raise UsageError(
             f"P3M-10k was not found (looked in {where}). Request it as {P3M_HOME} explains and extract it so that "
-            "<data>/P3M-10k/train/blurred_image and <data>/P3M-10k/train/mask exist; pass that folder as data_dir"
+            "<data>/P3M-10k/train/blurred_image and <data>/P3M-10k/train/mask exist; pass that folder as --data-dir "
+            "(data_dir in Python) or set CUTOUT_DATA"
         )
     if split == "train":
         pairs, unmatched = find_pairs(root / "train" / "blurred_image", root / "train" / "mask")
@@ -373,8 +377,8 @@ def download_duts(
 def _by_hand(name: str, root: Path, url: str) -> str:
     return (
         f"Download {url} yourself and unzip it so that {root / name / (name + '-Image')} and "
-        f"{root / name / (name + '-Mask')} exist (or unzip it anywhere and pass that folder as data_dir / set "
-        "CUTOUT_DATA)"
+        f"{root / name / (name + '-Mask')} exist (or unzip it anywhere and pass that folder as --data-dir, or "
+        "set CUTOUT_DATA)"
     )
 
 
