@@ -46,6 +46,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none), for a one-line reason."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
 #: Settings that shape the network: a run resumed with others could not take the checkpoint's weights.
 SHAPING = ("model", "num_classes", "mnet_width")
 
@@ -66,8 +71,7 @@ def resume_state(path: Path, config: Any) -> dict[str, Any]:
     try:
         state = load_checkpoint(path)
     except Exception as error:  # torch.load's own errors for a file that is no checkpoint (pickle, zip, ...)
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise UsageError(f"--resume {path}: cannot read it as a checkpoint ({reason})") from None
+        raise UsageError(f"--resume {path}: cannot read it as a checkpoint ({first_line(error)})") from None
     if not isinstance(state, dict) or state.get("format") != "cutout-train-1":
         raise UsageError(
             f"--resume {path}: not a checkpoint that cutout train wrote; to start from a model's weights use --init"

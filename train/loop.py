@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from train.checkpoint import load_checkpoint, resume_state, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import first_line, load_checkpoint, resume_state, rng_state, save_checkpoint, set_rng_state
 from train.config import TrainConfig
 from train.data import build_datasets
 from train.metrics import matting_metrics, saliency_metrics
@@ -134,10 +134,9 @@ def build_trainable(config: TrainConfig) -> nn.Module:
             try:
                 state = load_checkpoint(path)
             except Exception as error:  # torch.load's own errors for a file that holds no weights
-                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
                 raise UsageError(
-                    f"--init {path}: cannot read weights from it ({reason}); give a .pth/.pt file or checkpoint, a "
-                    "trained model's folder or name, or a built-in model's name"
+                    f"--init {path}: cannot read weights from it ({first_line(error)}); give a .pth/.pt file or "
+                    "checkpoint, a trained model's folder or name, or a built-in model's name"
                 ) from None
             state = state.get("model", state) if isinstance(state, dict) else state
         else:
