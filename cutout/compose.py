@@ -308,6 +308,14 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
             if transparent and image.getchannel("A").getextrema()[0] == 255:  # an alpha that hides nothing
                 image = image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        from cutout.io.images import video_container
+
+        video = video_container(path)
+        if video:
+            raise UsageError(
+                f"the background {path} is a video ({video}): a photo takes an image as --bg; a video background "
+                "goes with `cutout video`"
+            ) from None
         raise UsageError(
             f"the background {path} is not an image Pillow can read ({error}); give {BACKGROUND_FORMS}"
         ) from None

@@ -101,6 +101,10 @@ def test_bad_background_files_are_named(tmp_path: Path) -> None:
         parse_background(str(fake))
     with pytest.raises(UsageError, match="is a folder, not an image file"):
         parse_background(str(tmp_path))
+    clip = tmp_path / "beach.mp4"  # the start of an MP4: an ftyp box
+    clip.write_bytes(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + bytes(64))
+    with pytest.raises(UsageError, match=r"beach\.mp4 is a video \(MP4/MOV\): .*goes with `cutout video`"):
+        parse_background(str(clip))  # for an image; said "not an image Pillow can read"
     with pytest.raises(UsageError) as error:
         parse_background(str(tmp_path / "missing.jpg"))
     for form in ("--bg '#00ff00'", "--bg white", "--bg 0,0,0,128", "--bg beach.jpg", "--bg blur:15"):

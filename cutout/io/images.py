@@ -174,6 +174,15 @@ def _open(stream: IO[bytes], head: bytes, what: str) -> Image.Image:
     return Image.open(stream)
 
 
+def video_container(path: str | Path) -> str:
+    """The video container the file at ``path`` starts as ("MP4/MOV", "MKV/WebM", "AVI"), or "" (none, unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            return _video_container(handle.read(16))
+    except OSError:
+        return ""
+
+
 def _video_container(head: bytes) -> str:
     """The video container a file's first bytes announce ("MP4/MOV", "MKV/WebM", "AVI"), or "" if none."""
     if head[4:8] == b"ftyp" and head[8:12] not in _HEIF_BRANDS | {b"avif", b"avis"}:
