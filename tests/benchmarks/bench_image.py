@@ -162,7 +162,7 @@ def main() -> None:
             # with numba and caches them (measured: 0.68 instead of 1.72 images/s, 1235 instead of 941 MiB)
             one = work / "one"
             one.mkdir()
-            shutil.copy(next(iter(sorted((work / "set").iterdir()))), one)
+            shutil.copy(min((work / "set").iterdir()), one)
             rembg_env = {**env, "U2NET_HOME": str(home)}
             run_measured([args.rembg, "p", "-m", "u2netp", str(one), str(work / "out-one")], rembg_env)
             seconds, rss_rembg = run_measured(
