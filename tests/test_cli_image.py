@@ -247,6 +247,31 @@ def test_outputs_never_replace_inputs_and_odd_outputs_are_usage_errors(
     assert {p: p.read_bytes() for p in folder.iterdir()} == before  # nothing replaced, nothing added
 
 
+def test_two_photos_from_a_glob_never_lose_the_second_to_overwrite(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # `cutout image *.jpg --bg white --overwrite` in a folder of two photos: the second was taken as the output
+    # and replaced by the first one's cutout
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "a.jpg")
+    shutil.copy(EXAMPLES / "chelsea.jpg", folder / "b.jpg")
+    photo = (folder / "b.jpg").read_bytes()
+    a, b = str(folder / "a.jpg"), str(folder / "b.jpg")
+    refused = _cutout("image", a, b, "--bg", "white", "--overwrite")
+    assert refused.returncode == 2, refused.stderr.decode()
+    message = refused.stderr.decode()
+    assert "was not made by cutout" in message and "add an output folder" in message and "-o" in message
+    unclear = _cutout("image", a, b)  # no --bg: the JPEG error says why b.jpg is the output
+    assert unclear.returncode == 2 and "is taken as the output" in unclear.stderr.decode()
+    assert (folder / "b.jpg").read_bytes() == photo and sorted(p.name for p in folder.iterdir()) == ["a.jpg", "b.jpg"]
+    # named with -o it is the output; an earlier result of cutout is then replaced as before
+    named = _cutout("image", a, "-o", b, "--bg", "white", "--overwrite")
+    assert named.returncode == 0, named.stderr.decode()
+    assert (folder / "b.jpg").read_bytes() != photo
+    redone = _cutout("image", a, b, "--bg", "red", "--overwrite")
+    assert redone.returncode == 0, redone.stderr.decode()
+    assert np.asarray(Image.open(folder / "b.jpg"))[0, 0].tolist() == pytest.approx([254, 0, 0], abs=2)
+
+
 def test_long_file_names_work_up_to_the_limit_and_fail_clearly_past_it(u2netp_onnx: Path, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()

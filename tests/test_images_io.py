@@ -346,6 +346,22 @@ def test_icc_profile_survives_every_format(format: str) -> None:
     assert not Image.open(io.BytesIO(mask)).info.get("icc_profile")
 
 
+@pytest.mark.parametrize("format", OUTPUT_FORMATS)
+def test_every_file_says_cutout_made_it_and_nothing_else_does(format: str, tmp_path: Path) -> None:
+    array = np.full((8, 8, 3), (10, 120, 240), np.uint8)
+    for shape in (array, array[..., 0]):  # a cutout or composite, and a mask
+        ours = tmp_path / f"ours.{format}"
+        ours.write_bytes(encode_image(shape, format))
+        assert encode.made_by_cutout(ours)
+        assert encode.SOFTWARE.startswith("cutout ")
+    theirs = tmp_path / f"theirs.{format}"
+    Image.fromarray(array).save(theirs)
+    text = tmp_path / f"text.{format}"
+    text.write_text("not an image")
+    assert not encode.made_by_cutout(theirs) and not encode.made_by_cutout(text)
+    assert not encode.made_by_cutout(tmp_path / "missing.png") and not encode.made_by_cutout(tmp_path)
+
+
 # --- encoding -------------------------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ cat photo.jpg | cutout image > photo.png
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import threading
 import time
@@ -131,9 +132,11 @@ def image(
         refiner=refiner,
         foreground_estimation=foreground_estimation,
     )
-    inputs, target = _split(paths or [], output)
+    inputs, target, guessed = _split(paths or [], output)
     cancel = threading.Event()  # set when the pipeline stops early (Ctrl-C): also ends --watch's wait for new files
-    jobs, skipped, stream = _plan(inputs, target, fmt, options, overwrite=overwrite, watch=watch, stop=cancel)
+    jobs, skipped, stream = _plan(
+        inputs, target, fmt, options, overwrite=overwrite, watch=watch, stop=cancel, guessed_output=guessed
+    )
     if isinstance(jobs, list):
         remove_stale_parts({job.target.parent for job in jobs if job.target is not None})
     if threads == 0:  # auto: whole images in parallel when there are several (see OnnxPredictor)
@@ -174,16 +177,17 @@ def image(
     raise typer.Exit(code)
 
 
-def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None]:
-    """Inputs and output from the positional arguments (the last one is the output when it can only be one)."""
+def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None, bool]:
+    """Inputs and output from the positional arguments (the last one is the output when it can only be one), and
+    whether the output was guessed so: two files given, the second taken as the output."""
     if output is not None or len(paths) < 2:
-        return paths, output
+        return paths, output, False
     last = paths[-1]
     if last == "-" or Path(last).suffix.lower() in _OUTPUT_SUFFIXES and len(paths) == 2 and not Path(paths[0]).is_dir():
-        return paths[:-1], last
+        return paths[:-1], last, last != "-"
     if os.path.isdir(last) or last.endswith(("/", "\\")) or not os.path.exists(last):
-        return paths[:-1], last
-    return paths, None
+        return paths[:-1], last, False
+    return paths, None, False
 
 
 def _plan(
@@ -195,8 +199,13 @@ def _plan(
     overwrite: bool,
     watch: bool,
     stop: threading.Event | None = None,
+    guessed_output: bool = False,
 ) -> tuple[Iterable[Job], list[Job], bool]:
-    """The jobs (a list, or an endless generator with --watch), the skipped ones, and whether results go to stdout."""
+    """The jobs (a list, or an endless generator with --watch), the skipped ones, and whether results go to stdout.
+
+    ``guessed_output``: ``output`` is the second of two files given, which may be meant as a second input (a glob
+    that matched two photos): an existing file there that cutout did not make is not replaced.
+    """
     from cutout.batch import Job
     from cutout.io.discover import (
         IMAGE_SUFFIXES,
@@ -206,6 +215,7 @@ def _plan(
         plan_jobs,
         watch_jobs,
     )
+    from cutout.io.encode import made_by_cutout
     from cutout.io.images import format_for, needs_opaque
 
     stdin = not inputs or inputs == ["-"]
@@ -248,8 +258,16 @@ def _plan(
             )
         target = destination
         format_ = format_for(target, fmt)
-        _check_opaque(format_, options, needs_opaque(format_))
+        taken = guessed_output and os.path.exists(target) and not made_by_cutout(target)
+        _check_opaque(format_, options, needs_opaque(format_), _taken_as_output(inputs[0], target) if taken else "")
         check_not_the_source(sources[0], target)
+        if taken and overwrite:
+            raise UsageError(
+                f"{target} was not made by cutout, and --overwrite would replace it: of two files, the second is "
+                f"taken as the output. To cut out both, add an output folder: cutout image {shlex.quote(inputs[0])} "
+                f"{shlex.quote(str(target))} cutouts/; to replace it, name it with -o: cutout image "
+                f"{shlex.quote(inputs[0])} -o {shlex.quote(str(target))} --overwrite"
+            )
         job = Job(sources[0], target, format_)
         return ([], [job], False) if os.path.exists(target) and not overwrite else ([job], [], False)
     format_ = fmt or "png"
@@ -269,12 +287,18 @@ def _check_not_a_terminal() -> None:
         )
 
 
-def _check_opaque(format_: str, options: RemoveOptions, opaque_only: bool) -> None:
+def _taken_as_output(source: str, target: Path) -> str:
+    """A hint for when the second of two files, taken as the output, was meant as a second input."""
+    both = f"cutout image {shlex.quote(source)} {shlex.quote(str(target))} cutouts/"
+    return f"{target} exists and is taken as the output; to cut out both files, add an output folder: {both}"
+
+
+def _check_opaque(format_: str, options: RemoveOptions, opaque_only: bool, hint: str = "") -> None:
     background = options.background
     if opaque_only and not options.only_mask and (background is None or not background.opaque):
         from cutout.compose import see_through
 
         raise UsageError(
             f"{format_.upper()} has no transparency ({see_through(background)}): give an opaque --bg (a colour, "
-            "an image or blur), use --only-mask, or choose --format png or webp"
+            "an image or blur), use --only-mask, or choose --format png or webp" + (f". {hint}" if hint else "")
         )

@@ -10,6 +10,9 @@ level 1 where isal is not installed. On a 4000 x 3000 RGBA photo zlib alone is a
 Pillow's ``compress_level=1``; encoding is the slowest step after the model, so this matters. WebP, JPEG and
 TIFF go through Pillow.
 An ICC profile is embedded in every format when it matches the array (an RGB profile for RGB(A), grey for L).
+Every file also says it was made by cutout (:data:`SOFTWARE`: a PNG "Software" text chunk, the EXIF Software tag
+elsewhere), which :func:`made_by_cutout` reads: ``cutout image a.jpg b.jpg --overwrite`` will not replace a photo
+that it cannot tell from an earlier result.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from cutout import __version__
 from cutout.compose import cutout_rgba
 from cutout.errors import OutputError, UsageError
 
@@ -50,6 +54,9 @@ _PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
 _PNG_BLOCK_BYTES = 1 << 20  # rows filtered and compressed per step: bounded memory, cache-friendly
 _MAX_CHUNK = (1 << 31) - 1
 _NAME_MAX = 255  # bytes in a file name on Linux, macOS and Windows (UTF-16 units there)
+#: What every file cutout writes names as the program that made it.
+SOFTWARE = f"cutout {__version__}"
+_SOFTWARE_TAG = 0x0131  # EXIF and TIFF "Software"
 
 
 def format_for(path: Path | None, explicit: str | None = None) -> str:
@@ -104,7 +111,9 @@ def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = 
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
     pillow_name, options = _PILLOW[format]
-    extra: dict[str, Any] = {"icc_profile": profile} if profile else {}
+    exif = Image.Exif()
+    exif[_SOFTWARE_TAG] = SOFTWARE
+    extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
@@ -161,7 +170,7 @@ def _png(
     level: int,
 ) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header)]
+    parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"tEXt", b"Software\0" + SOFTWARE.encode())]
     if icc_profile:
         parts.append(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))  # name, NUL, method 0
     data = _deflate_rows(height, width * channels, block, level)
@@ -194,6 +203,17 @@ def _deflate_rows(height: int, row_bytes: int, block: Callable[[int, int], np.nd
         pieces.append(compressor.compress(filtered.data))
     pieces.append(compressor.flush())
     return b"".join(pieces)
+
+
+def made_by_cutout(path: Path) -> bool:
+    """Whether ``path`` is an image that cutout wrote (its Software text or tag names cutout); False for anything
+    else, unreadable files included."""
+    try:
+        with Image.open(path) as image:
+            software = image.info.get("Software") or image.getexif().get(_SOFTWARE_TAG)
+    except Exception:  # not an image, unreadable, damaged: not ours
+        return False
+    return isinstance(software, str) and software.startswith("cutout ")
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
