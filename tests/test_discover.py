@@ -145,3 +145,21 @@ def test_watch_takes_a_file_replaced_under_the_same_name_again(shoot: Path, over
         watcher.join(10)
     # taken again; without --overwrite the existing result is kept, as a re-run of the batch would
     assert [job.source.name for job in jobs] == (["a.jpg", "a.jpg"] if overwrite else ["a.jpg"])
+
+
+def test_a_folder_run_reads_every_common_image_format_pillow_opens(tmp_path: Path) -> None:
+    # TGA and netpbm files (game assets, scientific tools) were left out of folder runs without a word
+    from PIL import Image
+
+    from cutout.io.images import load_image
+
+    photo = Image.open(EXAMPLE).convert("RGB").resize((64, 48))
+    written = {"a.ppm": photo, "b.pgm": photo.convert("L"), "c.pbm": photo.convert("1"), "d.tga": photo}
+    written |= {"e.jp2": photo, "f.qoi": photo, "g.dib": photo, "h.apng": photo, "i.pnm": photo}
+    for name, image in written.items():
+        image.save(tmp_path / name, format="PPM" if name.endswith(".pnm") else None)
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = find_images(tmp_path)
+    assert [p.name for p in found] == sorted(written)
+    for path in found:
+        assert load_image(path).size == (64, 48)

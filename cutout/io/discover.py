@@ -21,8 +21,11 @@ from pathlib import Path
 from cutout.batch import Job
 from cutout.errors import UsageError
 
+#: Files a folder run reads: what cameras, phones, editors and games write, and Pillow opens (HEIC/HEIF with the
+#: ``heif`` extra). Named files of other formats Pillow reads are taken too.
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
+    | {".heic", ".heif", ".avif", ".jp2", ".j2k", ".jpx", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi"}
 )
 EXTENSIONS = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "tif": ".tif"}
 
