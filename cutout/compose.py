@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -302,6 +303,12 @@ def _cache_key(path: Path) -> tuple[str, int]:
 def _source_image(path: str, mtime_ns: int) -> Image.Image:
     try:
         with Image.open(path) as opened:
+            if opened.format in ("GIF", "PNG", "WEBP") and getattr(opened, "is_animated", False):
+                warnings.warn(
+                    f"the background {path} is animated ({getattr(opened, 'n_frames', 'several')} frames): a photo "
+                    "gets its first frame (`cutout video` plays it behind a clip)",
+                    stacklevel=2,
+                )
             image = ImageOps.exif_transpose(opened)
             transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
             image = image.convert("RGBA" if transparent else "RGB")

@@ -307,6 +307,15 @@ def test_an_animated_gif_is_cut_out_as_its_first_frame_with_a_warning(u2netp_onn
     assert Image.open(tmp_path / "out" / "anim.png").size == (64, 64)
 
 
+def test_an_animated_background_says_a_photo_gets_its_first_frame(u2netp_onnx: Path, tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "lime", "blue")]
+    frames[0].save(tmp_path / "party.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = _cutout("image", "-q", str(EXAMPLE), str(tmp_path / "out.jpg"), "--bg", str(tmp_path / "party.gif"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "party.gif is animated (3 frames): a photo gets its first frame" in result.stderr.decode()
+    assert np.asarray(Image.open(tmp_path / "out.jpg"))[0, 0].tolist() == pytest.approx([254, 0, 0], abs=3)
+
+
 def test_a_bad_file_fails_alone_with_exit_code_1(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     (tree / "day1" / "broken.jpg").write_bytes(EXAMPLE.read_bytes()[:3000])
     result = _cutout("image", str(tree), str(tmp_path / "cut"))
