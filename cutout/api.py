@@ -176,9 +176,13 @@ class Session:
                 try:
                     spec, weights = spec_for(model)
                 except UsageError as error:
+                    path = Path(key)
+                    if path.suffix.lower() in (".onnx", ".pth") or len(path.parts) > 1 or path.exists():
+                        raise UsageError(f"{error}; --refiner takes a trained MNet's name, folder or file") from None
                     raise UsageError(
-                        f"no MNet refiner {key!r} ({error}). Train one with `cutout train --model mnet "
-                        f"--data dim:FOLDER --name {key}`, or pass --refiner NAME|FOLDER|FILE"
+                        f"no MNet refiner named {key!r}: cutout ships none (none trained so far beats the guided "
+                        f"filter, --refine guided). Train one with `cutout train --model mnet --data dim:FOLDER "
+                        f"--name {key}`, or give --refiner a trained MNet's name, folder or weights file"
                     ) from None
                 predictor = create_predictor(spec, weights=weights, **self._settings)  # type: ignore[arg-type]
                 self._refiners[key] = MNetRefiner(predictor)

@@ -140,10 +140,15 @@ def test_too_many_pixels_is_refused_from_the_header(tmp_path: Path) -> None:
     assert path.stat().st_size < 200 and Image.MAX_IMAGE_PIXELS is None  # Pillow's own check is off: ours applies
     start = time.perf_counter()
     with pytest.raises(
-        InputError, match=r"30000 x 30000 = 900\.0 megapixels.*250\.0.*raise the limit with --max-pixels"
+        InputError, match=r"30000 x 30000 = 900,000,000 pixels.*limit of 250,000,000.*raise the limit with --max-pixels"
     ):
         load_image(path)
     assert time.perf_counter() - start < 0.5
+    # a small limit reads in pixels too: it said "0.2 megapixels, more than the limit of 0.0"
+    small = tmp_path / "small.png"
+    Image.new("RGB", (600, 399)).save(small)
+    with pytest.raises(InputError, match=r"= 239,400 pixels, more than the limit of 1,000;"):
+        load_image(small, max_pixels=1000)
 
 
 def test_a_raised_limit_gets_past_the_size_check(tmp_path: Path) -> None:

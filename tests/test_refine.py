@@ -110,6 +110,20 @@ def test_the_refiner_must_be_an_mnet() -> None:
         MNetRefiner(predictor)
 
 
+def test_a_missing_refiner_is_told_apart_from_a_missing_file(tmp_path: Path) -> None:
+    # both said "no MNet refiner X (unknown model ...; known models are: u2netp, ...)", and a missing file was
+    # told to train one with --name /path/to/file.onnx
+    session = cutout.new_session("u2netp")
+    with pytest.raises(UsageError) as named:
+        session.refiner("mnet")
+    assert "no MNet refiner named 'mnet': cutout ships none" in str(named.value)
+    assert "--name mnet" in str(named.value) and "known models" not in str(named.value)
+    with pytest.raises(UsageError) as missing:
+        session.refiner(tmp_path / "mnet.onnx")
+    assert "does not exist; --refiner takes a trained MNet's name, folder or file" in str(missing.value)
+    assert "--name" not in str(missing.value)
+
+
 def test_refine_mask_none_is_the_identity_and_unknown_methods_are_refused() -> None:
     rgb, alpha = photo(64, 80), disc(64, 80, 20)
     assert refine_mask(rgb, alpha, "none") is alpha

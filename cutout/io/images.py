@@ -211,8 +211,8 @@ def _check_size(image: Image.Image, what: str, max_pixels: int | None) -> None:
     pixels = width * height
     if max_pixels is not None and pixels > max_pixels:
         raise InputError(
-            f"{what} is {width} x {height} = {pixels / 1e6:.1f} megapixels, more than the limit of "
-            f"{max_pixels / 1e6:.1f}; if you trust it, raise the limit with --max-pixels"
+            f"{what} is {width} x {height} = {pixels:,} pixels, more than the limit of {max_pixels:,}; if you "
+            "trust it, raise the limit with --max-pixels"
         )
 
 
