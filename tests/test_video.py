@@ -287,6 +287,26 @@ def test_a_clip_is_never_replaced_by_its_own_result(clips: Path, tmp_path: Path)
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
+def test_a_second_clip_from_a_glob_is_not_replaced_by_overwrite(clips: Path, tmp_path: Path) -> None:
+    # `cutout video *.mp4 --bg white --overwrite` with two clips replaced the second with the first one's cutout
+    first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    first.write_bytes((clips / "intel_asl_help_person.mp4").read_bytes())
+    second.write_bytes((clips / "mdn_rabbit320_audio.mp4").read_bytes())
+    footage = second.read_bytes()
+    refused = _cutout("video", "a.mp4", "b.mp4", "--bg", "white", "--overwrite", "--duration", "0.2", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr.decode()
+    message = refused.stderr.decode()
+    assert "b.mp4 was not made by cutout" in message and "-o b.mp4 --overwrite" in message
+    assert second.read_bytes() == footage and sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4"]
+    named = _cutout("video", "a.mp4", "-o", "b.mp4", "--bg", "white", "--overwrite", "--duration", "0.2", cwd=tmp_path)
+    assert named.returncode == 0, named.stderr.decode()
+    assert second.read_bytes() != footage
+    again = _cutout("video", "a.mp4", "b.mp4", "--bg", "black", "--overwrite", "--duration", "0.2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr.decode()  # cutout's own result is replaced as before
+    both = _cutout("video", "a.mp4", "b.mp4", "-o", "c.mp4", cwd=tmp_path)
+    assert both.returncode == 2 and "two outputs given" in both.stderr.decode()
+
+
 def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:
     target = tmp_path / "juggle.mp4"
     process = subprocess.Popen(

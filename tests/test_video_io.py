@@ -714,3 +714,31 @@ def test_raw_frames_from_a_pipe_in_small_pieces_and_cancelled_while_it_is_silent
         threading.Timer(0.3, cancel.set).start()  # the writer stays open and silent: only cancel ends the wait
         assert list(received) == []
     os.close(writer)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("mp4", "o.mp4"), ("mask", "o.mp4"), ("mov", "o.mov"), ("webm", "o.webm")]
+    + [("webp", "o.webp"), ("apng", "o.apng"), ("gif", "o.gif"), ("png", "frames")],
+)
+def test_every_output_kind_says_cutout_made_it(tmp_path: Path, kind: str, name: str) -> None:
+    # what `cutout video clip.mp4 other.mp4 --overwrite` reads before it replaces a file it did not make
+    from PIL import Image
+
+    from cutout.io.encode import made_by_cutout
+
+    _make_clip(tmp_path / "in.mp4", list(range(4)))
+    assert not made_by_cutout(tmp_path / "in.mp4")
+    with VideoReader(tmp_path / "in.mp4") as reader, VideoWriter(tmp_path / name, reader.info, kind=kind) as out:
+        for frame in reader.frames():
+            array = {"mask": frame.rgb[..., 1], "mp4": frame.rgb}.get(kind, _rgba(frame.rgb, frame.index))
+            out.write(array, frame.pts)
+    written = tmp_path / name if kind != "png" else tmp_path / name / "frame_000000.png"
+    assert made_by_cutout(written)
+    if kind in ("webp", "apng", "gif"):  # the mark leaves every frame readable
+        with Image.open(written) as animation:
+            assert animation.n_frames == 4
+            animation.seek(3)
+            animation.load()
+    else:
+        assert len(_decode(written)[0]) == (4 if kind != "png" else 1)

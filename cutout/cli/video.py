@@ -60,6 +60,12 @@ def video(
     output: Annotated[
         str | None, typer.Argument(help="Output .mp4/.mov/.webm/.webp/.apng/.gif, or a folder/ for PNGs.")
     ] = None,
+    named_output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="The output, named as such: with --overwrite it replaces a file cutout did not make."
+        ),
+    ] = None,
     bg: Annotated[
         str | None, typer.Option("--bg", help="Background: a colour, an image, a video (looped), or blur[:RADIUS].")
     ] = None,
@@ -91,6 +97,10 @@ def video(
     from cutout.video import default_output, output_kind, parse_raw_size, process_raw
 
     check_mask_background(only_mask, bg)
+    if output is not None and named_output is not None:
+        raise UsageError(f"two outputs given ({output} and -o {named_output}); give one")
+    second_file = output is not None and output != "-"  # maybe a second clip a glob matched, not an output
+    output = output if output is not None else named_output
     background_video = _video_background(bg)
     remove = make_options(
         bg=None if background_video else bg,
@@ -139,6 +149,17 @@ def video(
     if os.path.exists(target) and not overwrite and kind != "png":
         console.print(f"skipped: {escape(str(target))} exists (--overwrite replaces it)")
         return
+    if second_file and kind != "png" and os.path.isfile(target) and overwrite:
+        from cutout.io.encode import made_by_cutout
+
+        if not made_by_cutout(target):  # `cutout video *.mp4 --overwrite` with two clips: the second is no output
+            clip, out = shlex.quote(input), shlex.quote(str(target))
+            raise UsageError(
+                f"{target} was not made by cutout, and --overwrite would replace it: cutout video takes one clip, "
+                f"and a second file is its output. To replace it, name it with -o: cutout video {clip} -o {out} "
+                f"--overwrite; to cut out several clips, one at a time: for f in *{source.suffix}; do cutout video "
+                '"$f" ...; done'
+            )
 
     remove_stale_parts({target.parent})  # what a killed run (SIGKILL, power loss) left here
     # one CPU thread per frame, several frames at once: faster than one frame on all cores (see OnnxPredictor)

@@ -111,9 +111,7 @@ def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = 
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
     pillow_name, options = _PILLOW[format]
-    exif = Image.Exif()
-    exif[_SOFTWARE_TAG] = SOFTWARE
-    extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
+    extra: dict[str, Any] = {"exif": software_exif(), **({"icc_profile": profile} if profile else {})}
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
@@ -205,14 +203,31 @@ def _deflate_rows(height: int, row_bytes: int, block: Callable[[int, int], np.nd
     return b"".join(pieces)
 
 
+def software_exif() -> bytes:
+    """EXIF data (a TIFF header and one IFD, no ``Exif`` prefix) whose Software tag is :data:`SOFTWARE`."""
+    exif = Image.Exif()
+    exif[_SOFTWARE_TAG] = SOFTWARE
+    data = exif.tobytes()
+    return data[6:] if data.startswith(b"Exif\0\0") else data
+
+
 def made_by_cutout(path: Path) -> bool:
-    """Whether ``path`` is an image that cutout wrote (its Software text or tag names cutout); False for anything
-    else, unreadable files included."""
+    """Whether ``path`` is an image or video that cutout wrote (its Software text, tag or comment names cutout);
+    False for anything else, unreadable files included."""
+    software: object = None
     try:
         with Image.open(path) as image:
-            software = image.info.get("Software") or image.getexif().get(_SOFTWARE_TAG)
-    except Exception:  # not an image, unreadable, damaged: not ours
-        return False
+            software = image.info.get("Software") or image.info.get("comment") or image.getexif().get(_SOFTWARE_TAG)
+    except Exception:  # no image Pillow knows: a video, or not ours at all
+        try:
+            import av
+
+            with av.open(str(path)) as container:
+                software = container.metadata.get("comment") or container.metadata.get("COMMENT")
+        except Exception:  # unreadable, damaged, not a media file: not ours
+            return False
+    if isinstance(software, bytes):
+        software = software.decode("utf-8", "replace")
     return isinstance(software, str) and software.startswith("cutout ")
 
 

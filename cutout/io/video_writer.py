@@ -47,6 +47,10 @@ Atomic output: the file is written as ``.NAME.XXXXXXXX.part.EXT`` next to ``NAME
 extension) and renamed on a successful :meth:`VideoWriter.close`. If Ctrl-C (KeyboardInterrupt) leaves the
 ``with`` block, the encoders are flushed and the shorter file is finished and kept; any other exception
 removes it. PNG frames go to ``.NAME.XXXXXXXX.part/``, renamed the same way.
+
+Every file says cutout made it (:data:`~cutout.io.encode.SOFTWARE`, which
+:func:`~cutout.io.encode.made_by_cutout` reads): MP4, MOV and WebM in their ``comment`` tag, GIF in a comment
+extension, APNG in a ``Software`` text chunk, animated WebP in an EXIF chunk, PNG frames as every PNG.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import struct
+import zlib
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -73,7 +79,7 @@ from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
 from cutout.errors import OutputError, UsageError
-from cutout.io.encode import encode_png, temporary_path, write_atomic
+from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
 from cutout.io.video import VideoInfo, check_window, open_container
 
 __all__ = ["KINDS", "VideoWriter"]
@@ -341,6 +347,8 @@ class _ContainerSink:
             self.container = av.open(
                 str(self.temporary), "w", format=encoding.muxer, options=dict(encoding.muxer_options)
             )
+            if not encoding.animation:  # the animation muxers write no tags: finish() marks those files
+                self.container.metadata["comment"] = SOFTWARE
             self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
             if self.turns % 2:
                 self.size = self.size[::-1]
@@ -456,6 +464,8 @@ class _ContainerSink:
                 self.audio.finish(_Window(self.window.start, end, self.window.shift, self.window.shift_pts))
             self.container.close()
         try:
+            if self.encoding.animation:
+                _mark_animation(self.temporary, self.encoding.muxer)
             os.replace(self.temporary, self.path)
         except OSError as error:
             raise _output_error(self.path, error) from None
@@ -467,6 +477,34 @@ class _ContainerSink:
                     closable.close()
         with contextlib.suppress(OSError):
             os.unlink(self.temporary)
+
+
+def _mark_animation(path: Path, muxer: str) -> None:
+    """Name cutout as the maker of a finished GIF, APNG or animated WebP, where FFmpeg's muxers write no tags.
+
+    GIF: a comment extension before the first frame (the header becomes GIF89a, which has them). APNG: a
+    ``Software`` text chunk after IHDR. WebP: an EXIF chunk at the end, flagged in the VP8X header (a file
+    without one, a single still frame, is left as it is). Readers skip what they do not know.
+    """
+    data = path.read_bytes()
+    text = SOFTWARE.encode()
+    if muxer == "gif" and data[:6] in (b"GIF87a", b"GIF89a") and len(data) > 13:
+        table = 3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0
+        comment = b"\x21\xfe" + bytes([len(text)]) + text + b"\x00"
+        data = b"GIF89a" + data[6 : 13 + table] + comment + data[13 + table :]
+    elif muxer == "apng" and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        end = 8 + 12 + struct.unpack(">I", data[8:12])[0]
+        chunk = b"Software\0" + text
+        crc = zlib.crc32(chunk, zlib.crc32(b"tEXt"))
+        data = data[:end] + struct.pack(">I", len(chunk)) + b"tEXt" + chunk + struct.pack(">I", crc) + data[end:]
+    elif muxer == "webp" and data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8X" and len(data) > 20:
+        exif = software_exif()
+        body = data[:20] + bytes([data[20] | 0x08]) + data[21:] + b"EXIF" + struct.pack("<I", len(exif)) + exif
+        body += b"\0" * (len(exif) % 2)
+        data = body[:4] + struct.pack("<I", len(body) - 8) + body[8:]
+    else:
+        return
+    path.write_bytes(data)
 
 
 def _animation_frame(array: np.ndarray, pix_fmt: str) -> AvFrame:
