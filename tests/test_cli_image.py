@@ -147,6 +147,21 @@ def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     assert result.stderr == b""  # nothing but the image on the pipes
 
 
+@pytest.mark.parametrize("form", [["-", "{out}"], ["-o", "{out}"]])
+def test_stdin_to_an_existing_file_is_skipped_unless_overwrite(u2netp_onnx: Path, tmp_path: Path, form: list) -> None:
+    # `cat a.jpg | cutout image - photo.jpg --bg white` replaced photo.jpg, where every other form skips it
+    out = tmp_path / "photo.jpg"
+    shutil.copy(EXAMPLES / "chelsea.jpg", out)
+    photo = out.read_bytes()
+    args = [a.format(out=out) for a in form]
+    skipped = _cutout("image", *args, "--bg", "white", stdin=EXAMPLE.read_bytes())
+    assert skipped.returncode == 0 and "0 done, 1 skipped (output exists" in skipped.stderr.decode()
+    assert out.read_bytes() == photo
+    redone = _cutout("image", *args, "--bg", "white", "--overwrite", stdin=EXAMPLE.read_bytes())
+    assert redone.returncode == 0 and "1 done" in redone.stderr.decode()
+    assert Image.open(out).size == (512, 512)
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [

@@ -234,7 +234,9 @@ def _plan(
             raise UsageError("no input: give an image file or folder, or pipe an image into standard input")
         if target is None:
             _check_not_a_terminal()
-        job = Job(sys.stdin.buffer.read(), target, format_)
+        job = Job(sys.stdin.buffer.read(), target, format_)  # read even when skipped: the writer gets no EPIPE
+        if target is not None and os.path.exists(target) and not overwrite:
+            return [], [job], False
         return [job], [], target is None
     sources = expand(inputs)
     if output == "-":
