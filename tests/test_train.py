@@ -126,6 +126,43 @@ def test_resume_refuses_a_file_it_cannot_continue_with_a_message_not_a_traceback
     assert not (tmp_path / "b" / "runs").exists() and not (tmp_path / "c" / "runs").exists()  # nothing started
 
 
+def test_a_second_run_never_writes_over_the_first_runs_checkpoints_or_model(tiny: Path, tmp_path: Path) -> None:
+    # a second `cutout train` with the same data and default name replaced the first run's best.pt, last.pt and
+    # exported model, hours of training, without a word
+    command = [sys.executable, "-m", "cutout", "train", "--model", "u2netp", "--data", str(tiny), "--batch-size", "4"]
+    command += ["--size", "64", "--workers", "0", "--out-dir", str(tmp_path / "runs")]
+    command += ["--export-dir", str(tmp_path / "models"), "--max-steps", "1"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    name = f"u2netp-{tiny.name}"
+    files = [*(tmp_path / "runs" / name).glob("*.pt"), *(tmp_path / "models").rglob("*")]
+    kept = {path: path.read_bytes() for path in files if path.is_file()}
+    assert len(kept) >= 5  # best.pt, last.pt, model.pth, model.onnx, spec.json
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"an earlier run {name} exists" in second.stderr and f"this run is {name}-2" in second.stderr
+    assert f"--resume {tmp_path / 'runs' / name / 'last.pt'} continues it" in second.stderr
+    assert (tmp_path / "models" / f"{name}-2" / "model.onnx").is_file() and (tmp_path / "runs" / f"{name}-2").is_dir()
+    assert all(path.read_bytes() == data for path, data in kept.items())
+    named = subprocess.run([*command, "--name", f"{name}-2"], capture_output=True, text=True, timeout=300)
+    assert named.returncode == 2 and f"an earlier run named {name}-2 exists" in named.stderr
+    assert "add --overwrite to replace it" in named.stderr
+    replaced = subprocess.run(
+        [*command, "--name", f"{name}-2", "--overwrite"], capture_output=True, text=True, timeout=300
+    )
+    assert replaced.returncode == 0, replaced.stderr
+    # resumed without --name, the -2 run continues under its own name, not over the first run
+    resumed = subprocess.run(
+        [*command[:-2], "--max-steps", "2", "--resume", str(tmp_path / "runs" / f"{name}-2" / "last.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"exported to {tmp_path / 'models' / f'{name}-2'}" in resumed.stderr
+    assert all(path.read_bytes() == data for path, data in kept.items())
+
+
 def test_init_takes_a_trained_models_folder_and_refuses_a_file_without_weights(tiny: Path, tmp_path: Path) -> None:
     from cutout.errors import UsageError
     from train.export import export_model

@@ -11,6 +11,7 @@ process with batch N*b.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -180,6 +181,10 @@ def train(
     ``stop_at`` behaves as if Ctrl-C came right after that step (a checkpoint to resume from; for tests).
     """
     state = resume_state(resume, config) if resume is not None else None  # a wrong file fails before any work
+    if state is not None and config.name is None and state.get("config", {}).get("name"):
+        # a resumed run keeps its name (cutout train may have chosen MODEL-DATA-2), so its checkpoints and model
+        # go where its own are, never over another run's
+        config = dataclasses.replace(config, name=state["config"]["name"])
     rank, world, local_rank = _distributed()
     device = _device(config, local_rank)
     random.seed(config.seed)

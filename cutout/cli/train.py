@@ -69,14 +69,15 @@ def train(
     export_dir: Annotated[Path | None, typer.Option(help="Where to export (default $CUTOUT_HOME/models).")] = None,
     resume: Annotated[Path | None, typer.Option(help="A checkpoint (last.pt) to continue from.")] = None,
     no_export: Annotated[bool, typer.Option("--no-export", help="Do not export at the end.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace the checkpoints and exported model of an earlier run of --name."),
+    ] = False,
 ) -> None:
     try:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError("training needs PyTorch: pip install 'cutout[train]'") from None
-    if devices > 1 and "WORLD_SIZE" not in os.environ:
-        _launch(devices)
-        return
     from train.config import ARCHITECTURES, TrainConfig
     from train.loop import train as run
 
@@ -104,6 +105,11 @@ def train(
         export=not no_export,
         export_dir=export_dir,
     )
+    if "WORLD_SIZE" not in os.environ and resume is None:  # torchrun's processes take the name chosen here
+        config = _claim_name(config, overwrite=overwrite)
+    if devices > 1 and "WORLD_SIZE" not in os.environ:
+        _launch(devices, config.run_name)
+        return
     result = _with_progress(run, config, resume)
     rank0 = os.environ.get("RANK", "0") == "0"
     if rank0:
@@ -111,8 +117,8 @@ def train(
     raise typer.Exit(130 if result.interrupted else 0)
 
 
-def _launch(devices: int) -> None:
-    """Re-run this very command under torchrun with one process per device."""
+def _launch(devices: int, name: str) -> None:
+    """Re-run this very command under torchrun with one process per device, under the run name chosen here."""
     command = [
         sys.executable,
         "-m",
@@ -122,8 +128,53 @@ def _launch(devices: int) -> None:
         "-m",
         "cutout",
         *sys.argv[1:],
+        "--name",  # the last --name given wins
+        name,
     ]
     raise typer.Exit(subprocess.call(command))
+
+
+def _claim_name(config: Any, *, overwrite: bool) -> Any:
+    """The config under a run name whose checkpoints and exported model belong to no earlier run.
+
+    A second run with the same data and the default name (MODEL-DATA) gets MODEL-DATA-2 (then -3, ...), and says
+    so, instead of writing over the first run's checkpoints and model. An explicit --name that is taken is a
+    usage error, unless --overwrite.
+    """
+    import dataclasses
+
+    from cutout.registry import SPEC_FILE
+    from train.export import default_export_dir
+
+    models = config.export_dir or default_export_dir()
+
+    def earlier(name: str) -> list[str]:
+        found = [str(config.out_dir / name)] if any((config.out_dir / name).glob("*.pt")) else []
+        if config.export and (models / name / SPEC_FILE).is_file():
+            found.append(str(models / name))
+        return found
+
+    taken = earlier(config.run_name)
+    if not taken or overwrite:
+        return config
+    checkpoint = config.out_dir / config.run_name / "last.pt"
+    again = f"; --resume {checkpoint} continues it" if checkpoint.is_file() else ""
+    if config.name is not None:
+        raise UsageError(
+            f"an earlier run named {config.name} exists ({' and '.join(taken)}): choose another --name, or add "
+            f"--overwrite to replace it{again}"
+        )
+    number = 2
+    while earlier(f"{config.run_name}-{number}"):
+        number += 1
+    name = f"{config.run_name}-{number}"
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"an earlier run {config.run_name} exists ({' and '.join(taken)}): this run is {name} (name runs with "
+        f"--name{again})"
+    )
+    return dataclasses.replace(config, name=name)
 
 
 def _with_progress(run: Any, config: Any, resume: Path | None) -> Any:
