@@ -161,6 +161,10 @@ def test_a_second_run_never_writes_over_the_first_runs_checkpoints_or_model(tiny
     assert resumed.returncode == 0, resumed.stderr
     assert f"exported to {tmp_path / 'models' / f'{name}-2'}" in resumed.stderr
     assert all(path.read_bytes() == data for path, data in kept.items())
+    # resumed once more, it has nothing left to do: it said "trained 2 steps (0.0 img/s)"
+    done = subprocess.run(resumed.args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "nothing left to train: the run had reached step 2, its end; raise --max-steps" in done.stderr
 
 
 def test_init_takes_a_trained_models_folder_and_refuses_a_file_without_weights(tiny: Path, tmp_path: Path) -> None:

@@ -232,7 +232,13 @@ def _summary(result: Any, model: str) -> None:
         console.print(f"[yellow]stopped[/] at step {result.step}; checkpoint {where}; continue with --resume {where}")
         return
     best = f"best validation: {_metrics_text(result.best)}" if result.best else "no validation ran"
-    console.print(f"trained {result.step} steps ({result.images_per_second:.1f} img/s); {best}")
+    if result.losses:
+        console.print(f"trained {result.step} steps ({result.images_per_second:.1f} img/s); {best}")
+    else:  # a resumed run that had already reached its end (it said "trained 3 steps (0.0 img/s)")
+        console.print(
+            f"nothing left to train: the run had reached step {result.step}, its end; raise --max-steps or --epochs "
+            f"to train on; {best}"
+        )
     if result.exported:
         from cutout.registry import trained_model_folders
 
