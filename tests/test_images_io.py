@@ -358,6 +358,10 @@ def test_every_file_says_cutout_made_it_and_nothing_else_does(format: str, tmp_p
         ours = tmp_path / f"ours.{format}"
         ours.write_bytes(encode_image(shape, format))
         assert encode.made_by_cutout(ours)
+        if format == "jpg":  # EXIF in JPEG's APP1 starts "Exif\0\0", or other readers skip it
+            data = ours.read_bytes()
+            app1 = data.index(b"\xff\xe1") + 4  # the marker, then the segment's length
+            assert data[app1 : app1 + 8] in (b"Exif\0\0MM", b"Exif\0\0II")
         assert encode.SOFTWARE.startswith("cutout ")
     theirs = tmp_path / f"theirs.{format}"
     Image.fromarray(array).save(theirs)

@@ -111,7 +111,9 @@ def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = 
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
     pillow_name, options = _PILLOW[format]
-    extra: dict[str, Any] = {"exif": software_exif(), **({"icc_profile": profile} if profile else {})}
+    exif = Image.Exif()  # Pillow frames it as each format wants ("Exif\0\0" first in JPEG's APP1)
+    exif[_SOFTWARE_TAG] = SOFTWARE
+    extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
@@ -204,7 +206,8 @@ def _deflate_rows(height: int, row_bytes: int, block: Callable[[int, int], np.nd
 
 
 def software_exif() -> bytes:
-    """EXIF data (a TIFF header and one IFD, no ``Exif`` prefix) whose Software tag is :data:`SOFTWARE`."""
+    """EXIF data whose Software tag is :data:`SOFTWARE`: a TIFF header and one IFD, without JPEG's ``Exif\0\0``
+    (a WebP file's EXIF chunk holds it so)."""
     exif = Image.Exif()
     exif[_SOFTWARE_TAG] = SOFTWARE
     data = exif.tobytes()
