@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from cutout.errors import CutoutError, InputError
+from cutout.errors import CutoutError, InputError, memory_shortage, out_of_memory
 from cutout.io.encode import encode_cutout_png
 from cutout.io.images import (
     alpha_array,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from cutout.registry import ModelSpec
 
 Status = Literal["done", "skipped", "failed"]
+_LESS_MEMORY = "close other programs, or run it alone with --workers 1"
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,9 @@ def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
             return _Work(job, prepare(spec, job.source, max_pixels))
         except CutoutError as error:
             return _Work(job, error=str(error))
-        except (OSError, ValueError, MemoryError) as error:  # a decoder's own failure on a hostile file
+        except MemoryError:
+            return _Work(job, error=f"not enough memory to decode it; {_LESS_MEMORY}")
+        except (OSError, ValueError) as error:  # a decoder's own failure on a hostile file
             return _Work(job, error=f"cannot decode: {error}")
 
     return decode
@@ -181,7 +184,19 @@ def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
 def _infer(session: Session, batch: list[_Work], cancel: threading.Event) -> list[_Work]:
     ready = [(w, w.prepared) for w in batch if w.prepared is not None]
     if ready:
-        predictions = session.predictions([p.input for _, p in ready], cancel)
+        try:
+            predictions = session.predictions([p.input for _, p in ready], cancel)
+        except Exception as error:  # out of memory fails these images alone; anything else ends the batch
+            if not out_of_memory(error):
+                raise
+            smaller = f"lower --batch-size (now {len(batch)}), " if len(batch) > 1 else ""
+            reason = (
+                f"not enough memory to run the model ({memory_shortage(error)}); {smaller}close other programs, or run "
+                f"one image at a time with --threads {os.cpu_count() or 1}"
+            )
+            for work, _ in ready:
+                work.error, work.prepared = reason, None
+            return batch
         for (work, _), prediction in zip(ready, predictions, strict=True):
             work.prediction = prediction
     return batch
@@ -199,6 +214,9 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
         write_atomic(work.job.target, data)
     except CutoutError as error:
         return Outcome(work.job, "failed", str(error))
+    except MemoryError:
+        height, width = work.prepared.size
+        return Outcome(work.job, "failed", f"not enough memory to finish this {width} x {height} image; {_LESS_MEMORY}")
     except OSError as error:
         return Outcome(work.job, "failed", f"cannot write {work.job.target}: {error.strerror or error}")
     return Outcome(work.job, "done")

@@ -6,6 +6,9 @@ Every message says what was given, what is allowed, and what to do about it, so 
 
 from __future__ import annotations
 
+import errno
+import re
+
 
 class CutoutError(Exception):
     """Base class: anything cutout reports to a user on purpose."""
@@ -41,3 +44,25 @@ class VideoError(InputError):
 
 class Stopped(Exception):
     """Not a failure: work ended early because its pipeline was cancelled (Ctrl-C, --fail-fast); never shown."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none), for a one-line reason."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says memory ran out: Python's MemoryError, ENOMEM, onnxruntime's arena (CPU or GPU),
+    CUDA's, or C++'s bad_alloc."""
+    if isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno == errno.ENOMEM):
+        return True
+    text = str(error)
+    return any(sign in text for sign in ("Failed to allocate memory", "out of memory", "std::bad_alloc"))
+
+
+def memory_shortage(error: BaseException) -> str:
+    """What ran short, in a few words: onnxruntime's arena names the buffer it could not get."""
+    found = re.search(r"Failed to allocate memory for requested buffer of size (\d+)", str(error))
+    if found:
+        return f"onnxruntime could not allocate {int(found.group(1)) / 2**20:.0f} MiB more"
+    return first_line(error)[:120]

@@ -185,6 +185,61 @@ def test_a_failed_write_leaves_no_file(photos: Path, tmp_path: Path, monkeypatch
     assert list(out.iterdir()) == []
 
 
+class ShortOfMemory(FakeSession):
+    """A model whose arena cannot grow for every other batch, as onnxruntime says it when memory runs out."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error, self.calls = error, 0
+
+    @property
+    def concurrency(self) -> int:  # one inference at a time: the calls come in the jobs' order
+        return 1
+
+    def predictions(self, inputs: Sequence[np.ndarray], stop: threading.Event | None = None) -> list[np.ndarray]:
+        self.calls += 1
+        if self.calls % 2:
+            raise self.error
+        return super().predictions(inputs, stop)
+
+
+def test_memory_running_out_fails_those_images_alone_with_advice(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a 96-megapixel photo on a busy machine: MemoryError or onnxruntime's arena ended the whole batch with a
+    # traceback, and the files after it were never written
+    arena = RuntimeError(
+        "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Concat node. Status Message: "
+        "bfc_arena.cc:360 Failed to allocate memory for requested buffer of size 52428800"
+    )
+    jobs = [Job(photos / f"p{i}.jpg", tmp_path / "a" / f"p{i}.png") for i in range(4)]
+    outcomes = list(process_images(jobs, ShortOfMemory(arena), RemoveOptions(), workers=1))
+    assert [o.status for o in outcomes] == ["failed", "done", "failed", "done"]
+    assert outcomes[0].reason.startswith("not enough memory to run the model (onnxruntime could not allocate 50 MiB")
+    assert "--threads" in outcomes[0].reason
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["p1.png", "p3.png"]
+    with pytest.raises(RuntimeError, match="a broken model"):  # any other failure still ends the batch
+        list(process_images(jobs[:1], ShortOfMemory(RuntimeError("a broken model")), RemoveOptions()))
+
+    import cutout.batch
+
+    real = cutout.batch.encode_cutout_png
+
+    def short(rgb: np.ndarray, *args: object, **kwargs: object) -> bytes:
+        if rgb.shape[0] == 1920:  # the big ones
+            raise MemoryError
+        return real(rgb, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cutout.batch, "encode_cutout_png", short)
+    jobs = [Job(photos / f"p{i}.jpg", tmp_path / "b" / f"p{i}.png") for i in range(3)]
+    outcomes = _run(jobs)
+    assert [o.status for o in outcomes] == ["done", "failed", "done"]
+    assert outcomes[1].reason == (
+        "not enough memory to finish this 2560 x 1920 image; close other programs, or run it alone with --workers 1"
+    )
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["p0.png", "p2.png"]
+
+
 def test_a_big_jpeg_is_drafted_for_the_model_and_decoded_whole_for_the_cutout(photos: Path) -> None:
     prepared = prepare(get_spec("u2netp"), photos / "p1.jpg", 10**9)
     assert prepared.rgb is None and prepared.size == (1920, 2560) and prepared.input.shape == (1, 3, 320, 320)

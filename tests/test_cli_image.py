@@ -376,6 +376,34 @@ def test_usage_errors_exit_2_with_a_message(args: list[str], message: str) -> No
     assert message in result.stderr.decode()
 
 
+@pytest.mark.parametrize(
+    ("raised", "shown"),
+    [
+        ("RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')", "(CUDA out of memory. Tried to alloc"),
+        ("MemoryError()", "(MemoryError)"),
+        ("OSError(12, 'Cannot allocate memory')", "([Errno 12] Cannot allocate memory)"),
+    ],
+)
+def test_running_out_of_memory_is_a_line_of_advice_not_a_traceback(tmp_path: Path, raised: str, shown: str) -> None:
+    # a video or a training run that runs out of memory (a GPU's, most often) ended in a traceback
+    script = (
+        "import sys, cutout.api\n"
+        f"def short(*args, **kwargs): raise {raised}\n"
+        "cutout.api.Session.__init__ = short\n"
+        "from cutout.cli.main import main\n"
+        "sys.argv = ['cutout', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    command = [sys.executable, "-c", script, "image", str(EXAMPLE), str(tmp_path / "x.png")]
+    result = subprocess.run(command, capture_output=True, env=ENV, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in stderr, stderr
+    assert f"error: ran out of memory {shown}" in stderr and "lower --batch-size" in stderr
+    other = script.replace(raised, "RuntimeError('a bug')")
+    result = subprocess.run([sys.executable, "-c", other, *command[3:]], capture_output=True, env=ENV, timeout=120)
+    assert result.returncode == 1 and "Traceback" in result.stderr.decode()  # a bug is not dressed up as advice
+
+
 def test_ctrl_c_stops_cleanly_with_exit_130_and_no_partial_file(u2netp_onnx: Path, tmp_path: Path) -> None:
     source = tmp_path / "many"
     source.mkdir()

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from cutout.convert import save_torch
+from cutout.errors import first_line
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,11 +45,6 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint written by :func:`save_checkpoint` (it contains numpy RNG state, so not weights_only)."""
     return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message (its type's name if it has none), for a one-line reason."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 #: Settings that shape the network: a run resumed with others could not take the checkpoint's weights.

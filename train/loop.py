@@ -29,7 +29,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from train.checkpoint import first_line, load_checkpoint, resume_state, rng_state, save_checkpoint, set_rng_state
+from cutout.errors import first_line
+from train.checkpoint import load_checkpoint, resume_state, rng_state, save_checkpoint, set_rng_state
 from train.config import TrainConfig
 from train.data import build_datasets
 from train.metrics import matting_metrics, saliency_metrics

@@ -42,7 +42,7 @@ class OnnxPredictor:
         path = weights if weights is not None else resolve_weights(spec, "onnx")
         providers = _providers(device, ort.get_available_providers())
         options = ort.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # fatal only: a failed run raises, and cutout says what failed in its words
         # Memory patterns pre-plan one arena block per input shape and run: for U2-NetP they cost ~200 MB per
         # concurrent run and measured no faster here.
         options.enable_mem_pattern = False

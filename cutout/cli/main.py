@@ -14,7 +14,7 @@ import warnings
 import typer
 
 from cutout.cli import image, is_finished, reflow, train, video, weights
-from cutout.errors import CutoutError, UsageError
+from cutout.errors import CutoutError, UsageError, memory_shortage, out_of_memory
 
 app = typer.Typer(
     name="cutout",
@@ -43,6 +43,8 @@ def main() -> None:
         _error(_plain(str(error)))
         sys.exit(2 if isinstance(error, UsageError) else 1)
     except OSError as error:
+        if out_of_memory(error):
+            _out_of_memory(error)
         if error.errno != errno.ENAMETOOLONG:
             raise
         # a path the user typed that no file system can hold: pathlib's checks raise for it where they would say
@@ -52,6 +54,18 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except Exception as error:  # out of memory, in a video or a training run: a line of advice, not a traceback
+        if not out_of_memory(error):
+            raise
+        _out_of_memory(error)
+
+
+def _out_of_memory(error: BaseException) -> None:
+    _error(
+        f"ran out of memory ({memory_shortage(error)}); close other programs, or lower --batch-size (when training, "
+        "--size too)"
+    )
+    sys.exit(1)
 
 
 def _warning_line(
