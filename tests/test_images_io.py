@@ -369,6 +369,9 @@ def test_every_file_says_cutout_made_it_and_nothing_else_does(format: str, tmp_p
     text.write_text("not an image")
     assert not encode.made_by_cutout(theirs) and not encode.made_by_cutout(text)
     assert not encode.made_by_cutout(tmp_path / "missing.png") and not encode.made_by_cutout(tmp_path)
+    if hasattr(os, "mkfifo"):  # a pipe is never read: opening it would wait for a writer forever
+        os.mkfifo(tmp_path / f"pipe.{format}")
+        assert not encode.made_by_cutout(tmp_path / f"pipe.{format}")
 
 
 # --- encoding -------------------------------------------------------------------------------------------------

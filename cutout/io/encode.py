@@ -218,6 +218,8 @@ def made_by_cutout(path: Path) -> bool:
     """Whether ``path`` is an image or video that cutout wrote (its Software text, tag or comment names cutout);
     False for anything else, unreadable files included."""
     software: object = None
+    if not os.path.isfile(path):  # a folder, a device or a pipe (whose reading would block) is not ours
+        return False
     try:
         with Image.open(path) as image:
             software = image.info.get("Software") or image.info.get("comment") or image.getexif().get(_SOFTWARE_TAG)
