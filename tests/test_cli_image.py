@@ -147,6 +147,37 @@ def test_stdin_to_stdout(u2netp_onnx: Path) -> None:
     assert result.stderr == b""  # nothing but the image on the pipes
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and /dev/stdout are POSIX")
+def test_dev_stdout_dev_null_and_named_pipes_are_outputs_not_inputs(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # `cutout image a.jpg /dev/stdout > a.png` read /dev/stdout as a second input ("is empty (0 bytes)") and wrote
+    # a.cutout.png beside the photo instead
+    photo = tmp_path / "a.jpg"
+    shutil.copy(EXAMPLE, photo)
+    with (tmp_path / "a.png").open("wb") as redirected:
+        command = [sys.executable, "-m", "cutout", "image", str(photo), "/dev/stdout"]
+        result = subprocess.run(command, stdout=redirected, stderr=subprocess.PIPE, env=ENV, timeout=180)
+    assert result.returncode == 0, result.stderr.decode()
+    assert Image.open(tmp_path / "a.png").size == (512, 512)
+    assert _cutout("image", str(photo), "/dev/null").returncode == 0
+    assert _cutout("image", str(photo), "-o", "/dev/null", "--format", "webp").returncode == 0
+    os.mkfifo(tmp_path / "pipe")
+    with (tmp_path / "b.png").open("wb") as received:
+        reader = subprocess.Popen(["cat", str(tmp_path / "pipe")], stdout=received)
+        assert _cutout("image", str(photo), str(tmp_path / "pipe")).returncode == 0
+        assert reader.wait(timeout=60) == 0
+    assert Image.open(tmp_path / "b.png").size == (512, 512)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "a.png", "b.png", "pipe"]  # none beside a.jpg
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        terminal = _cutout("image", str(photo), os.ttyname(follower))
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert terminal.returncode == 2 and "is a terminal, not a file" in terminal.stderr.decode()
+
+
 @pytest.mark.parametrize("form", [["-", "{out}"], ["-o", "{out}"]])
 def test_stdin_to_an_existing_file_is_skipped_unless_overwrite(u2netp_onnx: Path, tmp_path: Path, form: list) -> None:
     # `cat a.jpg | cutout image - photo.jpg --bg white` replaced photo.jpg, where every other form skips it

@@ -7,8 +7,10 @@ cat photo.jpg | cutout image > photo.png
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import stat
 import sys
 import threading
 import time
@@ -161,12 +163,13 @@ def image(
     )
     code = 0
     started = time.perf_counter()
+    named_sink = target if stream and target not in (None, "-") else None  # /dev/stdout, /dev/null, a named pipe
     try:
-        with report:
+        with report, open(named_sink, "wb") if named_sink else contextlib.nullcontext(sys.stdout.buffer) as sink:
             for outcome in outcomes:
                 report.add(outcome)
                 if outcome.data is not None:
-                    write_all(sys.stdout.buffer, outcome.data)
+                    write_all(sink, outcome.data, named_sink or "standard output")
     except KeyboardInterrupt:
         code = 130
     finally:
@@ -183,6 +186,8 @@ def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None,
     if output is not None or len(paths) < 2:
         return paths, output, False
     last = paths[-1]
+    if len(paths) == 2 and _is_stream(last):  # cutout image a.jpg /dev/stdout: no input, but where bytes go
+        return paths[:-1], last, False
     if last == "-" or Path(last).suffix.lower() in _OUTPUT_SUFFIXES and len(paths) == 2 and not Path(paths[0]).is_dir():
         return paths[:-1], last, last != "-"
     if os.path.isdir(last) or last.endswith(("/", "\\")) or not os.path.exists(last):
@@ -239,10 +244,11 @@ def _plan(
             return [], [job], False
         return [job], [], target is None
     sources = expand(inputs)
-    if output == "-":
+    if output == "-" or _is_stream(output):
         if len(sources) != 1 or sources[0].is_dir():
-            raise UsageError("standard output takes exactly one input image")
-        _check_not_a_terminal()
+            where = "standard output" if output == "-" else str(output)
+            raise UsageError(f"{where} takes exactly one input image")
+        _check_not_a_terminal(None if output == "-" else output)
         format_ = format_for(None, fmt)
         _check_opaque(format_, options, needs_opaque(format_))
         return [Job(sources[0], None, format_)], [], True
@@ -280,13 +286,48 @@ def _plan(
     return plan.jobs, plan.skipped, False
 
 
-def _check_not_a_terminal() -> None:
-    """Image bytes are not for a terminal (as gzip refuses to write compressed data to one)."""
-    if sys.stdout.isatty():
+_STREAM_NAMES = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
+def _is_stream(path: str | None) -> bool:
+    """Whether ``path`` names a stream: /dev/stdout and the like (whatever they point to), a character device
+    (/dev/null) or a pipe. Such an output is written as it is, never through a temporary file and a rename, and
+    it is never read as an input."""
+    if path is None or path == "-":
+        return False
+    if path.startswith(_STREAM_NAMES):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _check_not_a_terminal(device: str | None = None) -> None:
+    """Image bytes are not for a terminal (as gzip refuses to write compressed data to one): standard output, or
+    a ``device`` named as the output (/dev/stdout, /dev/tty)."""
+    if _is_terminal(device) if device is not None else sys.stdout.isatty():
+        where = "standard output" if device is None else device
         raise UsageError(
-            "standard output is a terminal, not a file: redirect it (cutout image < photo.jpg > photo.png) "
-            "or name an output file"
+            f"{where} is a terminal, not a file: redirect it (cutout image < photo.jpg > photo.png) or name an "
+            "output file"
         )
+
+
+def _is_terminal(device: str) -> bool:
+    """Whether the output ``device`` is a terminal; a pipe is not opened here (that would wait for its reader, and
+    closing it would end the reader's input)."""
+    try:
+        if not stat.S_ISCHR(os.stat(device).st_mode):
+            return False
+        descriptor = os.open(device, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False  # the write will say why it cannot
+    try:
+        return os.isatty(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _taken_as_output(source: str, target: Path) -> str:
