@@ -160,6 +160,14 @@ def test_dev_stdout_dev_null_and_named_pipes_are_outputs_not_inputs(u2netp_onnx:
     assert Image.open(tmp_path / "a.png").size == (512, 512)
     assert _cutout("image", str(photo), "/dev/null").returncode == 0
     assert _cutout("image", str(photo), "-o", "/dev/null", "--format", "webp").returncode == 0
+    # from standard input too ("cannot tell the output format of /dev/null from its extension")
+    assert _cutout("image", "-", "/dev/null", stdin=photo.read_bytes()).returncode == 0
+    with (tmp_path / "c.png").open("wb") as redirected:
+        command = [sys.executable, "-m", "cutout", "image", "-", "/dev/stdout"]
+        result = subprocess.run(command, input=photo.read_bytes(), stdout=redirected, stderr=subprocess.PIPE, env=ENV)
+    assert result.returncode == 0, result.stderr.decode()
+    assert Image.open(tmp_path / "c.png").size == (512, 512)
+    (tmp_path / "c.png").unlink()
     os.mkfifo(tmp_path / "pipe")
     with (tmp_path / "b.png").open("wb") as received:
         reader = subprocess.Popen(["cat", str(tmp_path / "pipe")], stdout=received)

@@ -232,13 +232,14 @@ def _plan(
         _check_opaque(format_, options, needs_opaque(format_))
         return watch_jobs(Path(inputs[0]), Path(output), format_, overwrite=overwrite, stop=stop), [], False
     if stdin:
-        target = None if output in (None, "-") else Path(str(output))
+        streamed = output in (None, "-") or _is_stream(output)  # standard output, /dev/stdout, a pipe, ...
+        target = None if streamed else Path(str(output))
         format_ = format_for(target, fmt)
         _check_opaque(format_, options, needs_opaque(format_))
         if sys.stdin.isatty():
             raise UsageError("no input: give an image file or folder, or pipe an image into standard input")
         if target is None:
-            _check_not_a_terminal()
+            _check_not_a_terminal(None if output in (None, "-") else output)
         job = Job(sys.stdin.buffer.read(), target, format_)  # read even when skipped: the writer gets no EPIPE
         if target is not None and os.path.exists(target) and not overwrite:
             return [], [job], False
