@@ -158,6 +158,12 @@ def test_dev_stdout_dev_null_and_named_pipes_are_outputs_not_inputs(u2netp_onnx:
         result = subprocess.run(command, stdout=redirected, stderr=subprocess.PIPE, env=ENV, timeout=180)
     assert result.returncode == 0, result.stderr.decode()
     assert Image.open(tmp_path / "a.png").size == (512, 512)
+    with (tmp_path / "log.bin").open("ab") as appended:  # `>> log.bin`: what is there stays
+        appended.write(b"earlier\n")
+        appended.flush()
+        subprocess.run(command, stdout=appended, stderr=subprocess.PIPE, env=ENV, timeout=180, check=True)
+    assert (tmp_path / "log.bin").read_bytes()[:12] == b"earlier\n\x89PNG"
+    (tmp_path / "log.bin").unlink()
     assert _cutout("image", str(photo), "/dev/null").returncode == 0
     assert _cutout("image", str(photo), "-o", "/dev/null", "--format", "webp").returncode == 0
     # from standard input too ("cannot tell the output format of /dev/null from its extension")

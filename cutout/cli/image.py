@@ -165,7 +165,8 @@ def image(
     started = time.perf_counter()
     named_sink = target if stream and target not in (None, "-") else None  # /dev/stdout, /dev/null, a named pipe
     try:
-        with report, open(named_sink, "wb") if named_sink else contextlib.nullcontext(sys.stdout.buffer) as sink:
+        # appending: /dev/stdout reopened must not cut short what `>>` redirected it to
+        with report, open(named_sink, "ab") if named_sink else contextlib.nullcontext(sys.stdout.buffer) as sink:
             for outcome in outcomes:
                 report.add(outcome)
                 if outcome.data is not None:
