@@ -40,6 +40,9 @@ from cutout.registry import DEFAULT_MODEL, SPECS, ModelSpec, get_spec, spec_from
 __all__ = ["Job", "Outcome", "Session", "make_options", "new_session", "process_images", "remove", "spec_for"]
 
 
+_WEIGHTS_SUFFIXES = (".onnx", ".pth", ".pt", ".ckpt")  # a model given as a file, not a name
+
+
 def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
     """The spec for a built-in name, or for a weights file path (matched by its name, else U2-Net rules)."""
     text = str(model)
@@ -48,7 +51,7 @@ def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
     path = Path(text)
     if path.is_dir() and (path / "spec.json").is_file():  # an exported model's folder
         return spec_from_file(path / "spec.json"), None
-    if path.suffix.lower() in (".onnx", ".pth", ".pt", ".ckpt"):
+    if path.suffix.lower() in _WEIGHTS_SUFFIXES:
         if not path.is_file():
             raise UsageError(f"model file {path} does not exist")
         stem = path.stem.lower().replace("-", "_")
@@ -177,7 +180,7 @@ class Session:
                     spec, weights = spec_for(model)
                 except UsageError as error:
                     path = Path(key)
-                    if path.suffix.lower() in (".onnx", ".pth") or len(path.parts) > 1 or path.exists():
+                    if path.suffix.lower() in _WEIGHTS_SUFFIXES or len(path.parts) > 1 or path.exists():
                         raise UsageError(f"{error}; --refiner takes a trained MNet's name, folder or file") from None
                     raise UsageError(
                         f"no MNet refiner named {key!r}: cutout ships none (none trained so far beats the guided "

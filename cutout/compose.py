@@ -301,9 +301,11 @@ def _cache_key(path: Path) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=4)
 def _source_image(path: str, mtime_ns: int) -> Image.Image:
+    from cutout.io.images import is_animation, video_container  # not at the top: cutout.io.images imports this
+
     try:
         with Image.open(path) as opened:
-            if opened.format in ("GIF", "PNG", "WEBP") and getattr(opened, "is_animated", False):
+            if is_animation(opened):
                 warnings.warn(
                     f"the background {path} is animated ({getattr(opened, 'n_frames', 'several')} frames): a photo "
                     "gets its first frame (`cutout video` plays it behind a clip)",
@@ -315,8 +317,6 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
             if transparent and image.getchannel("A").getextrema()[0] == 255:  # an alpha that hides nothing
                 image = image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        from cutout.io.images import video_container
-
         video = video_container(path)
         if video:
             raise UsageError(

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from cutout.convert import save_torch
-from cutout.errors import first_line
+from cutout.errors import UsageError, first_line
 
 
 def rng_state() -> dict[str, Any]:
@@ -60,8 +60,6 @@ def resume_state(path: Path, config: Any) -> dict[str, Any]:
     Raises:
         UsageError: no such file, not a checkpoint of ``cutout train``, or one of a differently shaped network.
     """
-    from cutout.errors import UsageError
-
     if not path.is_file():
         raise UsageError(f"--resume {path}: no such file (a run keeps its checkpoints in runs/NAME/last.pt)")
     try:

@@ -274,9 +274,9 @@ def _plan(
         if taken and overwrite:
             raise UsageError(
                 f"{target} was not made by cutout, and --overwrite would replace it: of two files, the second is "
-                f"taken as the output. To cut out both, add an output folder: cutout image {shlex.quote(inputs[0])} "
-                f"{shlex.quote(str(target))} cutouts/; to replace it, name it with -o: cutout image "
-                f"{shlex.quote(inputs[0])} -o {shlex.quote(str(target))} --overwrite"
+                f"taken as the output. To cut out both, add an output folder: {_both(inputs[0], target)}; to "
+                f"replace it, name it with -o: cutout image {shlex.quote(inputs[0])} -o {shlex.quote(str(target))} "
+                "--overwrite"
             )
         job = Job(sources[0], target, format_)
         return ([], [job], False) if os.path.exists(target) and not overwrite else ([job], [], False)
@@ -332,9 +332,14 @@ def _is_terminal(device: str) -> bool:
         os.close(descriptor)
 
 
+def _both(source: str, target: Path) -> str:
+    """The command that cuts out both of two files where the second was taken as the output."""
+    return f"cutout image {shlex.quote(source)} {shlex.quote(str(target))} cutouts/"
+
+
 def _taken_as_output(source: str, target: Path) -> str:
     """A hint for when the second of two files, taken as the output, was meant as a second input."""
-    both = f"cutout image {shlex.quote(source)} {shlex.quote(str(target))} cutouts/"
+    both = _both(source, target)
     return f"{target} exists and is taken as the output; to cut out both files, add an output folder: {both}"
 
 

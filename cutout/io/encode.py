@@ -111,9 +111,8 @@ def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = 
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
     pillow_name, options = _PILLOW[format]
-    exif = Image.Exif()  # Pillow frames it as each format wants ("Exif\0\0" first in JPEG's APP1)
-    exif[_SOFTWARE_TAG] = SOFTWARE
-    extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
+    # Pillow frames the EXIF as each format wants ("Exif\0\0" first in JPEG's APP1)
+    extra: dict[str, Any] = {"exif": software_exif(), **({"icc_profile": profile} if profile else {})}
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
@@ -205,13 +204,11 @@ def _deflate_rows(height: int, row_bytes: int, block: Callable[[int, int], np.nd
     return b"".join(pieces)
 
 
-def software_exif() -> bytes:
-    """EXIF data whose Software tag is :data:`SOFTWARE`: a TIFF header and one IFD, without JPEG's ``Exif\0\0``
-    (a WebP file's EXIF chunk holds it so)."""
+def software_exif() -> Image.Exif:
+    """EXIF whose Software tag is :data:`SOFTWARE`."""
     exif = Image.Exif()
     exif[_SOFTWARE_TAG] = SOFTWARE
-    data = exif.tobytes()
-    return data[6:] if data.startswith(b"Exif\0\0") else data
+    return exif
 
 
 def made_by_cutout(path: Path) -> bool:

@@ -139,13 +139,18 @@ def _decode(stream: IO[bytes], what: str, max_pixels: int | None, draft: tuple[i
     return _upright(image, what)
 
 
-def _warn_if_animated(image: Image.Image, what: str) -> None:
-    """Say so when an animated GIF, PNG (APNG) or WebP is cut out as its first frame only.
+def is_animation(image: Image.Image) -> bool:
+    """Whether ``image`` is an animated GIF, PNG (APNG) or WebP, of which a still use takes the first frame.
 
-    Other formats with several frames are left alone: a camera's MPO holds a second, hidden picture, and a TIFF's
-    pages are no animation.
+    Other formats with several frames are no animation: a camera's MPO holds a second, hidden picture, and a
+    TIFF's pages are pages.
     """
-    if image.format not in ("GIF", "PNG", "WEBP") or not getattr(image, "is_animated", False):
+    return image.format in ("GIF", "PNG", "WEBP") and bool(getattr(image, "is_animated", False))
+
+
+def _warn_if_animated(image: Image.Image, what: str) -> None:
+    """Say so when an animation (:func:`is_animation`) is cut out as its first frame only."""
+    if not is_animation(image):
         return
     count = f"{getattr(image, 'n_frames', 'several')} frames"
     if what == "the data":

@@ -498,7 +498,8 @@ def _mark_animation(path: Path, muxer: str) -> None:
         crc = zlib.crc32(chunk, zlib.crc32(b"tEXt"))
         data = data[:end] + struct.pack(">I", len(chunk)) + b"tEXt" + chunk + struct.pack(">I", crc) + data[end:]
     elif muxer == "webp" and data[:4] == b"RIFF" and data[8:16] == b"WEBPVP8X" and len(data) > 20:
-        exif = software_exif()
+        exif = software_exif().tobytes()
+        exif = exif[6:] if exif.startswith(b"Exif\0\0") else exif  # a WebP EXIF chunk holds the TIFF data alone
         body = data[:20] + bytes([data[20] | 0x08]) + data[21:] + b"EXIF" + struct.pack("<I", len(exif)) + exif
         body += b"\0" * (len(exif) % 2)
         data = body[:4] + struct.pack("<I", len(body) - 8) + body[8:]
