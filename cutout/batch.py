@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from cutout.errors import CutoutError, InputError, memory_shortage, out_of_memory
-from cutout.io.encode import encode_cutout_png
+from cutout.io.encode import encode_cutout_png, made_by_cutout
 from cutout.io.images import (
     alpha_array,
     encode_image,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from cutout.registry import ModelSpec
 
 Status = Literal["done", "skipped", "failed"]
+#: Why a job found in a folder is skipped: the file is an earlier result (``photo.cutout.png`` beside its photo).
+MADE_BY_CUTOUT = "made by cutout (an earlier result); name the file itself to cut it out again"
 _LESS_MEMORY = "close other programs, or run it alone with --workers 1"
 
 
@@ -52,6 +54,8 @@ class Job:
     source: Path | bytes
     target: Path | None
     format: str = "png"
+    #: found by walking a folder (not named): skipped, not cut out again, if cutout made it (an earlier result)
+    found: bool = False
 
     @property
     def name(self) -> str:
@@ -126,6 +130,7 @@ class _Work:
     prepared: Prepared | None = None
     prediction: np.ndarray | None = None  # at network resolution: small while it waits for an encoder
     error: str = ""
+    skip: str = ""  # why the job is skipped rather than done
 
 
 def process_images(
@@ -139,6 +144,8 @@ def process_images(
     cancel: threading.Event | None = None,
 ) -> Generator[Outcome, None, None]:
     """Run every job; yield one :class:`Outcome` per job, in order.
+
+    A job :attr:`Job.found` in a folder whose file cutout made (an earlier result) is skipped: its outcome says so.
 
     With ``fail_fast`` the first failure raises its :class:`CutoutError` after being yielded, so no more
     jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
@@ -169,6 +176,8 @@ def process_images(
 
 def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
     def decode(job: Job) -> _Work:
+        if job.found and isinstance(job.source, Path) and made_by_cutout(job.source):
+            return _Work(job, skip=MADE_BY_CUTOUT)
         try:
             return _Work(job, prepare(spec, job.source, max_pixels))
         except CutoutError as error:
@@ -203,6 +212,8 @@ def _infer(session: Session, batch: list[_Work], cancel: threading.Event) -> lis
 
 
 def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
+    if work.skip:
+        return Outcome(work.job, "skipped", work.skip)
     if work.prepared is None or work.prediction is None:
         return Outcome(work.job, "failed", work.error or "not decoded")
     try:

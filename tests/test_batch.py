@@ -256,3 +256,17 @@ def test_exif_rotated_draft_keeps_the_upright_size(tmp_path: Path) -> None:
     assert prepared.rgb is None and prepared.size == (3200, 2000)
     (outcome,) = _run([Job(tmp_path / "turned.jpg", tmp_path / "turned.png")])
     assert outcome.status == "done" and Image.open(tmp_path / "turned.png").size == (2000, 3200)
+
+
+def test_an_image_found_in_a_folder_that_cutout_made_is_skipped_not_cut_out_again(photos: Path, tmp_path: Path) -> None:
+    earlier = tmp_path / "p0.cutout.png"
+    [outcome] = _run([Job(photos / "p0.jpg", earlier)])
+    assert outcome.status == "done"
+    again = [
+        Job(earlier, tmp_path / "a.png", found=True),
+        Job(earlier, tmp_path / "b.png"),
+        Job(photos / "p1.jpg", tmp_path / "c.png", found=True),
+    ]
+    outcomes = _run(again)
+    assert [o.status for o in outcomes] == ["skipped", "done", "done"]
+    assert outcomes[0].reason.startswith("made by cutout") and not (tmp_path / "a.png").exists()

@@ -264,6 +264,23 @@ def test_existing_outputs_are_skipped_unless_overwrite(u2netp_onnx: Path, tree: 
     assert "3 done" in forced.stderr.decode() and (out / "astronaut.png").stat().st_mtime_ns != stamp
 
 
+def test_a_folder_run_skips_earlier_results_beside_the_photos(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    # `cutout image shoot/astronaut.jpg` leaves astronaut.cutout.png beside the photo; a later folder run cut that
+    # result out again (astronaut.cutout.png in the output folder, and .cutout.cutout.png on the run after)
+    assert _cutout("image", str(tree / "astronaut.jpg")).returncode == 0
+    assert _cutout("image", str(tree / "day1" / "chelsea.jpg"), "--bg", "white", "--format", "jpg").returncode == 0
+    look_alike = tree / "day1" / "look.cutout.png"  # named like a result, but a photo: cut out
+    Image.open(EXAMPLE).save(look_alike)
+    out = tmp_path / "cut"
+    result = _cutout("image", str(tree), str(out))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "4 done, 2 skipped (made by cutout" in result.stderr.decode()
+    written = [p.relative_to(out).as_posix() for p in _assert_complete_pngs(out)]
+    assert written == ["astronaut.png", "day1/chelsea.png", "day1/look.cutout.png", "day2/close/coffee.png"]
+    named = _cutout("image", str(tree / "astronaut.cutout.png"), "-o", str(tmp_path / "again.png"))
+    assert named.returncode == 0 and (tmp_path / "again.png").exists(), named.stderr.decode()
+
+
 def test_a_rerun_into_an_output_folder_inside_the_input_reads_only_the_photos(u2netp_onnx: Path, tree: Path) -> None:
     # relative paths, as typed in a shell: the output folder inside the input was read back as new inputs
     for _ in range(2):

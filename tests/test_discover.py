@@ -89,6 +89,15 @@ def test_watch_does_not_read_its_own_output_inside_the_folder(shoot: Path) -> No
     finally:
         timer.cancel()
     assert sorted(job.source.as_posix() for job in jobs) == ["shoot/a.jpg", "shoot/day1/b.png"]
+    assert all(job.found for job in jobs)  # so the pipeline skips earlier results that cutout made
+
+
+def test_only_images_found_in_a_folder_are_marked_found(shoot: Path, tmp_path: Path) -> None:
+    plan = plan_jobs([shoot / "day1", shoot / "a.jpg"], tmp_path / "out", "png", overwrite=True)
+    assert [(job.source.as_posix(), job.found) for job in plan.jobs] == [
+        ("shoot/day1/b.png", True),
+        ("shoot/a.jpg", False),
+    ]
 
 
 def test_watch_says_when_its_folder_goes_away_and_comes_back(shoot: Path) -> None:

@@ -33,6 +33,7 @@ class BatchReport:
         self.total = total
         self.skipped = len(skipped)
         self.done = 0
+        self.ours = 0  # images found in a folder that cutout made: skipped
         self.failed: list[Outcome] = []
         self.quiet = quiet
         self.watch = watch
@@ -70,6 +71,8 @@ class BatchReport:
                 self.console.print(f"[red]failed[/] {_describe(outcome)}")
         elif outcome.status == "done":
             self.done += 1
+        else:
+            self.ours += 1
         if self._progress is not None and self._task is not None:
             task = self._progress.tasks[0]
             elapsed = task.elapsed or 0.0
@@ -86,6 +89,8 @@ class BatchReport:
         parts = [f"{self.done} done"]
         if self.skipped:
             parts.append(f"{self.skipped} skipped (output exists; --overwrite redoes them)")
+        if self.ours:
+            parts.append(f"{self.ours} skipped (made by cutout: earlier results; name a file to cut it out again)")
         if self.failed:
             parts.append(f"[red]{len(self.failed)} failed[/]")
         head = "[yellow]interrupted[/]: " if interrupted else ""
@@ -95,7 +100,7 @@ class BatchReport:
         if len(self.failed) > MAX_LISTED_FAILURES:
             self.console.print(f"  ... and {len(self.failed) - MAX_LISTED_FAILURES} more")
         if interrupted and self.total is not None:
-            left = self.total - self.done - len(self.failed)
+            left = self.total - self.done - self.ours - len(self.failed)
             self.console.print(f"{left} not started; run the same command again to resume (done files are skipped)")
 
 

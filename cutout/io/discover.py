@@ -123,9 +123,11 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     """One job per image: a folder's images mirror its tree under ``output``; files go into ``output``.
 
     Without ``output`` each result is written beside its input as ``NAME.cutout.EXT``. Existing outputs are
-    skipped unless ``overwrite``.
+    skipped unless ``overwrite``. Images found in a folder are marked :attr:`Job.found`: the pipeline skips those
+    that cutout made (earlier results kept beside their photos) instead of cutting them out again.
     """
     pairs: list[tuple[Path, Path]] = []
+    found: set[Path] = set()  # from a folder walk: skipped when cutout made them
     for source in inputs:
         if source.is_dir():
             root = output if output is not None else default_folder(source)
@@ -133,6 +135,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
             for image in find_images(source, exclude=root):
                 target = root / image.relative_to(source).with_suffix(EXTENSIONS[format])
                 pairs.append((image, target))
+                found.add(image)
         elif output is not None:
             pairs.append((source, output / (source.stem + EXTENSIONS[format])))
         else:
@@ -141,7 +144,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     plan = Plan()
     for source, target in pairs:
         check_not_the_source(source, target)
-        job = Job(source, target, format)
+        job = Job(source, target, format, found=source in found)
         # os.path.exists: a name too long for the file system fails as its job (saying so), not here
         (plan.skipped if os.path.exists(target) and not overwrite else plan.jobs).append(job)
     return plan
@@ -259,7 +262,7 @@ def watch_jobs(
                 done[image] = signature
                 target = output / image.relative_to(folder).with_suffix(EXTENSIONS[format])
                 if overwrite or not os.path.exists(target):
-                    yield Job(image, target, format)
+                    yield Job(image, target, format, found=True)
             else:
                 candidates[image] = signature
         if stop.wait(interval):
