@@ -38,6 +38,14 @@ class OutputError(CutoutError):
     """An output file or folder that cannot be written (permission denied, a file where a folder should be, ...)."""
 
 
+class DeviceError(BackendError, UsageError):
+    """A --device that this machine or this install cannot give (no CUDA provider, no such GPU): a usage error."""
+
+
+class OutputTakenError(OutputError, UsageError):
+    """An output that exists and may not be replaced (a folder of other files): a usage error, found before work."""
+
+
 class VideoError(InputError):
     """An input video that cannot be read: not a video, no video stream, a codec this FFmpeg cannot decode, ..."""
 

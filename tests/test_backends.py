@@ -54,8 +54,9 @@ def test_auto_is_onnx_on_cpu_here() -> None:
 def test_asking_for_a_missing_gpu_is_an_error_not_a_cpu_fallback(backend: str) -> None:
     if backend == "torch":
         pytest.importorskip("torch")
-    with pytest.raises(BackendError, match="cuda"):
+    with pytest.raises(BackendError, match="cuda") as raised:
         create_predictor(get_spec("u2netp"), backend=backend, device="cuda:0")
+    assert isinstance(raised.value, UsageError)  # the command's exit code 2: an option this machine cannot honour
 
 
 def _predictor(weights: Path) -> OnnxPredictor:

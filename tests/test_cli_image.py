@@ -595,3 +595,14 @@ def test_watch_ends_at_once_on_ctrl_c_while_waiting_for_files(u2netp_onnx: Path,
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()
     assert time.monotonic() - started < 3, "the folder scan held the exit up (it waited 5 s per stage before)"
+
+
+def test_a_gpu_this_machine_lacks_is_a_usage_error(u2netp_onnx: Path, tmp_path: Path) -> None:
+    from cutout.backends import onnx_cuda_available
+
+    if onnx_cuda_available():
+        pytest.skip("a GPU is present")
+    result = _cutout("image", str(EXAMPLE), str(tmp_path / "a.png"), "--device", "cuda")
+    assert result.returncode == 2, result.stderr.decode()
+    assert "asked for a GPU" in result.stderr.decode() and "--device cpu" in result.stderr.decode()
+    assert not (tmp_path / "a.png").exists()

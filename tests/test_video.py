@@ -460,3 +460,12 @@ def test_a_background_is_a_video_when_it_moves_and_an_image_when_it_does_not(cli
         "video", str(clips / "intel_asl_help_person.mp4"), str(tmp_path / "o.mp4"), "--bg", str(tmp_path / "frame.png")
     )
     assert result.returncode == 2 and "has transparency" in result.stderr.decode(), result.stderr.decode()
+
+
+def test_a_folder_of_other_files_as_the_frames_output_is_a_usage_error(clips: Path, tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    result = _cutout("video", str(clips / "mdn_rabbit320_audio.mp4"), str(tmp_path / "mine"), "--duration", "0.2")
+    assert result.returncode == 2, result.stderr.decode()  # refused before any work, as other bad outputs are
+    assert "is not a folder of frame_NNNNNN.png files; choose a new or empty folder" in result.stderr.decode()
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

@@ -107,9 +107,9 @@ def _device(config: TrainConfig, local_rank: int) -> torch.device:
     if config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        from cutout.errors import BackendError
+        from cutout.errors import DeviceError
 
-        raise BackendError(
+        raise DeviceError(
             f"--device {config.device} asked for a GPU, but PyTorch sees no CUDA device; use --device cpu"
         )
     return torch.device("cuda", local_rank if config.device in ("auto", "cuda") else int(config.device.split(":")[1]))

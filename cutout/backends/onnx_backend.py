@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cutout.errors import BackendError, Stopped
+from cutout.errors import BackendError, DeviceError, Stopped
 from cutout.registry import ModelSpec
 
 
@@ -185,7 +185,7 @@ def _providers(device: object, available: list[str]) -> list[object]:
     if device.kind != "cuda":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" not in available:
-        raise BackendError(
+        raise DeviceError(
             f"--device {device} asked for a GPU, but this onnxruntime has no CUDA provider "
             f"(available: {', '.join(available)}). Install `cutout[gpu]` (onnxruntime-gpu) or use --device cpu."
         )

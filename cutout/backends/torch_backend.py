@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from cutout.errors import BackendError, Stopped
+from cutout.errors import DeviceError, Stopped
 from cutout.registry import ModelSpec
 
 
@@ -30,13 +30,11 @@ class TorchPredictor:
         assert isinstance(device, Device)
         if device.kind == "cuda":
             if not torch.cuda.is_available():
-                raise BackendError(
+                raise DeviceError(
                     f"--device {device} asked for a GPU, but PyTorch sees no CUDA device; use --device cpu"
                 )
             if device.index >= torch.cuda.device_count():
-                raise BackendError(
-                    f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)"
-                )
+                raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here (cuda:0..)")
         if threads is not None and device.kind == "cpu":
             torch.set_num_threads(threads)
         self.spec = spec

@@ -78,7 +78,7 @@ from av.video.frame import VideoFrame as AvFrame
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
-from cutout.errors import OutputError, UsageError
+from cutout.errors import OutputError, OutputTakenError, UsageError
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
 from cutout.io.video import VideoInfo, check_window, open_container
 
@@ -729,7 +729,7 @@ def _check_replaceable(path: Path) -> None:
         return
     if path.is_dir() and not path.is_symlink() and all(_is_frame_name(entry.name) for entry in path.iterdir()):
         return
-    raise OutputError(
+    raise OutputTakenError(
         f"{path} already exists and is not a folder of frame_NNNNNN.png files; choose a new or empty folder"
     )
 
