@@ -606,3 +606,29 @@ def test_a_gpu_this_machine_lacks_is_a_usage_error(u2netp_onnx: Path, tmp_path: 
     assert result.returncode == 2, result.stderr.decode()
     assert "asked for a GPU" in result.stderr.decode() and "--device cpu" in result.stderr.decode()
     assert not (tmp_path / "a.png").exists()
+
+
+def test_control_characters_in_file_names_are_written_out_not_sent_to_the_terminal(
+    u2netp_onnx: Path, tmp_path: Path
+) -> None:
+    # a name holding ESC sequences would recolour or clear the terminal; one holding a newline split the line
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "esc\x1b[2Jclear.jpg").write_bytes(b"garbage")
+    (folder / "two\nlines.jpg").write_bytes(b"garbage")
+    result = _cutout("image", str(folder), str(tmp_path / "out"))
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "\x1b" not in err and "esc\\x1b[2Jclear.jpg is not an image" in err
+    assert "two\\nlines.jpg is not an image" in err and len(err.splitlines()) == 3
+    missing = _cutout("image", str(tmp_path / "gone\x07.jpg"))
+    assert missing.returncode == 2 and "gone\\x07.jpg does not exist" in missing.stderr.decode()
+
+
+def test_printable_keeps_text_and_writes_out_controls() -> None:
+    from cutout.cli import printable, shown
+
+    assert printable("ünïcode [tag] ok.jpg") == "ünïcode [tag] ok.jpg"
+    assert printable("a\tb\rc\x1b[0m\u202edoc.exe") == "a\\tb\\rc\\x1b[0m\\u202edoc.exe"
+    assert printable("one\ntwo") == "one\\ntwo" and printable("one\ntwo", lines=True) == "one\ntwo"
+    assert shown("[red]x\x1b") == "\\[red]x\\x1b"

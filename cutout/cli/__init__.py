@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _finished = False
 
 
@@ -25,3 +27,26 @@ def reflow(text: str) -> str:
     """
     paragraphs = text.strip("\n").split("\n\n")
     return "\n\n".join(p if p.startswith(" ") else " ".join(p.split("\n")) for p in paragraphs)
+
+
+# C0 controls (ESC, CR, BEL, backspace, ...), DEL, C1 controls, and the bidirectional overrides that make text show
+# in another order than it is
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_BUT_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` with its control characters written out (``\\x1b``, ``\\n``), to print on a terminal.
+
+    A file name can hold any of them: printed raw, ``photo<ESC>[2J.jpg`` would clear the terminal, and a newline
+    would split a summary line in two. ``lines``: keep newlines (a message of several lines).
+    """
+    pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shown(text: str, *, lines: bool = False) -> str:
+    """:func:`printable` ``text`` with rich's markup escaped, for ``Console.print``."""
+    from rich.markup import escape
+
+    return escape(printable(text, lines=lines))

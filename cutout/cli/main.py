@@ -13,7 +13,7 @@ import warnings
 
 import typer
 
-from cutout.cli import image, is_finished, reflow, train, video, weights
+from cutout.cli import image, is_finished, printable, reflow, shown, train, video, weights
 from cutout.errors import CutoutError, UsageError, memory_shortage, out_of_memory
 
 app = typer.Typer(
@@ -73,7 +73,7 @@ def _warning_line(
 ) -> str:
     """Warnings on the command line as one line each ("warning: a.jpg: cannot read its EXIF orientation ..."),
     without the file, line and source of the code that raised them: they are about the user's files."""
-    return f"warning: {message}\n"
+    return f"warning: {printable(str(message), lines=True)}\n"
 
 
 def _plain(message: str) -> str:
@@ -87,9 +87,8 @@ def _plain(message: str) -> str:
 
 def _error(message: str) -> None:
     from rich.console import Console
-    from rich.markup import escape
 
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {shown(message, lines=True)}", highlight=False)
 
 
 def _only_daemons_left() -> bool:

@@ -7,7 +7,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +17,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from cutout.cli import shown
 
 if TYPE_CHECKING:
     from cutout.batch import Job, Outcome
@@ -80,7 +81,7 @@ class BatchReport:
             rate = f"{count / elapsed:.2f} img/s" if elapsed > 0 else ""
             self._progress.update(self._task, advance=1, rate=rate)
         elif self.watch and not self.quiet and outcome.status == "done":
-            self.console.print(f"done {escape(outcome.job.name)}")
+            self.console.print(f"done {shown(outcome.job.name)}")
 
     def summary(self, elapsed: float, *, interrupted: bool = False) -> None:
         if self.quiet and not self.failed and not interrupted:
@@ -107,7 +108,7 @@ class BatchReport:
 def _describe(outcome: Outcome) -> str:
     """``name: reason``, without repeating the name when the reason already starts with it."""
     name, reason = outcome.job.name, outcome.reason
-    return escape(reason if reason.startswith(name) else f"{name}: {reason}")
+    return shown(reason if reason.startswith(name) else f"{name}: {reason}")
 
 
 def exit_on_sigterm() -> None:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cutout.cli import shown
 from cutout.cli.options import (
     DEFAULT_REFINE,
     DEFAULT_REFINER,
@@ -147,7 +147,7 @@ def video(
 
     check_not_the_source(source, target)
     if os.path.exists(target) and not overwrite and kind != "png":
-        console.print(f"skipped: {escape(str(target))} exists (--overwrite replaces it)")
+        console.print(f"skipped: {shown(str(target))} exists (--overwrite replaces it)")
         return
     if second_file and kind != "png" and os.path.isfile(target) and overwrite:
         from cutout.io.encode import made_by_cutout
@@ -170,7 +170,7 @@ def video(
         _report(console, summary)
     if summary.short:
         console.print(
-            f"[yellow]warning[/]: {escape(str(source))} ended after {summary.frames} of the {summary.expected} "
+            f"[yellow]warning[/]: {shown(str(source))} ended after {summary.frames} of the {summary.expected} "
             "frames it announces (truncated or damaged?); the output holds the frames that could be read"
         )
     raise typer.Exit(130 if summary.interrupted else 1 if summary.short else 0)
@@ -250,9 +250,9 @@ def _report(console: Console, summary: VideoSummary) -> None:
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
     head = "[yellow]interrupted[/]: kept a valid, shorter video with " if summary.interrupted else ""
     console.print(
-        f"{head}{summary.frames} frames in {summary.seconds:.1f} s ({rate:.1f} fps) -> {escape(str(summary.output))}"
+        f"{head}{summary.frames} frames in {summary.seconds:.1f} s ({rate:.1f} fps) -> {shown(str(summary.output))}"
     )
     if summary.skipped:
         console.print(f"[yellow]{summary.skipped} corrupt packet(s) skipped[/]; the rest was processed")
     for note in summary.notes:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {shown(note)}")
