@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageColor, ImageFilter, ImageOps
 
 from cutout.errors import UsageError
+from cutout.hdr import HLG, PQ, colour_to_hdr, is_hdr, sdr_to_hdr
 
 BACKGROUND_FORMS = (
     "a colour name (--bg white), hex (--bg '#00ff00' or '#00ff0080'), r,g,b or r,g,b,a from 0 to 255 "
@@ -39,12 +40,15 @@ class Background:
         path: the image file for ``kind="image"``.
         radius: Gaussian blur radius in pixels for ``kind="blur"``; None scales it to the image (2% of the short
             side, at least 3).
+        hdr: the HDR signal of the frames it goes behind, as (transfer, primaries) codes (PQ 16 or HLG 18; BT.2020
+            9): the colour's or image's sRGB values are converted into it (:mod:`cutout.hdr`). None: as they are.
     """
 
     kind: Literal["color", "image", "blur"]
     color: tuple[int, int, int, int] = (0, 0, 0, 255)
     path: Path | None = None
     radius: float | None = None
+    hdr: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("color", "image", "blur"):
@@ -55,6 +59,13 @@ class Background:
             raise UsageError("an image background needs a path, e.g. Background('image', path=Path('beach.jpg'))")
         if self.radius is not None and not (math.isfinite(self.radius) and self.radius > 0):
             raise UsageError(f"blur radius {self.radius!r} must be a positive number of pixels, e.g. 15")
+        if self.hdr is not None and not is_hdr(self.hdr[0]):
+            raise UsageError(f"hdr {self.hdr!r} must start with an HDR transfer: {PQ} (PQ) or {HLG} (HLG)")
+
+    @property
+    def signal_color(self) -> tuple[int, int, int, int]:
+        """``color`` in the signal of the frames: as given, or converted into :attr:`hdr`'s."""
+        return self.color if self.hdr is None else colour_to_hdr(self.color, *self.hdr)
 
     @property
     def opaque(self) -> bool:
@@ -146,9 +157,10 @@ def compose(rgb: np.ndarray, alpha: np.ndarray, background: Background | None) -
     if background is None:
         return cutout_rgba(rgb, alpha)
     if background.kind == "color" and not background.opaque:
-        return _over_translucent(rgb, alpha, np.asarray(background.color[:3], np.uint8), background.color[3])
+        color = background.signal_color
+        return _over_translucent(rgb, alpha, np.asarray(color[:3], np.uint8), color[3])
     if background.kind == "color":
-        bg: np.ndarray = np.asarray(background.color[:3], np.uint8)
+        bg: np.ndarray = np.asarray(background.signal_color[:3], np.uint8)
     elif background.kind == "blur":
         bg = blurred(rgb, background.radius)
     else:
@@ -276,7 +288,7 @@ def background_array(background: Background, height: int, width: int) -> np.ndar
     Shape: -> (height, width, 3) uint8.
     """
     if background.kind == "color":
-        return np.full((height, width, 3), background.color[:3], np.uint8)
+        return np.full((height, width, 3), background.signal_color[:3], np.uint8)
     layers = _background_layers(background, height, width)
     return layers if layers.shape[2] == 3 else layers[..., :3]
 
@@ -288,7 +300,7 @@ def _background_layers(background: Background, height: int, width: int) -> np.nd
     """
     if background.kind != "image" or background.path is None:
         raise ValueError(f"background_array needs a colour or an image background, got {background.kind!r}")
-    return _covering(*_cache_key(background.path), height, width)
+    return _covering(*_cache_key(background.path), height, width, background.hdr)
 
 
 def _cache_key(path: Path) -> tuple[str, int]:
@@ -330,8 +342,10 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
 
 
 @functools.lru_cache(maxsize=4)
-def _covering(path: str, mtime_ns: int, height: int, width: int) -> np.ndarray:
+def _covering(path: str, mtime_ns: int, height: int, width: int, hdr: tuple[int, int] | None = None) -> np.ndarray:
     array = cover(_source_image(path, mtime_ns), height, width)
+    if hdr is not None:
+        array[..., :3] = sdr_to_hdr(array[..., :3], *hdr)
     array.flags.writeable = False
     return array
 

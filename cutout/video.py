@@ -10,6 +10,7 @@ encoded; with smoothing off every frame's mask is exactly what ``cutout image`` 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import select
@@ -24,6 +25,7 @@ import numpy as np
 
 from cutout.compose import cover, over_background, see_through
 from cutout.errors import InputError, UsageError
+from cutout.hdr import NAMES, is_hdr, sdr_to_hdr
 from cutout.io.encode import write_all
 from cutout.options import VideoOptions
 from cutout.pipeline import batched, parallel_map, threaded
@@ -44,6 +46,7 @@ KINDS = {
     ".png": "apng",
     ".gif": "gif",
 }
+_KIND_NAMES = {"png": "a folder of PNGs", "webp": "an animated WebP", "apng": "an APNG", "gif": "a GIF"}
 #: Extensions of the animations cutout writes (and reads: an animated GIF, PNG or WebP is a video too).
 ANIMATION_SUFFIXES = frozenset(suffix for suffix, kind in KINDS.items() if kind in ("webp", "apng", "gif"))
 
@@ -129,15 +132,22 @@ def cutout_frames(
     options: VideoOptions,
     *,
     cancel: threading.Event | None = None,
+    hdr: tuple[int, int] | None = None,
 ) -> Iterator[tuple[np.ndarray, int | None]]:
     """The result for each (rgb, pts) or (rgb, pts, alpha) frame, in order: smoothed mask, then the composed or
     masked frame. A frame's own ``alpha`` (None: opaque) bounds its mask, as for images: what it hid stays hidden.
+
+    ``hdr``: the frames' HDR signal (transfer, primaries), when the output keeps it: a background colour, image or
+    SDR video is converted into it (:mod:`cutout.hdr`).
 
     Shape: each rgb (H, W, 3), alpha (H, W) uint8 -> (H, W) mask, (H, W, 3) composite or (H, W, 4) cutout, uint8.
     """
     spec = session.spec
     smoother = TemporalSmoother(options.temporal_smoothing)
-    backgrounds = _background_frames(options.background_video, cancel) if options.background_video else None
+    backgrounds = _background_frames(options.background_video, cancel, hdr) if options.background_video else None
+    remove = options.remove
+    if hdr is not None and remove.background is not None and remove.background.kind != "blur":
+        remove = dataclasses.replace(remove, background=dataclasses.replace(remove.background, hdr=hdr))
     prepared = (_Frame(item[0], item[1], model_input(spec, item[0]), *item[2:]) for item in frames)
 
     if cancel is not None:
@@ -157,24 +167,28 @@ def cutout_frames(
                 normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
             )
             mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
-            if backgrounds is not None and not options.remove.only_mask:
+            if backgrounds is not None and not remove.only_mask:
                 background = cover(next(backgrounds), *frame.rgb.shape[:2])
-                finished = session.finish(frame.rgb, mask, options.remove, alpha=frame.alpha)
+                finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
                 yield over_background(*finished, background), frame.pts
             else:
-                yield session.render(frame.rgb, mask, options.remove, alpha=frame.alpha), frame.pts
+                yield session.render(frame.rgb, mask, remove, alpha=frame.alpha), frame.pts
 
 
-def _background_frames(path: Path, cancel: threading.Event | None) -> Iterator[np.ndarray]:
-    """The background video's frames, looped for as long as they are asked for."""
+def _background_frames(
+    path: Path, cancel: threading.Event | None, hdr: tuple[int, int] | None = None
+) -> Iterator[np.ndarray]:
+    """The background video's frames, looped for as long as they are asked for; an SDR video's converted into
+    ``hdr``, the signal of the frames they go behind (an HDR one is taken as it is)."""
     from cutout.io.video import VideoReader
 
     while True:
         count = 0
         with VideoReader(path) as reader:
+            convert = hdr is not None and not is_hdr(reader.info.color_trc)
             for frame in reader.frames():
                 count += 1
-                yield frame.rgb
+                yield sdr_to_hdr(frame.rgb, *hdr) if convert and hdr is not None else frame.rgb
         if count == 0 or (cancel is not None and cancel.is_set()):
             raise UsageError(f"the background video {path} has no frames")
 
@@ -210,9 +224,21 @@ def process_video(
                 durations[frame.pts] = frame.duration
                 yield frame.rgb, frame.pts, frame.alpha
 
+        info = reader.info
+        hdr = None
+        if is_hdr(info.color_trc) and kind in ("mp4", "mov", "webm"):  # kept, tagged as the input
+            hdr = (info.color_trc, info.color_primaries)
+        elif is_hdr(info.color_trc) and kind != "mask":
+            summary.notes.append(
+                f"the input is HDR ({NAMES[info.color_trc]}); {_KIND_NAMES.get(kind, kind)} has no way to say so, "
+                "so its colours show flat and pale: write .mov, .webm or .mp4 to keep HDR"
+            )
         decoded = threaded(frames(), maxsize=4, name="cutout-decode", cancel=cancel)
         results = threaded(
-            cutout_frames(decoded, session, options, cancel=cancel), maxsize=4, name="cutout-infer", cancel=cancel
+            cutout_frames(decoded, session, options, cancel=cancel, hdr=hdr),
+            maxsize=4,
+            name="cutout-infer",
+            cancel=cancel,
         )
         try:
             with VideoWriter(
@@ -228,7 +254,7 @@ def process_video(
                     summary.interrupted = True
                     raise
                 finally:
-                    summary.notes = list(writer.notes)
+                    summary.notes = [*summary.notes, *writer.notes]
         except KeyboardInterrupt:
             pass  # the writer has closed a valid, shorter file
         finally:

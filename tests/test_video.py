@@ -469,3 +469,84 @@ def test_a_folder_of_other_files_as_the_frames_output_is_a_usage_error(clips: Pa
     assert result.returncode == 2, result.stderr.decode()  # refused before any work, as other bad outputs are
     assert "is not a folder of frame_NNNNNN.png files; choose a new or empty folder" in result.stderr.decode()
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+class _LeftHalf(cutout.Session):
+    """The model replaced by a mask of the left half of each frame: the right half is all background."""
+
+    def __init__(self) -> None:  # no model to load
+        from types import SimpleNamespace
+
+        from cutout.registry import get_spec
+
+        self.spec = get_spec("u2netp")
+        self._loading = None
+        self.predictor = SimpleNamespace(concurrency=1, stop_runs=lambda stop: None)  # type: ignore[assignment]
+
+    def predictions(self, inputs, stop=None):  # type: ignore[no-untyped-def]
+        prediction = np.zeros((320, 320), np.float32)
+        prediction[:, :160] = 1.0
+        return [prediction for _ in inputs]
+
+
+def _hdr_clip(path: Path, transfer: int, colour: tuple[int, int, int] = (128, 128, 128)) -> None:
+    """A 10-bit HEVC clip of 5 frames tagged BT.2020 with ``transfer`` (HLG 18, PQ 16), as phones record."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx265", rate=10, options={"x265-params": "log-level=none"})
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p10le"
+        context = stream.codec_context
+        context.color_primaries, context.color_trc, context.colorspace, context.color_range = 9, transfer, 9, 1
+        for _ in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), colour, np.uint8), format="rgb24")
+            frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = 9, transfer, 9, 1
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.mark.parametrize(
+    ("transfer", "kind", "white"), [(18, "mp4", 191), (18, "mov", 191), (18, "webm", 191), (16, "mp4", 148)]
+)
+def test_an_hdr_clip_keeps_its_tags_and_gets_its_background_in_its_own_signal(
+    tmp_path: Path, transfer: int, kind: str, white: int
+) -> None:
+    # --bg white over a phone's HLG clip was written as the signal's peak (1000 cd/m2; PQ: 10000), and ProRes
+    # frames lost the clip's transfer and primaries (shown as plain BT.709); white is BT.2408's 203 cd/m2 now
+    from cutout.compose import Background
+    from cutout.options import RemoveOptions
+    from cutout.video import process_video
+
+    source, target = tmp_path / "phone.mp4", tmp_path / f"out.{kind}"
+    _hdr_clip(source, transfer)
+    options = VideoOptions(remove=RemoveOptions(background=Background("color", color=(255, 255, 255, 255))))
+    summary = process_video(source, target, _LeftHalf(), options)
+    assert summary.frames == 5 and not [n for n in summary.notes if "HDR" in n]
+    with av.open(str(target)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.color_primaries, frame.color_trc) == (9, transfer)
+        right = frame.to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
+    assert np.abs(right - white).max() <= 3, (right.min(), right.max())
+
+
+def test_an_hdr_clip_behind_an_sdr_video_and_into_png_frames(clips: Path, tmp_path: Path) -> None:
+    from cutout.video import process_video
+
+    source = tmp_path / "phone.mp4"
+    _hdr_clip(source, 18)
+    white = tmp_path / "white.mp4"
+    with av.open(str(white), "w") as container:  # an SDR (untagged) clip of white frames
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 255, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    summary = process_video(source, tmp_path / "o.mp4", _LeftHalf(), VideoOptions(background_video=white))
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        right = next(container.decode(video=0)).to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
+    assert np.abs(right - 191).max() <= 4 and summary.frames == 5
+    frames = process_video(source, tmp_path / "frames", _LeftHalf(), VideoOptions(), kind="png")
+    assert any("the input is HDR (HLG)" in note and "write .mov" in note for note in frames.notes), frames.notes

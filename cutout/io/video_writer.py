@@ -30,7 +30,8 @@ each frame gets its own palette (median cut, Floyd-Steinberg dithering).
 
 Timing: the output keeps the input's time base and every frame its own timestamp, so variable frame rate and
 duration survive; with ``start`` the timeline is shifted so the first frame written is at 0, and the audio with
-it. Rotation (display matrix) and colour range, matrix, primaries and transfer are tagged as in the input;
+it. Rotation (display matrix) and colour range, matrix, primaries and transfer are tagged as in the input (on
+the stream and on every frame: ProRes keeps a frame's own in its header, which decoders believe first);
 ProRes is always limited range, which changes the tag, not the colours. An input stored as RGB has no YUV matrix
 to keep: see :func:`output_matrix`. Alpha is straight (not premultiplied).
 
@@ -415,13 +416,17 @@ class _ContainerSink:
         layout = "gray" if array.ndim == 2 else "rgb24" if array.shape[2] == 3 else "rgba"
         frame = AvFrame.from_ndarray(np.ascontiguousarray(array), format=layout)
         range_code = _RANGE_CODES.get(self.range, 1)
-        return self.to_yuv.reformat(
+        yuv = self.to_yuv.reformat(
             frame,
             format=self.encoding.pix_fmt,
             src_color_range=2,  # grey and RGB arrays are full range
             dst_colorspace=self.matrix,
             dst_color_range=range_code,
         )
+        # ProRes writes these from each frame into its own header, which decoders believe over the container: left
+        # unset, an HDR clip's (HLG, PQ, BT.2020) came out as "unspecified", shown as plain BT.709
+        yuv.color_primaries, yuv.color_trc = self.info.color_primaries, self.info.color_trc
+        return yuv
 
     def _mux(self, packets: list[Packet], last: bool = False) -> None:
         """Mux ``packets``; an animation's newest is held back until the next comes or ``last`` (the end), when

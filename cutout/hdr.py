@@ -1,0 +1,102 @@
+"""SDR colours and pictures in an HDR video's own signal, so that a ``--bg`` shows as it does on an SDR screen.
+
+    >>> from cutout.hdr import is_hdr, sdr_to_hdr
+    >>> is_hdr(18)                                  # ARIB STD-B67: HLG, what phones record
+    True
+    >>> sdr_to_hdr(np.full((1, 1, 3), 255, np.uint8), 18, 9)[0, 0]   # sRGB white in BT.2020 HLG   # doctest: +SKIP
+    array([191, 191, 191], dtype=uint8)
+
+A phone's HDR clip (HLG or PQ, BT.2020 primaries) is decoded as it is stored, as HDR signal values, and written
+back with the same tags, so the subject keeps its HDR look. A background composed into it must be in that signal
+too. Taken as it is, an sRGB photo's colours would be read as BT.2020's, much more saturated, and its white as the
+signal's peak: 1000 cd/m2 in HLG, 10000 in PQ, glaring next to the subject. Here an sRGB colour is decoded to
+linear light, moved to BT.2020 primaries, placed with its white at 203 cd/m2 (graphics white in ITU-R BT.2408,
+the level SDR content is given in HDR programmes), and encoded with the clip's transfer function: PQ (SMPTE ST
+2084) or HLG (ITU-R BT.2100, for a 1000 cd/m2 display, system gamma 1.2). sRGB white becomes 75% of the signal in
+HLG, 58% in PQ, as BT.2408 gives.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+PQ, HLG = 16, 18  # AVColorTransferCharacteristic: SMPTE ST 2084, ARIB STD-B67
+BT2020 = 9  # AVColorPrimaries
+NAMES = {PQ: "PQ", HLG: "HLG"}
+REFERENCE_WHITE = 203.0  # cd/m2: SDR (graphics) white in an HDR programme, ITU-R BT.2408
+_HLG_PEAK, _HLG_GAMMA = 1000.0, 1.2  # the reference HLG display of BT.2100
+_PQ_PEAK = 10000.0
+# BT.709 -> BT.2020 linear RGB (ITU-R BT.2087)
+_709_TO_2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]], np.float32)
+_LUMA_2020 = np.array([0.2627, 0.6780, 0.0593], np.float32)
+_LUMA_709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def is_hdr(transfer: int) -> bool:
+    """Whether an AVColorTransferCharacteristic is an HDR one (PQ or HLG)."""
+    return transfer in NAMES
+
+
+def sdr_to_hdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
+    """sRGB pixels in an HDR video's signal: PQ or HLG, BT.2020 primaries if ``primaries`` says so.
+
+    Colours outside BT.709 cannot come from sRGB, so no gamut is lost; the result is rounded to 8 bits, as the
+    frames it joins.
+
+    Shape: (..., 3) uint8 -> (..., 3) uint8.
+    """
+    if transfer not in NAMES:
+        raise ValueError(f"transfer {transfer} is not PQ ({PQ}) or HLG ({HLG})")
+    if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
+        raise ValueError(f"expected (..., 3) uint8 sRGB, got {rgb.shape} {rgb.dtype}")
+    linear = _srgb_to_linear()[rgb]  # 1.0: SDR white
+    luma = _LUMA_709
+    if primaries == BT2020:
+        linear = linear @ _709_TO_2020.T
+        luma = _LUMA_2020
+    if transfer == PQ:
+        signal = _pq_encode(linear * np.float32(REFERENCE_WHITE / _PQ_PEAK))
+    else:
+        signal = _hlg_encode(linear * np.float32(REFERENCE_WHITE / _HLG_PEAK), luma)
+    return np.rint(np.clip(signal, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def colour_to_hdr(colour: tuple[int, int, int, int], transfer: int, primaries: int) -> tuple[int, int, int, int]:
+    """An sRGB colour (alpha kept) in an HDR video's signal: see :func:`sdr_to_hdr`."""
+    r, g, b = (int(v) for v in sdr_to_hdr(np.array([colour[:3]], np.uint8), transfer, primaries)[0])
+    return r, g, b, colour[3]
+
+
+@functools.cache
+def _srgb_to_linear() -> np.ndarray:
+    """The sRGB decoding curve (IEC 61966-2-1) for each 8-bit value.
+
+    Shape: -> (256,) float32.
+    """
+    v = np.arange(256) / 255
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _pq_encode(display: np.ndarray) -> np.ndarray:
+    """SMPTE ST 2084's inverse EOTF: display light (1.0 = 10000 cd/m2) to signal."""
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    y = np.power(np.maximum(display, 0.0), m1)
+    return np.power((c1 + c2 * y) / (1 + c3 * y), m2)
+
+
+def _hlg_encode(display: np.ndarray, luma: np.ndarray) -> np.ndarray:
+    """BT.2100 HLG's inverse EOTF for its reference display: display light (1.0 = 1000 cd/m2) to signal.
+
+    The inverse OOTF takes display light back to scene light, E_s = E_d Y_d^((1 - gamma) / gamma) with Y_d its
+    luminance; the OETF encodes that.
+    """
+    y = np.maximum(display @ luma, 1e-12)[..., None]
+    scene = display * np.power(y, (1 - _HLG_GAMMA) / _HLG_GAMMA)
+    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    scene = np.maximum(scene, 0.0)
+    low = np.sqrt(3 * scene)
+    high = a * np.log(np.maximum(12 * scene - b, 1e-12)) + c
+    return np.where(scene <= 1 / 12, low, high)
