@@ -328,6 +328,16 @@ def test_webm_round_trip_keeps_vp9_alpha(clips: Path, tmp_path: Path) -> None:
         inside[max(0, band - 8) : band + 40, :] = False
         assert np.abs(alpha - expected[index])[inside].max() <= 4
         assert np.abs(alpha - expected[index]).mean() < 2
+    # cutout reads it back with its alpha (it read such a WebM as opaque), also from a later start
+    assert probe(target).pix_fmt == "yuva420p"
+    with VideoReader(target) as reader:
+        read = list(reader.frames())
+    assert len(read) == 58 and all(frame.alpha is not None for frame in read)
+    for index in (0, 30, 57):
+        assert np.abs(read[index].alpha.astype(int) - frames[index].to_ndarray(format="rgba")[..., 3]).max() <= 1
+    with VideoReader(target, start=1.0) as reader:
+        later = list(reader.frames())
+    assert later and all(frame.alpha is not None for frame in later) and len(later) < 58
 
 
 def test_png_folder_has_one_lossless_rgba_file_per_frame(clips: Path, tmp_path: Path) -> None:

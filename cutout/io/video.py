@@ -30,13 +30,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import av
 import av.error
 import numpy as np
+from av.codec.context import CodecContext
 from av.container import InputContainer
 from av.stream import Disposition, Stream
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame as AvFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
@@ -224,6 +226,28 @@ def _video_stream(container: InputContainer, path: Path) -> VideoStream:
     return stream
 
 
+def alpha_decoder(stream: VideoStream) -> VideoCodecContext | None:
+    """libvpx's VP9 decoder for a WebM whose VP9 carries an alpha channel, else None (the stream's own decoder).
+
+    FFmpeg's own VP9 decoder skips the alpha, which WebM stores beside each frame (``alpha_mode`` 1); libvpx's
+    decodes it, giving yuva420p frames. A build of FFmpeg without libvpx reads such a file opaque, as before.
+    """
+    if not _vp9_alpha(stream):
+        return None
+    try:
+        decoder = cast(VideoCodecContext, CodecContext.create("libvpx-vp9", "r"))
+    except (ValueError, av.error.FFmpegError):  # UnknownCodecError is a ValueError
+        return None
+    decoder.thread_type = "AUTO"
+    return decoder
+
+
+def _vp9_alpha(stream: VideoStream) -> bool:
+    """Whether the stream is VP9 with an alpha channel beside it (WebM's ``alpha_mode`` 1)."""
+    context = stream.codec_context
+    return context is not None and context.name == "vp9" and stream.metadata.get("alpha_mode") == "1"
+
+
 def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> AvFrame:
     for count, packet in enumerate(container.demux(stream)):
         if count >= _PROBE_PACKETS:
@@ -293,7 +317,8 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         duration=duration,
         rotation=_rotation(stream, first),
         color_range=color_range,
-        pix_fmt=first.format.name,
+        # probed with FFmpeg's own decoder (it gives the rotation); the reader decodes VP9 alpha with libvpx
+        pix_fmt="yuva420p" if first.format.name == "yuv420p" and alpha_decoder(stream) else first.format.name,
         codec=context.name,
         audio=audio,
         other_streams=tuple(_describe_other(s) for s in container.streams if s.index not in used),
@@ -364,6 +389,7 @@ class VideoReader:
             if stream.index == self.info.stream_index:
                 self._stream = stream
         self._stream.codec_context.thread_type = "AUTO"
+        self._decoder = alpha_decoder(self._stream) or self._stream.codec_context
 
     def __enter__(self) -> VideoReader:
         return self
@@ -443,6 +469,8 @@ class VideoReader:
     def _seek(self, target: int) -> None:
         with contextlib.suppress(av.error.FFmpegError):  # not seekable: decode from the start, drop frames
             self._container.seek(target, stream=self._stream, backward=True)
+        if self._decoder is not self._stream.codec_context:  # the container's seek flushes only its own decoder
+            self._decoder.flush_buffers()
 
     def _decoded(self) -> Iterator[AvFrame]:
         bad_in_a_row = 0
@@ -458,7 +486,7 @@ class VideoReader:
                 yield from self._flush()
                 return
             try:
-                frames = packet.decode()
+                frames = self._decoder.decode(packet)
             except av.error.FFmpegError as error:
                 _raise_if_fatal(error)
                 self.skipped += 1
@@ -474,7 +502,7 @@ class VideoReader:
 
     def _flush(self) -> list[AvFrame]:
         try:
-            return self._stream.decode(None)
+            return self._decoder.decode(None)
         except av.error.FFmpegError as error:
             _raise_if_fatal(error)
             return []
