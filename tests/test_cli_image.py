@@ -632,3 +632,23 @@ def test_printable_keeps_text_and_writes_out_controls() -> None:
     assert printable("a\tb\rc\x1b[0m\u202edoc.exe") == "a\\tb\\rc\\x1b[0m\\u202edoc.exe"
     assert printable("one\ntwo") == "one\\ntwo" and printable("one\ntwo", lines=True) == "one\ntwo"
     assert shown("[red]x\x1b") == "\\[red]x\\x1b"
+
+
+def test_videos_in_a_folder_are_named_with_the_command_that_takes_them(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # a folder of photos and clips did the photos and said nothing of the clips; one of clips only said
+    # "no images found"
+    folder = tmp_path / "media"
+    (folder / "day1").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "a.jpg")
+    (folder / "day1" / "clip.MP4").write_bytes(b"a clip")
+    (folder / "day1" / "b.mov").write_bytes(b"another")
+    result = _cutout("image", str(folder), str(tmp_path / "out"))
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "warning: left out 2 videos (cutout image takes images): cut one out with cutout video " in err
+    assert "1 done" in err
+    (folder / "a.jpg").unlink()
+    (folder / "day1" / "b.mov").unlink()
+    only = _cutout("image", str(folder), str(tmp_path / "out"))
+    assert only.returncode == 2
+    assert f"only 1 video: cut it out with cutout video {folder / 'day1' / 'clip.MP4'}" in only.stderr.decode()

@@ -93,7 +93,10 @@ def test_watch_does_not_read_its_own_output_inside_the_folder(shoot: Path) -> No
 
 
 def test_only_images_found_in_a_folder_are_marked_found(shoot: Path, tmp_path: Path) -> None:
+    (shoot / "day1" / "clip.mov").write_bytes(b"a clip")
+    (shoot / "day1" / "notes.txt").write_text("neither")
     plan = plan_jobs([shoot / "day1", shoot / "a.jpg"], tmp_path / "out", "png", overwrite=True)
+    assert [p.as_posix() for p in plan.videos] == ["shoot/day1/clip.mov"]  # left out, and told
     assert [(job.source.as_posix(), job.found) for job in plan.jobs] == [
         ("shoot/day1/b.png", True),
         ("shoot/a.jpg", False),

@@ -14,6 +14,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -283,8 +284,15 @@ def _plan(
     format_ = fmt or "png"
     _check_opaque(format_, options, needs_opaque(format_))
     plan = plan_jobs(sources, destination, format_, overwrite=overwrite)
+    clips = len(plan.videos)
+    videos = f"{clips} video{'s' * (clips != 1)}"
+    example = f"cutout video {shlex.quote(str(plan.videos[0]))}" if plan.videos else ""
+    one = "it" if clips == 1 else "one"
     if not plan.jobs and not plan.skipped:
-        raise UsageError(f"no images found in {', '.join(inputs)}")
+        held = f", only {videos}: cut {one} out with {example}" if clips else ""
+        raise UsageError(f"no images found in {', '.join(inputs)}{held}")
+    if clips:
+        warnings.warn(f"left out {videos} (cutout image takes images): cut {one} out with {example}", stacklevel=1)
     return plan.jobs, plan.skipped, False
 
 

@@ -27,6 +27,11 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
     | {".heic", ".heif", ".avif", ".jp2", ".j2k", ".jpx", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".qoi"}
 )
+#: Videos a folder run leaves out, and counts, so the user hears that `cutout video` is the command for them.
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".ts", ".3gp", ".wmv", ".flv", ".mpg"}
+    | {".mpeg", ".mxf", ".ogv", ".hevc"}
+)
 EXTENSIONS = {"png": ".png", "webp": ".webp", "jpg": ".jpg", "tif": ".tif"}
 
 
@@ -36,6 +41,7 @@ class Plan:
 
     jobs: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)  # found in the folders, left out: `cutout video` takes them
 
 
 def is_image_name(path: Path) -> bool:
@@ -49,8 +55,13 @@ def find_images(folder: Path, exclude: Path | None = None) -> list[Path]:
     ``exclude`` may be written differently from ``folder`` (one relative, the other absolute, through a link):
     they are compared resolved, so a batch never reads its own results as inputs.
     """
+    return find_media(folder, exclude)[0]
+
+
+def find_media(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """The image files and the video files under ``folder``, as :func:`find_images` finds images."""
     skip = _inside(exclude, folder) if exclude is not None else None
-    found = []
+    images, videos = [], []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if skip is not None and relative.is_relative_to(skip):
@@ -58,8 +69,10 @@ def find_images(folder: Path, exclude: Path | None = None) -> list[Path]:
         if any(part.startswith(".") for part in relative.parts):
             continue
         if is_image_name(path) and path.is_file():
-            found.append(path)
-    return found
+            images.append(path)
+        elif path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            videos.append(path)
+    return images, videos
 
 
 def _inside(path: Path, folder: Path) -> Path | None:
@@ -128,11 +141,14 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     """
     pairs: list[tuple[Path, Path]] = []
     found: set[Path] = set()  # from a folder walk: skipped when cutout made them
+    videos: list[Path] = []
     for source in inputs:
         if source.is_dir():
             root = output if output is not None else default_folder(source)
             check_output_folder(source, root)
-            for image in find_images(source, exclude=root):
+            images, clips = find_media(source, exclude=root)
+            videos.extend(clips)
+            for image in images:
                 target = root / image.relative_to(source).with_suffix(EXTENSIONS[format])
                 pairs.append((image, target))
                 found.add(image)
@@ -141,7 +157,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
         else:
             pairs.append((source, default_target(source, format)))
     _check_collisions(pairs)
-    plan = Plan()
+    plan = Plan(videos=videos)
     for source, target in pairs:
         check_not_the_source(source, target)
         job = Job(source, target, format, found=source in found)
