@@ -344,7 +344,7 @@ def test_an_unreadable_background_video_is_a_usage_error(clips: Path, tmp_path: 
     ("make", "message"),
     [
         (lambda p: None, "bad.mp4 does not exist; give a video file"),
-        (lambda p: p.mkdir(), "bad.mp4 is a folder; give a video file"),
+        (lambda p: p.mkdir(), "bad.mp4 is a folder (with no videos in it); give a video file"),
         (lambda p: p.symlink_to(p.with_name("gone.mp4")), "bad.mp4 is a broken symbolic link to "),
     ],
     ids=["missing", "folder", "broken-link"],
@@ -550,3 +550,17 @@ def test_an_hdr_clip_behind_an_sdr_video_and_into_png_frames(clips: Path, tmp_pa
     assert np.abs(right - 191).max() <= 4 and summary.frames == 5
     frames = process_video(source, tmp_path / "frames", _LeftHalf(), VideoOptions(), kind="png")
     assert any("the input is HDR (HLG)" in note and "write .mov" in note for note in frames.notes), frames.notes
+
+
+def test_a_folder_of_clips_gets_the_commands_that_cut_them_out(tmp_path: Path) -> None:
+    (tmp_path / "clips").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / "clips" / name).write_bytes(b"a clip")
+    result = _cutout("video", str(tmp_path / "clips"), "--bg", "white")
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert (
+        f"clips is a folder of 2 videos; cutout video takes one clip at a time: cutout video {tmp_path}/clips/a.mp4"
+        in err
+    )
+    assert f'for f in {tmp_path}/clips/*.mp4; do cutout video "$f"; done' in err

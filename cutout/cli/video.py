@@ -133,7 +133,7 @@ def video(
         )
     if not os.path.isfile(source):  # os.path: False for a name too long to exist, where Path.is_file raises
         if os.path.isdir(source):
-            raise UsageError(f"{input} is a folder; give a video file")
+            raise UsageError(_folder_given(source))
         if os.path.islink(source) and not os.path.exists(source):
             raise UsageError(f"{input} is a broken symbolic link to {os.readlink(source)}")
         if os.path.lexists(source):
@@ -256,3 +256,17 @@ def _report(console: Console, summary: VideoSummary) -> None:
         console.print(f"[yellow]{summary.skipped} corrupt packet(s) skipped[/]; the rest was processed")
     for note in summary.notes:
         console.print(f"note: {shown(note)}")
+
+
+def _folder_given(folder: Path) -> str:
+    """What to say when the input is a folder: the clips in it, and how to cut them out one by one."""
+    from cutout.io.discover import find_media
+
+    clips = find_media(folder)[1]
+    if not clips:
+        return f"{folder} is a folder (with no videos in it); give a video file"
+    each = f'for f in {shlex.quote(str(folder))}/*{clips[0].suffix}; do cutout video "$f"; done'
+    return (
+        f"{folder} is a folder of {len(clips)} video{'s' * (len(clips) != 1)}; cutout video takes one clip at a "
+        f"time: cutout video {shlex.quote(str(clips[0]))}, or each in turn (with your options): {each}"
+    )
