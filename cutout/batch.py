@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from cutout.registry import ModelSpec
 
 Status = Literal["done", "skipped", "failed"]
-#: Why a job found in a folder is skipped: the file is an earlier result (``photo.cutout.png`` beside its photo).
+#: Why a job is skipped that :attr:`Job.skip_if_ours` marks: the file is an earlier result (``photo.cutout.png``).
 MADE_BY_CUTOUT = "made by cutout (an earlier result); name the file itself to cut it out again"
 _LESS_MEMORY = "close other programs, or run it alone with --workers 1"
 
@@ -54,8 +54,9 @@ class Job:
     source: Path | bytes
     target: Path | None
     format: str = "png"
-    #: found by walking a folder (not named): skipped, not cut out again, if cutout made it (an earlier result)
-    found: bool = False
+    #: skipped, not cut out again, if cutout made the file: set for NAME.cutout.EXT files (the name cutout gives a
+    #: result beside its photo) found in a folder or given with others (a glob), not for a file named alone
+    skip_if_ours: bool = False
 
     @property
     def name(self) -> str:
@@ -145,7 +146,7 @@ def process_images(
 ) -> Generator[Outcome, None, None]:
     """Run every job; yield one :class:`Outcome` per job, in order.
 
-    A job :attr:`Job.found` in a folder whose file cutout made (an earlier result) is skipped: its outcome says so.
+    A job marked :attr:`Job.skip_if_ours` whose file cutout made (an earlier result) is skipped, its outcome says so.
 
     With ``fail_fast`` the first failure raises its :class:`CutoutError` after being yielded, so no more
     jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
@@ -176,7 +177,7 @@ def process_images(
 
 def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
     def decode(job: Job) -> _Work:
-        if job.found and isinstance(job.source, Path) and made_by_cutout(job.source):
+        if job.skip_if_ours and isinstance(job.source, Path) and made_by_cutout(job.source):
             return _Work(job, skip=MADE_BY_CUTOUT)
         try:
             return _Work(job, prepare(spec, job.source, max_pixels))

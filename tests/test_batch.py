@@ -258,14 +258,14 @@ def test_exif_rotated_draft_keeps_the_upright_size(tmp_path: Path) -> None:
     assert outcome.status == "done" and Image.open(tmp_path / "turned.png").size == (2000, 3200)
 
 
-def test_an_image_found_in_a_folder_that_cutout_made_is_skipped_not_cut_out_again(photos: Path, tmp_path: Path) -> None:
+def test_an_earlier_result_that_cutout_made_is_skipped_not_cut_out_again(photos: Path, tmp_path: Path) -> None:
     earlier = tmp_path / "p0.cutout.png"
     [outcome] = _run([Job(photos / "p0.jpg", earlier)])
     assert outcome.status == "done"
     again = [
-        Job(earlier, tmp_path / "a.png", found=True),
+        Job(earlier, tmp_path / "a.png", skip_if_ours=True),
         Job(earlier, tmp_path / "b.png"),
-        Job(photos / "p1.jpg", tmp_path / "c.png", found=True),
+        Job(photos / "p1.jpg", tmp_path / "c.png", skip_if_ours=True),
     ]
     outcomes = _run(again)
     assert [o.status for o in outcomes] == ["skipped", "done", "done"]

@@ -279,6 +279,10 @@ def test_a_folder_run_skips_earlier_results_beside_the_photos(u2netp_onnx: Path,
     assert written == ["astronaut.png", "day1/chelsea.png", "day1/look.cutout.png", "day2/close/coffee.png"]
     named = _cutout("image", str(tree / "astronaut.cutout.png"), "-o", str(tmp_path / "again.png"))
     assert named.returncode == 0 and (tmp_path / "again.png").exists(), named.stderr.decode()
+    # a folder of cutouts under their own names is meant: put on a white background (all but the one named
+    # NAME.cutout.png, as a result beside its photo is)
+    white = _cutout("image", str(out), str(tmp_path / "white"), "--bg", "white", "--format", "jpg")
+    assert white.returncode == 0 and "3 done, 1 skipped (made by cutout" in white.stderr.decode(), white.stderr.decode()
 
 
 def test_a_rerun_into_an_output_folder_inside_the_input_reads_only_the_photos(u2netp_onnx: Path, tree: Path) -> None:

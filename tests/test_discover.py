@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from cutout.errors import UsageError
 from cutout.io.discover import check_not_the_source, find_images, plan_jobs, watch_jobs
@@ -89,18 +90,39 @@ def test_watch_does_not_read_its_own_output_inside_the_folder(shoot: Path) -> No
     finally:
         timer.cancel()
     assert sorted(job.source.as_posix() for job in jobs) == ["shoot/a.jpg", "shoot/day1/b.png"]
-    assert all(job.found for job in jobs)  # so the pipeline skips earlier results that cutout made
 
 
-def test_only_images_found_in_a_folder_are_marked_found(shoot: Path, tmp_path: Path) -> None:
+def test_results_named_as_beside_their_photo_are_marked_when_found_or_globbed(shoot: Path, tmp_path: Path) -> None:
+    # photo.cutout.png beside photo.jpg is skipped if cutout made it, when a folder walk or a glob brings it in;
+    # named alone it is cut out, and so is a folder of cutouts under their own names (onto a background, say)
+    (shoot / "day1" / "b.cutout.png").write_bytes(b"an earlier result")
     (shoot / "day1" / "clip.mov").write_bytes(b"a clip")
     (shoot / "day1" / "notes.txt").write_text("neither")
-    plan = plan_jobs([shoot / "day1", shoot / "a.jpg"], tmp_path / "out", "png", overwrite=True)
+    plan = plan_jobs([shoot / "day1"], tmp_path / "out", "png", overwrite=True)
     assert [p.as_posix() for p in plan.videos] == ["shoot/day1/clip.mov"]  # left out, and told
-    assert [(job.source.as_posix(), job.found) for job in plan.jobs] == [
-        ("shoot/day1/b.png", True),
-        ("shoot/a.jpg", False),
+    assert [(job.source.name, job.skip_if_ours) for job in plan.jobs] == [("b.cutout.png", True), ("b.png", False)]
+    globbed = plan_jobs([shoot / "a.jpg", shoot / "day1" / "b.cutout.png"], tmp_path / "out", "png", overwrite=True)
+    assert [job.skip_if_ours for job in globbed.jobs] == [False, True]
+    alone = plan_jobs([shoot / "day1" / "b.cutout.png"], tmp_path / "out", "png", overwrite=True)
+    assert [job.skip_if_ours for job in alone.jobs] == [False]
+
+
+def test_images_that_differ_only_by_extension_keep_it_in_their_output_names(shoot: Path, tmp_path: Path) -> None:
+    # a.jpg and a.png both gave out/a.png: the whole batch was refused
+    Image.open(shoot / "a.jpg").save(shoot / "a.png")
+    with pytest.warns(UserWarning, match="2 images share a name with another but for their extension"):
+        plan = plan_jobs([shoot], tmp_path / "out", "png")
+    assert [job.target.relative_to(tmp_path).as_posix() for job in plan.jobs if job.target] == [
+        "out/a.jpg.png",
+        "out/a.png.png",
+        "out/day1/b.png",
     ]
+    with pytest.warns(UserWarning, match="share a name"):
+        beside = plan_jobs([shoot / "a.jpg", shoot / "a.png"], None, "png")
+    assert [job.target.name for job in beside.jobs if job.target] == ["a.jpg.cutout.png", "a.png.cutout.png"]
+    shutil.copy(shoot / "a.jpg", tmp_path / "a.jpg")  # the same name in two folders: no extension tells them apart
+    with pytest.raises(UsageError, match="would both be written to"):
+        plan_jobs([shoot / "a.jpg", tmp_path / "a.jpg"], tmp_path / "out", "png")
 
 
 def test_watch_says_when_its_folder_goes_away_and_comes_back(shoot: Path) -> None:

@@ -114,6 +114,11 @@ def expand(inputs: list[str]) -> list[Path]:
     return paths
 
 
+def is_result_name(path: Path) -> bool:
+    """Whether ``path`` is named as cutout names a result beside its photo (``photo.cutout.png``)."""
+    return path.stem.lower().endswith(".cutout")
+
+
 def default_target(source: Path, format: str) -> Path:
     """``photo.jpg`` -> ``photo.cutout.png`` beside it."""
     return source.with_name(f"{source.stem}.cutout{EXTENSIONS[format]}")
@@ -136,8 +141,10 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     """One job per image: a folder's images mirror its tree under ``output``; files go into ``output``.
 
     Without ``output`` each result is written beside its input as ``NAME.cutout.EXT``. Existing outputs are
-    skipped unless ``overwrite``. Images found in a folder are marked :attr:`Job.found`: the pipeline skips those
-    that cutout made (earlier results kept beside their photos) instead of cutting them out again.
+    skipped unless ``overwrite``. ``NAME.cutout.EXT`` files (the name of a result beside its photo) found in a
+    folder, or given with others (a glob), are marked :attr:`Job.skip_if_ours`: the pipeline skips those that
+    cutout made instead of cutting them out again. A file named alone, or a folder of cutouts under other names
+    (to put them on a background, say), is cut out.
     """
     pairs: list[tuple[Path, Path]] = []
     found: set[Path] = set()  # from a folder walk: skipped when cutout made them
@@ -156,11 +163,13 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
             pairs.append((source, output / (source.stem + EXTENSIONS[format])))
         else:
             pairs.append((source, default_target(source, format)))
+    pairs = _tell_apart(pairs)
     _check_collisions(pairs)
     plan = Plan(videos=videos)
     for source, target in pairs:
         check_not_the_source(source, target)
-        job = Job(source, target, format, found=source in found)
+        ours = (source in found or len(inputs) > 1) and is_result_name(source)
+        job = Job(source, target, format, skip_if_ours=ours)
         # os.path.exists: a name too long for the file system fails as its job (saying so), not here
         (plan.skipped if os.path.exists(target) and not overwrite else plan.jobs).append(job)
     return plan
@@ -181,6 +190,34 @@ def check_not_the_source(source: Path, target: Path) -> None:
             f"{source} would be replaced by its own cutout; write the output elsewhere (left out, it goes beside "
             "the input as NAME.cutout.EXT)"
         )
+
+
+def _tell_apart(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Inputs that would share an output by name alone (``a.jpg`` and ``a.png`` beside each other) keep their own
+    extension in it (``a.jpg.png``, ``a.png.png``), with a warning; other pairs are left as they are."""
+    sources: dict[Path, list[Path]] = {}
+    for source, target in pairs:
+        sources.setdefault(target, []).append(source)
+    shared = {  # told apart by their extensions: two a.jpg from two folders are not
+        target: group
+        for target, group in sources.items()
+        if len(group) > 1 and len({source.name for source in group}) == len(group)
+    }
+    if not shared:
+        return pairs
+    renamed = [  # a.jpg -> out/a.jpg.png, or a.jpg.cutout.png beside it: the source's name where its stem was
+        (source, target.with_name(source.name + target.name[len(source.stem) :]))
+        for target, group in shared.items()
+        for source in group
+    ]
+    first_source, first_target = renamed[0]
+    warnings.warn(
+        f"{sum(len(group) for group in shared.values())} images share a name with another but for their extension; "
+        f"their cutouts keep it, e.g. {first_source} -> {first_target}",
+        stacklevel=3,
+    )
+    new_names = dict(renamed)
+    return [(source, new_names.get(source, target) if target in shared else target) for source, target in pairs]
 
 
 def _check_collisions(pairs: list[tuple[Path, Path]]) -> None:
@@ -278,7 +315,7 @@ def watch_jobs(
                 done[image] = signature
                 target = output / image.relative_to(folder).with_suffix(EXTENSIONS[format])
                 if overwrite or not os.path.exists(target):
-                    yield Job(image, target, format, found=True)
+                    yield Job(image, target, format, skip_if_ours=is_result_name(image))
             else:
                 candidates[image] = signature
         if stop.wait(interval):
