@@ -226,9 +226,13 @@ def process_video(
 
         info = reader.info
         hdr = None
-        if is_hdr(info.color_trc) and kind in ("mp4", "mov", "webm"):  # kept, tagged as the input
+        if is_hdr(info.color_trc) and options.remove.only_mask:
+            # a matte holds alpha, not colours: tagged HLG or PQ, an editor would tone-map its values on an SDR
+            # timeline, changing the alpha; BT.709 leaves them as they are
+            info = dataclasses.replace(info, colorspace=1, color_primaries=1, color_trc=1)
+        elif is_hdr(info.color_trc) and kind in ("mp4", "mov", "webm"):  # kept, tagged as the input
             hdr = (info.color_trc, info.color_primaries)
-        elif is_hdr(info.color_trc) and kind != "mask":
+        elif is_hdr(info.color_trc):
             summary.notes.append(
                 f"the input is HDR ({NAMES[info.color_trc]}); {_KIND_NAMES.get(kind, kind)} has no way to say so, "
                 "so its colours show flat and pale: write .mov, .webm or .mp4 to keep HDR"
@@ -242,7 +246,7 @@ def process_video(
         )
         try:
             with VideoWriter(
-                target, reader.info, kind=kind, audio_from=source, start=options.start, duration=options.duration
+                target, info, kind=kind, audio_from=source, start=options.start, duration=options.duration
             ) as writer:
                 try:
                     for array, pts in results:

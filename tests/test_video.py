@@ -564,3 +564,22 @@ def test_a_folder_of_clips_gets_the_commands_that_cut_them_out(tmp_path: Path) -
         in err
     )
     assert f'for f in {tmp_path}/clips/*.mp4; do cutout video "$f"; done' in err
+
+
+@pytest.mark.parametrize("kind", ["mask", "mov"])
+def test_the_matte_of_an_hdr_clip_is_tagged_sdr_so_editors_keep_its_values(tmp_path: Path, kind: str) -> None:
+    # tagged HLG as the clip, an editor on an SDR timeline would tone-map the matte, and with it the alpha
+    from cutout.options import RemoveOptions
+    from cutout.video import process_video
+
+    source = tmp_path / "phone.mp4"
+    _hdr_clip(source, 18)
+    target = tmp_path / ("matte.mp4" if kind == "mask" else "matte.mov")
+    options = VideoOptions(remove=RemoveOptions(only_mask=True))
+    summary = process_video(source, target, _LeftHalf(), options, kind=kind)
+    assert summary.frames == 5 and not [n for n in summary.notes if "HDR" in n]
+    with av.open(str(target)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (1, 1, 1)
+        grey = frame.to_ndarray(format="gray").astype(int)
+    assert np.abs(grey[20:-20, 20:140] - 255).max() <= 2 and grey[20:-20, 200:-20].max() <= 2
