@@ -125,6 +125,35 @@ def test_images_that_differ_only_by_extension_keep_it_in_their_output_names(shoo
         plan_jobs([shoot / "a.jpg", tmp_path / "a.jpg"], tmp_path / "out", "png")
 
 
+def test_watch_tells_apart_images_that_differ_only_by_extension(shoot: Path, tmp_path: Path) -> None:
+    # a.png dropped in after a.jpg was taken silently, for out/a.png (a.jpg's cutout) existed
+    stop, jobs = threading.Event(), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        watcher = threading.Thread(
+            target=lambda: jobs.extend(watch_jobs(shoot, tmp_path / "out", "png", interval=0.02, stop=stop))
+        )
+        watcher.start()
+        try:
+            _wait(lambda: len(jobs) == 2)
+            Image.open(shoot / "a.jpg").save(shoot / "a.png")
+            _wait(lambda: len(jobs) == 3)
+        finally:
+            stop.set()
+            watcher.join()
+    targets = [job.target.relative_to(tmp_path).as_posix() for job in jobs if job.target]
+    assert targets == ["out/a.png", "out/day1/b.png", "out/a.png.png"]
+    told = f"{shoot / 'a.png'} shares a name with another image but for its extension; its cutout is "
+    assert [str(w.message) for w in caught] == [told + str(tmp_path / "out" / "a.png.png")]
+
+
+def _wait(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_watch_says_when_its_folder_goes_away_and_comes_back(shoot: Path) -> None:
     stop, jobs = threading.Event(), []
     with warnings.catch_warnings(record=True) as caught:

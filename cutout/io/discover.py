@@ -192,9 +192,10 @@ def check_not_the_source(source: Path, target: Path) -> None:
         )
 
 
-def _tell_apart(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+def _tell_apart(pairs: list[tuple[Path, Path]], *, warn: bool = True) -> list[tuple[Path, Path]]:
     """Inputs that would share an output by name alone (``a.jpg`` and ``a.png`` beside each other) keep their own
-    extension in it (``a.jpg.png``, ``a.png.png``), with a warning; other pairs are left as they are."""
+    extension in it (``a.jpg.png``, ``a.png.png``), with a warning (unless not ``warn``); other pairs are left as
+    they are."""
     sources: dict[Path, list[Path]] = {}
     for source, target in pairs:
         sources.setdefault(target, []).append(source)
@@ -205,19 +206,19 @@ def _tell_apart(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     }
     if not shared:
         return pairs
-    renamed = [  # a.jpg -> out/a.jpg.png, or a.jpg.cutout.png beside it: the source's name where its stem was
-        (source, target.with_name(source.name + target.name[len(source.stem) :]))
+    renamed = {  # a.jpg -> out/a.jpg.png, or a.jpg.cutout.png beside it: the source's name where its stem was
+        source: target.with_name(source.name + target.name[len(source.stem) :])
         for target, group in shared.items()
         for source in group
-    ]
-    first_source, first_target = renamed[0]
-    warnings.warn(
-        f"{sum(len(group) for group in shared.values())} images share a name with another but for their extension; "
-        f"their cutouts keep it, e.g. {first_source} -> {first_target}",
-        stacklevel=3,
-    )
-    new_names = dict(renamed)
-    return [(source, new_names.get(source, target) if target in shared else target) for source, target in pairs]
+    }
+    if warn:
+        first = next(iter(renamed))
+        warnings.warn(
+            f"{len(renamed)} images share a name with another but for their extension; their cutouts keep it, e.g. "
+            f"{first} -> {renamed[first]}",
+            stacklevel=3,
+        )
+    return [(source, renamed.get(source, target)) for source, target in pairs]
 
 
 def _check_collisions(pairs: list[tuple[Path, Path]]) -> None:
@@ -293,6 +294,7 @@ def watch_jobs(
     stop = stop or threading.Event()
     done: dict[Path, tuple[int, int]] = {}  # size and time of each file when it was taken
     candidates: dict[Path, tuple[int, int]] = {}
+    seen: set[Path] = set()  # every image found so far, so that a name once told apart stays so
     present = True
     while True:
         if os.path.isdir(folder) != present:  # deleted, moved or unmounted: say so once, and once it is back
@@ -303,7 +305,16 @@ def watch_jobs(
                 else f"{folder} is gone (deleted, moved or unmounted); waiting for it to come back (Ctrl-C stops)",
                 stacklevel=1,
             )
-        for image in find_images(folder, exclude=output):
+        images = find_images(folder, exclude=output)
+        # as in a folder run, a.jpg and a.png (now or earlier) give a.jpg.png and a.png.png: never one for both
+        seen.update(images)
+        targets = dict(
+            _tell_apart(
+                [(image, output / image.relative_to(folder).with_suffix(EXTENSIONS[format])) for image in seen],
+                warn=False,
+            )
+        )
+        for image in images:
             try:
                 stat = image.stat()
             except OSError:
@@ -313,7 +324,12 @@ def watch_jobs(
                 continue
             if candidates.get(image) == signature and stat.st_size > 0:
                 done[image] = signature
-                target = output / image.relative_to(folder).with_suffix(EXTENSIONS[format])
+                target = targets[image]
+                if target.name != image.stem + EXTENSIONS[format]:
+                    warnings.warn(
+                        f"{image} shares a name with another image but for its extension; its cutout is {target}",
+                        stacklevel=1,
+                    )
                 if overwrite or not os.path.exists(target):
                     yield Job(image, target, format, skip_if_ours=is_result_name(image))
             else:
