@@ -63,6 +63,43 @@ def sdr_to_hdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
     return np.rint(np.clip(signal, 0.0, 1.0) * 255).astype(np.uint8)
 
 
+def hdr_to_sdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
+    """HDR signal pixels (PQ or HLG; BT.2020 primaries if ``primaries`` says so) as sRGB, for outputs that cannot
+    carry HDR (PNG, GIF, WebP): the inverse of :func:`sdr_to_hdr` up to graphics white, highlights compressed.
+
+    Display light is taken relative to graphics white (203 cd/m2 = 1.0) and moved to BT.709 primaries; luminance
+    up to 0.9 is kept as it is, above it a soft shoulder takes everything up to the brightest the signal holds
+    into 0.9 .. 1.0 (white itself lands at 0.963, sRGB 251), colours scaled with their luminance so highlights keep
+    their hue; colours outside BT.709 are clipped. A PQ clip is taken as mastered for 1000 cd/m2, as most are.
+
+    Shape: (..., 3) uint8 -> (..., 3) uint8.
+    """
+    if transfer not in NAMES:
+        raise ValueError(f"transfer {transfer} is not PQ ({PQ}) or HLG ({HLG})")
+    if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
+        raise ValueError(f"expected (..., 3) uint8 HDR signal, got {rgb.shape} {rgb.dtype}")
+    luma = _LUMA_2020 if primaries == BT2020 else _LUMA_709
+    if transfer == PQ:
+        display = _pq_decode()[rgb] * np.float32(_PQ_PEAK / REFERENCE_WHITE)
+    else:
+        scene = _hlg_decode()[rgb]
+        display = scene * np.power(np.maximum(scene @ luma, 1e-12), _HLG_GAMMA - 1)[..., None]
+        display *= np.float32(_HLG_PEAK / REFERENCE_WHITE)
+    if primaries == BT2020:
+        display = display @ np.linalg.inv(_709_TO_2020).astype(np.float32).T
+    display = np.maximum(display, 0.0)
+    y = display @ _LUMA_709
+    knee, peak = _KNEE, _HLG_PEAK / REFERENCE_WHITE
+    over = y > knee
+    if over.any():
+        shoulder = knee + (1 - knee) * (1 - np.exp(-(np.minimum(y[over], peak) - knee) / (1 - knee)))
+        display[over] *= (shoulder / y[over])[:, None]
+    return _linear_to_srgb(np.clip(display, 0.0, 1.0))
+
+
+_KNEE = 0.9  # hdr_to_sdr keeps display luminance up to this (relative to graphics white) as it is
+
+
 def colour_to_hdr(colour: tuple[int, int, int, int], transfer: int, primaries: int) -> tuple[int, int, int, int]:
     """An sRGB colour (alpha kept) in an HDR video's signal: see :func:`sdr_to_hdr`."""
     r, g, b = (int(v) for v in sdr_to_hdr(np.array([colour[:3]], np.uint8), transfer, primaries)[0])
@@ -100,3 +137,41 @@ def _hlg_encode(display: np.ndarray, luma: np.ndarray) -> np.ndarray:
     low = np.sqrt(3 * scene)
     high = a * np.log(np.maximum(12 * scene - b, 1e-12)) + c
     return np.where(scene <= 1 / 12, low, high)
+
+
+@functools.cache
+def _pq_decode() -> np.ndarray:
+    """SMPTE ST 2084's EOTF for each 8-bit signal value: display light, 1.0 = 10000 cd/m2.
+
+    Shape: -> (256,) float32.
+    """
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    e = np.power(np.arange(256) / 255, 1 / m2)
+    return np.power(np.maximum(e - c1, 0) / (c2 - c3 * e), 1 / m1).astype(np.float32)
+
+
+@functools.cache
+def _hlg_decode() -> np.ndarray:
+    """BT.2100 HLG's inverse OETF for each 8-bit signal value: scene light, 0 .. 1.
+
+    Shape: -> (256,) float32.
+    """
+    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    v = np.arange(256) / 255
+    return np.where(v <= 0.5, v**2 / 3, (np.exp((v - c) / a) + b) / 12).astype(np.float32)
+
+
+def _linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """The sRGB encoding of linear light in 0 .. 1, rounded to 8 bits (through a table of 4096 steps).
+
+    Shape: (..., 3) float -> (..., 3) uint8.
+    """
+    return np.take(_srgb_table(), np.rint(linear * 4095).astype(np.int32))
+
+
+@functools.cache
+def _srgb_table() -> np.ndarray:
+    v = np.arange(4096) / 4095
+    encoded = np.where(v <= 0.0031308, 12.92 * v, 1.055 * np.power(v, 1 / 2.4) - 0.055)
+    return np.rint(encoded * 255).astype(np.uint8)

@@ -25,7 +25,7 @@ import numpy as np
 
 from cutout.compose import cover, over_background, see_through
 from cutout.errors import InputError, UsageError
-from cutout.hdr import NAMES, is_hdr, sdr_to_hdr
+from cutout.hdr import NAMES, hdr_to_sdr, is_hdr, sdr_to_hdr
 from cutout.io.encode import write_all
 from cutout.options import VideoOptions
 from cutout.pipeline import batched, parallel_map, threaded
@@ -218,25 +218,26 @@ def process_video(
         if on_start is not None:
             on_start(reader.info.frame_count)
         durations: dict[int | None, int | None] = {}  # by pts, from the decoder thread to the writer (a GIF's delays)
-
-        def frames() -> Iterator[tuple[np.ndarray, int | None, np.ndarray | None]]:
-            for frame in reader.frames():
-                durations[frame.pts] = frame.duration
-                yield frame.rgb, frame.pts, frame.alpha
-
         info = reader.info
-        hdr = None
+        hdr = to_sdr = None
         if is_hdr(info.color_trc) and options.remove.only_mask:
             # a matte holds alpha, not colours: tagged HLG or PQ, an editor would tone-map its values on an SDR
             # timeline, changing the alpha; BT.709 leaves them as they are
             info = dataclasses.replace(info, colorspace=1, color_primaries=1, color_trc=1)
         elif is_hdr(info.color_trc) and kind in ("mp4", "mov", "webm"):  # kept, tagged as the input
             hdr = (info.color_trc, info.color_primaries)
-        elif is_hdr(info.color_trc):
+        elif is_hdr(info.color_trc):  # PNG, GIF, WebP: no HDR; its signal shown as sRGB would look pale
+            to_sdr = (info.color_trc, info.color_primaries)
             summary.notes.append(
-                f"the input is HDR ({NAMES[info.color_trc]}); {_KIND_NAMES.get(kind, kind)} has no way to say so, "
-                "so its colours show flat and pale: write .mov, .webm or .mp4 to keep HDR"
+                f"the input is HDR ({NAMES[info.color_trc]}): tone-mapped to SDR for {_KIND_NAMES.get(kind, kind)}, "
+                "which cannot carry HDR; .mov, .webm or .mp4 keep it"
             )
+
+        def frames() -> Iterator[tuple[np.ndarray, int | None, np.ndarray | None]]:
+            for frame in reader.frames():
+                durations[frame.pts] = frame.duration
+                yield hdr_to_sdr(frame.rgb, *to_sdr) if to_sdr else frame.rgb, frame.pts, frame.alpha
+
         decoded = threaded(frames(), maxsize=4, name="cutout-decode", cancel=cancel)
         results = threaded(
             cutout_frames(decoded, session, options, cancel=cancel, hdr=hdr),

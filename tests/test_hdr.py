@@ -7,7 +7,18 @@ import pytest
 
 from cutout.compose import Background, compose
 from cutout.errors import UsageError
-from cutout.hdr import BT2020, HLG, PQ, _hlg_encode, _pq_encode, colour_to_hdr, is_hdr, sdr_to_hdr
+from cutout.hdr import (
+    BT2020,
+    HLG,
+    PQ,
+    _hlg_encode,
+    _pq_encode,
+    _srgb_to_linear,
+    colour_to_hdr,
+    hdr_to_sdr,
+    is_hdr,
+    sdr_to_hdr,
+)
 
 
 def test_the_transfer_functions_meet_their_defining_points() -> None:
@@ -53,3 +64,20 @@ def test_a_background_converts_its_colour_and_image_into_the_signal(tmp_path) ->
     assert (plain == 255).all()  # the SDR cache entry is its own
     with pytest.raises(UsageError, match="HDR transfer"):
         Background("color", hdr=(1, 1))
+
+
+@pytest.mark.parametrize("transfer", [HLG, PQ])
+def test_tone_mapping_back_to_sdr_undoes_the_conversion_below_white_and_keeps_highlights(transfer: int) -> None:
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    back = hdr_to_sdr(sdr_to_hdr(ramp, transfer, BT2020), transfer, BT2020)
+    assert (back == back[:, :1]).all() and (np.diff(back[:, 0].astype(int)) >= 0).all()  # greys, in order
+    assert np.abs(back[:231, 0].astype(int) - np.arange(231)).max() <= 2  # below the shoulder: as they were
+    assert back[255, 0] == 251  # white, on the shoulder; the signal's peak is the brightest SDR white
+    assert tuple(hdr_to_sdr(np.full((1, 3), 255, np.uint8), transfer, BT2020)[0]) == (255, 255, 255)
+    colours = np.random.default_rng(0).integers(0, 230, (5000, 3)).astype(np.uint8)
+    same_primaries = hdr_to_sdr(sdr_to_hdr(colours, transfer, 1), transfer, 1).astype(int)
+    assert np.abs(same_primaries - colours).max() <= 2
+    # in 8-bit BT.2020 a saturated colour's small channels are coarse: close in light, not in code values
+    wide = hdr_to_sdr(sdr_to_hdr(colours, transfer, BT2020), transfer, BT2020)
+    linear = _srgb_to_linear()
+    assert np.abs(linear[wide] - linear[colours]).max() < 0.035 and np.abs(wide.astype(int) - colours).mean() < 1.5

@@ -529,7 +529,7 @@ def test_an_hdr_clip_keeps_its_tags_and_gets_its_background_in_its_own_signal(
     assert np.abs(right - white).max() <= 3, (right.min(), right.max())
 
 
-def test_an_hdr_clip_behind_an_sdr_video_and_into_png_frames(clips: Path, tmp_path: Path) -> None:
+def test_an_sdr_background_video_behind_an_hdr_clip_is_converted(clips: Path, tmp_path: Path) -> None:
     from cutout.video import process_video
 
     source = tmp_path / "phone.mp4"
@@ -548,8 +548,27 @@ def test_an_hdr_clip_behind_an_sdr_video_and_into_png_frames(clips: Path, tmp_pa
     with av.open(str(tmp_path / "o.mp4")) as container:
         right = next(container.decode(video=0)).to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
     assert np.abs(right - 191).max() <= 4 and summary.frames == 5
-    frames = process_video(source, tmp_path / "frames", _LeftHalf(), VideoOptions(), kind="png")
-    assert any("the input is HDR (HLG)" in note and "write .mov" in note for note in frames.notes), frames.notes
+
+
+@pytest.mark.parametrize(("transfer", "kind"), [(18, "png"), (16, "png"), (18, "apng")])
+def test_an_hdr_clip_is_tone_mapped_for_outputs_that_cannot_carry_hdr(tmp_path: Path, transfer: int, kind: str) -> None:
+    # its HLG or PQ signal was written into PNG frames as if it were sRGB: pale and flat
+    from cutout.hdr import sdr_to_hdr
+    from cutout.video import process_video
+
+    colour = (200, 60, 40)
+    source = tmp_path / "phone.mp4"
+    _hdr_clip(source, transfer, tuple(int(v) for v in sdr_to_hdr(np.array([colour], np.uint8), transfer, 9)[0]))
+    target = tmp_path / ("frames" if kind == "png" else "sticker.png")
+    summary = process_video(source, target, _LeftHalf(), VideoOptions(), kind=kind)
+    assert any("tone-mapped to SDR for a" in note and ".mov, .webm or .mp4 keep it" in note for note in summary.notes)
+    first = sorted(target.iterdir())[0] if kind == "png" else target
+    with Image.open(first) as image:
+        rgba = np.asarray(image.convert("RGBA")).astype(int)
+    subject = rgba[20:-20, 20:140]
+    assert (subject[..., 3] == 255).all() and np.abs(subject[..., :3] - colour).max() <= 8, subject[..., :3].mean(
+        (0, 1)
+    )
 
 
 def test_a_folder_of_clips_gets_the_commands_that_cut_them_out(tmp_path: Path) -> None:
