@@ -1,4 +1,4 @@
-"""SDR colours and pictures in an HDR video's own signal, so that a ``--bg`` shows as it does on an SDR screen.
+"""SDR colours and pictures in an HDR video's own signal (a ``--bg`` shows as on an SDR screen), and back.
 
     >>> from cutout.hdr import is_hdr, sdr_to_hdr
     >>> is_hdr(18)                                  # ARIB STD-B67: HLG, what phones record
@@ -14,6 +14,9 @@ linear light, moved to BT.2020 primaries, placed with its white at 203 cd/m2 (gr
 the level SDR content is given in HDR programmes), and encoded with the clip's transfer function: PQ (SMPTE ST
 2084) or HLG (ITU-R BT.2100, for a 1000 cd/m2 display, system gamma 1.2). sRGB white becomes 75% of the signal in
 HLG, 58% in PQ, as BT.2408 gives.
+
+The other way, :func:`hdr_to_sdr` tone-maps an HDR clip's frames to sRGB for outputs that cannot say they are HDR
+(PNG, GIF, WebP): shown as sRGB, an HLG or PQ signal looks pale and flat.
 """
 
 from __future__ import annotations
