@@ -41,7 +41,8 @@ transparent video chosen by the output's extension: .mov ProRes 4444 (the defaul
 with alpha, an animation (.webp, .apng or .gif; an animated GIF, PNG or WebP gives the same kind by
 default), or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame rate,
 timestamps, rotation and audio are kept (audio copied without re-encoding when the container allows; animations
-have none).
+have none). A phone's HDR clip (HLG or PQ) stays HDR in .mov, .webm and .mp4, with --bg colours and images
+converted into it; PNGs and animations are tone-mapped to SDR.
 
 Examples:\n
   cutout video clip.mp4 --bg beach.jpg\n
