@@ -178,17 +178,23 @@ def cutout_frames(
 def _background_frames(
     path: Path, cancel: threading.Event | None, hdr: tuple[int, int] | None = None
 ) -> Iterator[np.ndarray]:
-    """The background video's frames, looped for as long as they are asked for; an SDR video's converted into
-    ``hdr``, the signal of the frames they go behind (an HDR one is taken as it is)."""
+    """The background video's frames, looped for as long as they are asked for, in the signal of the frames they
+    go behind: ``hdr`` (an HDR one's transfer and primaries) or SDR (None). An SDR video is converted into an HDR
+    signal, an HDR one tone-mapped to SDR (and from there into another HDR signal)."""
     from cutout.io.video import VideoReader
 
     while True:
         count = 0
         with VideoReader(path) as reader:
-            convert = hdr is not None and not is_hdr(reader.info.color_trc)
+            own = (reader.info.color_trc, reader.info.color_primaries) if is_hdr(reader.info.color_trc) else None
             for frame in reader.frames():
                 count += 1
-                yield sdr_to_hdr(frame.rgb, *hdr) if convert and hdr is not None else frame.rgb
+                rgb = frame.rgb
+                if own is not None and own != hdr:
+                    rgb = hdr_to_sdr(rgb, *own)
+                if hdr is not None and own != hdr:
+                    rgb = sdr_to_hdr(rgb, *hdr)
+                yield rgb
         if count == 0 or (cancel is not None and cancel.is_set()):
             raise UsageError(f"the background video {path} has no frames")
 

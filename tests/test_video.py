@@ -602,3 +602,26 @@ def test_the_matte_of_an_hdr_clip_is_tagged_sdr_so_editors_keep_its_values(tmp_p
         assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (1, 1, 1)
         grey = frame.to_ndarray(format="gray").astype(int)
     assert np.abs(grey[20:-20, 20:140] - 255).max() <= 2 and grey[20:-20, 200:-20].max() <= 2
+
+
+def test_an_hdr_background_video_behind_an_sdr_clip_is_tone_mapped(tmp_path: Path) -> None:
+    from cutout.hdr import sdr_to_hdr
+    from cutout.video import process_video
+
+    colour = (200, 60, 40)
+    background = tmp_path / "hlg.mp4"
+    _hdr_clip(background, 18, tuple(int(v) for v in sdr_to_hdr(np.array([colour], np.uint8), 18, 9)[0]))
+    source = tmp_path / "sdr.mp4"
+    with av.open(str(source), "w") as container:  # an untagged SDR clip
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 128, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    process_video(source, tmp_path / "o.mp4", _LeftHalf(), VideoOptions(background_video=background))
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        right = next(container.decode(video=0)).to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
+    assert np.abs(right - colour).max() <= 10, right.mean((0, 1))
