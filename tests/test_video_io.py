@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from cutout.errors import InputError, OutputError, UsageError, VideoError
-from cutout.io.video import VideoInfo, VideoReader, VideoWriter, probe
+from cutout.io.video import VideoInfo, VideoReader, VideoWriter, probe, shift_timecode
 
 pytestmark = pytest.mark.integration
 
@@ -752,3 +752,64 @@ def test_every_output_kind_says_cutout_made_it(tmp_path: Path, kind: str, name: 
             animation.load()
     else:
         assert len(_decode(written)[0]) == (4 if kind != "png" else 1)
+
+
+@pytest.mark.parametrize(
+    ("timecode", "frames", "fps", "expected"),
+    [
+        ("01:00:10:05", 50, Fraction(25), "01:00:12:05"),
+        ("23:59:59:24", 1, Fraction(25), "00:00:00:00"),  # wraps at a day
+        ("00:00:00:00", -1, Fraction(25), "23:59:59:24"),
+        ("00:00:59;29", 1, Fraction(30000, 1001), "00:01:00;02"),  # drop-frame skips ;00 and ;01 ...
+        ("00:09:59;29", 1, Fraction(30000, 1001), "00:10:00;00"),  # ... but not at each tenth minute
+        ("01:00:00;00", 107892, Fraction(30000, 1001), "02:00:00;00"),  # an hour of 29.97 keeps to the clock
+        ("00:00:59;59", 1, Fraction(60000, 1001), "00:01:00;04"),
+        ("10:00:00:00", 24, Fraction(24000, 1001), "10:00:01:00"),  # 23.976 counts 24 a second, no drop
+        ("not a timecode", 5, Fraction(25), "not a timecode"),
+    ],
+)
+def test_shift_timecode(timecode: str, frames: int, fps: Fraction, expected: str) -> None:
+    assert shift_timecode(timecode, frames, fps) == expected
+
+
+def _timecoded_clip(path: Path, timecode: str) -> None:
+    with av.open(str(path), "w") as container:  # a camera's MOV: the timecode in a tmcd track
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.metadata["timecode"] = timecode
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 20, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize(("kind", "start", "expected"), [("mov", None, "01:00:10:05"), ("mp4", 0.2, "01:00:10:10")])
+def test_the_start_timecode_is_kept_and_moved_with_the_start(
+    tmp_path: Path, kind: str, start: float | None, expected: str
+) -> None:
+    # editors line a cutout up with its source by timecode: it was dropped, with a note calling it a data stream
+    source = tmp_path / "camera.mov"
+    _timecoded_clip(source, "01:00:10:05")
+    info = probe(source)
+    assert info.timecode == "01:00:10:05" and info.other_streams == ()
+    target = tmp_path / f"out.{kind}"
+    with VideoReader(source, start=start) as reader, VideoWriter(target, info, kind=kind, start=start) as writer:
+        for frame in reader.frames():
+            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+    assert writer.notes == []
+    assert probe(target).timecode == expected
+
+
+@pytest.mark.parametrize("kind", ["webm", "png", "gif"])
+def test_a_kind_without_timecode_says_it_is_not_kept(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "camera.mov"
+    _timecoded_clip(source, "01:00:10:05")
+    target = tmp_path / ("frames" if kind == "png" else f"out.{kind}")
+    with VideoReader(source) as reader, VideoWriter(target, reader.info, kind=kind) as writer:
+        for frame in reader.frames():
+            writer.write(_rgba(frame.rgb, frame.index), frame.pts)
+    assert (
+        [note for note in writer.notes if "timecode" in note]
+        == [note for note in writer.notes if note.startswith("the input's timecode (01:00:10:05) is not kept")]
+        != []
+    )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -87,6 +88,9 @@ class VideoInfo:
     ``color_range`` is "tv" (limited, 16-235), "pc" (full, 0-255) or "unspecified" (players assume tv).
     ``colorspace``, ``color_primaries`` and ``color_trc`` are FFmpeg's AVColorSpace, AVColorPrimaries and
     AVColorTransferCharacteristic numbers (2: unspecified). ``start_time`` is the first timestamp, in seconds.
+    ``timecode`` is the start timecode a camera or editor gave the file ("01:00:10:05"; ";" before the frames for
+    drop-frame), from the video stream, a timecode track or the container; its track is not one of
+    ``other_streams``.
     """
 
     width: int
@@ -107,6 +111,7 @@ class VideoInfo:
     color_primaries: int = 2
     color_trc: int = 2
     path: Path | None = None
+    timecode: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,14 +326,62 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         pix_fmt="yuva420p" if first.format.name == "yuv420p" and alpha_decoder(stream) else first.format.name,
         codec=context.name,
         audio=audio,
-        other_streams=tuple(_describe_other(s) for s in container.streams if s.index not in used),
+        other_streams=tuple(
+            _describe_other(s) for s in container.streams if s.index not in used and not _is_timecode_track(s)
+        ),
         stream_index=stream.index,
         start_time=float((stream.start_time or 0) * time_base),
         colorspace=int(first.colorspace),
         color_primaries=int(first.color_primaries),
         color_trc=int(first.color_trc),
         path=path,
+        timecode=_timecode(container, stream),
     )
+
+
+def _timecode(container: InputContainer, stream: VideoStream) -> str | None:
+    """The file's start timecode: on the video stream, a timecode (tmcd) track, or the container (MXF)."""
+    places: list[Any] = [stream, *[s for s in container.streams if _is_timecode_track(s)], container]
+    for place in places:
+        value = place.metadata.get("timecode")
+        if value and _TIMECODE.match(value):
+            return str(value)
+    return None
+
+
+def _is_timecode_track(stream: Stream) -> bool:
+    return stream.type == "data" and "timecode" in stream.metadata
+
+
+_TIMECODE = re.compile(r"^(\d{1,2})[:;.](\d{2})[:;.](\d{2})([:;.])(\d{2,3})$")
+
+
+def shift_timecode(timecode: str, frames: int, fps: Fraction) -> str:
+    """``timecode`` (HH:MM:SS:FF, or HH:MM:SS;FF drop-frame) moved on by ``frames`` frames at ``fps``.
+
+    Timecode counts frames at the nominal rate (30 for 29.97); drop-frame skips frame numbers 0 and 1 (0 to 3 at
+    60) of every minute but each tenth, so that it keeps to the clock. It wraps at 24 hours. A timecode of another
+    form is returned as it is.
+    """
+    match = _TIMECODE.match(timecode)
+    if match is None or frames == 0:
+        return timecode
+    hours, minutes, seconds, separator, frame = match.groups()
+    nominal = max(1, round(fps))
+    drop = nominal // 30 * 2 if separator in ";." and nominal % 30 == 0 else 0
+    total_minutes = int(hours) * 60 + int(minutes)
+    number = (total_minutes * 60 + int(seconds)) * nominal + int(frame) - drop * (total_minutes - total_minutes // 10)
+    per_day = 24 * 60 * 60 * nominal - drop * (24 * 60 - 24 * 6)
+    number = (number + frames) % per_day
+    if drop:  # back to a frame count as if none were dropped
+        per_ten, per_minute = nominal * 600 - drop * 9, nominal * 60 - drop
+        tens, rest = divmod(number, per_ten)
+        number += drop * 9 * tens + (drop * ((rest - drop) // per_minute) if rest > drop else 0)
+    seconds_total, frame_number = divmod(number, nominal)
+    minutes_total, second = divmod(seconds_total, 60)
+    hour, minute = divmod(minutes_total, 60)
+    width = len(match.group(5))
+    return f"{hour:02d}:{minute:02d}:{second:02d}{separator}{frame_number:0{width}d}"
 
 
 def _rotation(stream: VideoStream, first: AvFrame) -> int:

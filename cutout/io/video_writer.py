@@ -81,7 +81,7 @@ from av.video.stream import VideoStream
 
 from cutout.errors import OutputError, OutputTakenError, UsageError
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
-from cutout.io.video import VideoInfo, check_window, open_container
+from cutout.io.video import VideoInfo, check_window, open_container, shift_timecode
 
 __all__ = ["KINDS", "VideoWriter"]
 
@@ -343,6 +343,7 @@ class _ContainerSink:
         self.container: OutputContainer | None = None
         self.turns = info.rotation // 90 if encoding.animation else 0  # counter-clockwise quarter turns
         self.pending: Packet | None = None  # an animation's newest packet, muxed when the next one comes
+        self.notes, self.started = notes, False
         self.last_duration = _frame_span(info)
         try:
             self.container = av.open(
@@ -401,10 +402,28 @@ class _ContainerSink:
         frame = self._frame(array)
         frame.pts = pts - self.window.shift_pts
         frame.time_base = self.info.time_base
+        if not self.started:  # the header is written with the first packet: the timecode must be there by then
+            self.started = True
+            self._set_timecode(pts)
         with self._errors():
             if self.audio is not None:
                 self.audio.feed(self.window, until=float(pts * self.info.time_base))
             self._mux(self.video.encode(frame))
+
+    def _set_timecode(self, pts: int) -> None:
+        """The input's start timecode, moved on to the first frame written, on MOV and MP4 outputs (a tmcd track,
+        which editors line clips up by); other kinds cannot carry one, and a note says so."""
+        timecode = self.info.timecode
+        if timecode is None:
+            return
+        if self.encoding.muxer not in ("mov", "mp4"):
+            self.notes.append(
+                f"the input's timecode ({timecode}) is not kept: {self.encoding.name} has no place for one; "
+                ".mov or .mp4 keep it"
+            )
+            return
+        offset = round((pts * self.info.time_base - Fraction(self.info.start_time)) * self.info.fps)
+        self.video.metadata["timecode"] = shift_timecode(timecode, offset, self.info.fps)
 
     def _frame(self, array: np.ndarray) -> AvFrame:
         if self.encoding.animation:
@@ -698,6 +717,8 @@ class _PngSink:
 
     def __init__(self, path: Path, info: VideoInfo, notes: list[str], audio_from: str | Path | None) -> None:
         _check_replaceable(path)
+        if info.timecode:
+            notes.append(f"the input's timecode ({info.timecode}) is not kept: PNG frames have no place for one")
         self.path = path
         self.temporary = temporary_path(path, "")
         self.count = 0
