@@ -14,6 +14,7 @@ import functools
 import math
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +43,8 @@ class Background:
             side, at least 3).
         hdr: the HDR signal of the frames it goes behind, as (transfer, primaries) codes (PQ 16 or HLG 18; BT.2020
             9): the colour's or image's sRGB values are converted into it (:mod:`cutout.hdr`). None: as they are.
+        pixel_aspect: the width over the height of a pixel of the frames it goes behind (anamorphic video: 4/3):
+            an image covers the frame as it is shown, not squeezed.
     """
 
     kind: Literal["color", "image", "blur"]
@@ -49,6 +52,7 @@ class Background:
     path: Path | None = None
     radius: float | None = None
     hdr: tuple[int, int] | None = None
+    pixel_aspect: Fraction = Fraction(1)
 
     def __post_init__(self) -> None:
         if self.kind not in ("color", "image", "blur"):
@@ -300,7 +304,7 @@ def _background_layers(background: Background, height: int, width: int) -> np.nd
     """
     if background.kind != "image" or background.path is None:
         raise ValueError(f"background_array needs a colour or an image background, got {background.kind!r}")
-    return _covering(*_cache_key(background.path), height, width, background.hdr)
+    return _covering(*_cache_key(background.path), height, width, background.hdr, background.pixel_aspect)
 
 
 def _cache_key(path: Path) -> tuple[str, int]:
@@ -342,29 +346,46 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
 
 
 @functools.lru_cache(maxsize=4)
-def _covering(path: str, mtime_ns: int, height: int, width: int, hdr: tuple[int, int] | None = None) -> np.ndarray:
-    array = cover(_source_image(path, mtime_ns), height, width)
+def _covering(
+    path: str,
+    mtime_ns: int,
+    height: int,
+    width: int,
+    hdr: tuple[int, int] | None = None,
+    aspect: Fraction = Fraction(1),
+) -> np.ndarray:
+    array = cover(_source_image(path, mtime_ns), height, width, aspect)
     if hdr is not None:
         array[..., :3] = sdr_to_hdr(array[..., :3], *hdr)
     array.flags.writeable = False
     return array
 
 
-def cover(source: Image.Image | np.ndarray, height: int, width: int) -> np.ndarray:
+def cover(
+    source: Image.Image | np.ndarray,
+    height: int,
+    width: int,
+    aspect: Fraction = Fraction(1),
+    source_aspect: Fraction = Fraction(1),
+) -> np.ndarray:
     """``source`` scaled to cover a ``height`` x ``width`` frame, aspect ratio kept, centre-cropped (LANCZOS).
+
+    ``aspect`` and ``source_aspect`` are the width over the height of a pixel of the frame and of the source (not
+    1 for anamorphic video: HDV's 1440 x 1080 at 4/3 shows 16:9): the source covers the frame as both are shown.
 
     Shape: (h, w, 3) uint8, or an RGB or RGBA image -> (height, width, 3 or 4) uint8 (RGBA resized premultiplied).
     """
     if isinstance(source, np.ndarray):
-        if source.shape[:2] == (height, width):
+        if source.shape[:2] == (height, width) and aspect == source_aspect:
             return source
         source = Image.fromarray(source)
     src_width, src_height = source.size
-    if src_width * height > src_height * width:  # wider than the frame: use the full height, crop the sides
-        crop_width = src_height * width / height
+    shown = Fraction(width) * aspect / height  # the frame's shape as shown, width over height
+    if src_width * source_aspect > src_height * shown:  # wider than the frame: the full height, sides cropped
+        crop_width = float(src_height * shown / source_aspect)
         box = ((src_width - crop_width) / 2, 0.0, (src_width + crop_width) / 2, float(src_height))
-    else:  # taller: use the full width, crop top and bottom
-        crop_height = src_width * height / width
+    else:  # taller: the full width, top and bottom cropped
+        crop_height = float(src_width * source_aspect / shown)
         box = (0.0, (src_height - crop_height) / 2, float(src_width), (src_height + crop_height) / 2)
     return np.array(source.resize((width, height), Image.Resampling.LANCZOS, box=box))
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -133,21 +134,29 @@ def cutout_frames(
     *,
     cancel: threading.Event | None = None,
     hdr: tuple[int, int] | None = None,
+    pixel_aspect: Fraction = Fraction(1),
 ) -> Iterator[tuple[np.ndarray, int | None]]:
     """The result for each (rgb, pts) or (rgb, pts, alpha) frame, in order: smoothed mask, then the composed or
     masked frame. A frame's own ``alpha`` (None: opaque) bounds its mask, as for images: what it hid stays hidden.
 
     ``hdr``: the frames' HDR signal (transfer, primaries), when the output keeps it: a background colour, image or
-    SDR video is converted into it (:mod:`cutout.hdr`).
+    SDR video is converted into it (:mod:`cutout.hdr`). ``pixel_aspect``: the frames' pixel width over height
+    (anamorphic video): a background image or video covers them as they are shown.
 
     Shape: each rgb (H, W, 3), alpha (H, W) uint8 -> (H, W) mask, (H, W, 3) composite or (H, W, 4) cutout, uint8.
     """
     spec = session.spec
     smoother = TemporalSmoother(options.temporal_smoothing)
-    backgrounds = _background_frames(options.background_video, cancel, hdr) if options.background_video else None
+    backgrounds = background_aspect = None
+    if options.background_video is not None:
+        from cutout.io.video import probe
+
+        backgrounds = _background_frames(options.background_video, cancel, hdr)
+        background_aspect = probe(options.background_video).pixel_aspect
     remove = options.remove
-    if hdr is not None and remove.background is not None and remove.background.kind != "blur":
-        remove = dataclasses.replace(remove, background=dataclasses.replace(remove.background, hdr=hdr))
+    if remove.background is not None and remove.background.kind != "blur":
+        shown_in = dataclasses.replace(remove.background, hdr=hdr, pixel_aspect=pixel_aspect)
+        remove = dataclasses.replace(remove, background=shown_in)
     prepared = (_Frame(item[0], item[1], model_input(spec, item[0]), *item[2:]) for item in frames)
 
     if cancel is not None:
@@ -167,8 +176,9 @@ def cutout_frames(
                 normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
             )
             mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
-            if backgrounds is not None and not remove.only_mask:
-                background = cover(next(backgrounds), *frame.rgb.shape[:2])
+            if backgrounds is not None and background_aspect is not None and not remove.only_mask:
+                height, width = frame.rgb.shape[:2]
+                background = cover(next(backgrounds), height, width, pixel_aspect, background_aspect)
                 finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
                 yield over_background(*finished, background), frame.pts
             else:
@@ -246,7 +256,7 @@ def process_video(
 
         decoded = threaded(frames(), maxsize=4, name="cutout-decode", cancel=cancel)
         results = threaded(
-            cutout_frames(decoded, session, options, cancel=cancel, hdr=hdr),
+            cutout_frames(decoded, session, options, cancel=cancel, hdr=hdr, pixel_aspect=info.pixel_aspect),
             maxsize=4,
             name="cutout-infer",
             cancel=cancel,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cutout.compose import Background, background_array, blurred, compose, parse_background
+from cutout.compose import Background, background_array, blurred, compose, cover, parse_background
 from cutout.errors import UsageError
 
 RNG = np.random.default_rng(3)
@@ -255,3 +255,19 @@ def test_blur_radius_scales_with_the_image() -> None:
     assert edge[0] > 0 and edge[-1] < 255 and (np.diff(edge) >= 0).all()  # radius 8 (2% of 400) spreads the edge
     assert blurred(image, 1.0)[200, 290, 0] == 0
     assert blurred(np.zeros((20, 20, 3), np.uint8) + 7).shape == (20, 20, 3)  # minimum radius 3 on small images
+
+
+def test_cover_fills_an_anamorphic_frame_as_it_is_shown() -> None:
+    # HDV: 1440 x 1080 stored, pixels 4/3 wide, shown 16:9; a 16:9 picture must fill it uncropped, not squeezed
+    from fractions import Fraction
+
+    gradient = np.tile(np.linspace(0, 255, 192).astype(np.uint8)[None, :, None], (108, 1, 3))
+    frame = cover(gradient, 108, 144, aspect=Fraction(4, 3))
+    plain = np.asarray(Image.fromarray(gradient).resize((144, 108), Image.Resampling.LANCZOS))
+    assert frame.shape == (108, 144, 3) and np.abs(frame.astype(int) - plain).max() <= 1  # all of it, no crop
+    squeezed = cover(gradient, 108, 144)  # square pixels: 4:3 cut from the middle of the 16:9 picture
+    assert squeezed[:, 0].mean() > 20 and frame[:, 0].mean() < 5
+    # an anamorphic source (a background clip) behind square pixels: shown 16:9 itself, so again uncropped
+    stored = np.asarray(Image.fromarray(gradient).resize((144, 108), Image.Resampling.LANCZOS))
+    back = cover(stored, 108, 192, source_aspect=Fraction(4, 3))
+    assert np.abs(back.astype(int)[:, ::16] - gradient.astype(int)[:, ::16]).max() <= 3

@@ -625,3 +625,31 @@ def test_an_hdr_background_video_behind_an_sdr_clip_is_tone_mapped(tmp_path: Pat
     with av.open(str(tmp_path / "o.mp4")) as container:
         right = next(container.decode(video=0)).to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
     assert np.abs(right - colour).max() <= 10, right.mean((0, 1))
+
+
+def test_a_background_photo_fills_an_anamorphic_clip_as_it_is_shown(tmp_path: Path) -> None:
+    # a 16:9 photo behind a 16:9 HDV clip (stored 4:3, pixels 4/3 wide) was cropped to 4:3 and shown stretched
+    from fractions import Fraction
+
+    from cutout.compose import Background
+    from cutout.options import RemoveOptions
+    from cutout.video import process_video
+
+    source = tmp_path / "hdv.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 144, 108, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((108, 144, 3), 128, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    gradient = np.tile(np.linspace(0, 255, 192).astype(np.uint8)[None, :, None], (108, 1, 3))
+    Image.fromarray(gradient).save(tmp_path / "wide.png")
+    options = VideoOptions(remove=RemoveOptions(background=Background("image", path=tmp_path / "wide.png")))
+    process_video(source, tmp_path / "out.mp4", _LeftHalf(), options)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.sample_aspect_ratio == Fraction(4, 3)
+        frame = next(container.decode(stream)).to_ndarray(format="rgb24").astype(int)
+    assert frame[20:-20, -3:].mean() > 240  # the photo's right edge is the frame's: uncropped (cropped: ~212)

@@ -813,3 +813,34 @@ def test_a_kind_without_timecode_says_it_is_not_kept(tmp_path: Path, kind: str) 
         == [note for note in writer.notes if note.startswith("the input's timecode (01:00:10:05) is not kept")]
         != []
     )
+
+
+def _anamorphic_clip(path: Path) -> None:
+    with av.open(str(path), "w") as container:  # HDV-like: stored 144 x 108, pixels 4/3 wide, shown 192 x 108
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 144, 108, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((108, 144, 3), index * 60, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "mask", "webm", "gif"])
+def test_anamorphic_video_keeps_its_pixel_aspect_or_says_it_cannot(tmp_path: Path, kind: str) -> None:
+    # the sample aspect ratio was dropped: a 16:9 HDV or DV widescreen clip came out squeezed to 4:3
+    source = tmp_path / "hdv.mp4"
+    _anamorphic_clip(source)
+    info = probe(source)
+    assert info.pixel_aspect == Fraction(4, 3)
+    target = tmp_path / f"out.{'mp4' if kind == 'mask' else kind}"
+    with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
+        for frame in reader.frames():
+            array = (
+                frame.rgb if kind == "mp4" else frame.rgb[..., 1] if kind == "mask" else _rgba(frame.rgb, frame.index)
+            )
+            writer.write(array, frame.pts)
+    if kind in ("mp4", "mov", "mask"):
+        assert probe(target).pixel_aspect == Fraction(4, 3) and writer.notes == []
+    else:
+        assert [n for n in writer.notes if "pixels are not square (4:3, shown 192 x 108)" in n] != []

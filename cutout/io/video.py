@@ -90,7 +90,8 @@ class VideoInfo:
     AVColorTransferCharacteristic numbers (2: unspecified). ``start_time`` is the first timestamp, in seconds.
     ``timecode`` is the start timecode a camera or editor gave the file ("01:00:10:05"; ";" before the frames for
     drop-frame), from the video stream, a timecode track or the container; its track is not one of
-    ``other_streams``.
+    ``other_streams``. ``pixel_aspect`` is a pixel's width over its height (the sample aspect ratio): 1 but for
+    anamorphic video (HDV 1440 x 1080 at 4/3 shows as 16:9).
     """
 
     width: int
@@ -112,6 +113,7 @@ class VideoInfo:
     color_trc: int = 2
     path: Path | None = None
     timecode: str | None = None
+    pixel_aspect: Fraction = Fraction(1)
 
 
 @dataclass(frozen=True)
@@ -336,7 +338,16 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         color_trc=int(first.color_trc),
         path=path,
         timecode=_timecode(container, stream),
+        pixel_aspect=_pixel_aspect(stream),
     )
+
+
+def _pixel_aspect(stream: VideoStream) -> Fraction:
+    """The stream's sample aspect ratio (container or codec), 1 where it is unknown or nonsense."""
+    for value in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if value and Fraction(1, 10) <= value <= 10:
+            return Fraction(value)
+    return Fraction(1)
 
 
 def _timecode(container: InputContainer, stream: VideoStream) -> str | None:

@@ -381,8 +381,12 @@ class _ContainerSink:
         stream.time_base = info.time_base
         context = stream.codec_context
         context.time_base = info.time_base
+        if info.pixel_aspect != 1 and (encoding.animation or encoding.muxer == "webm"):
+            notes.append(_squeezed(info, encoding.name))
         if encoding.animation:  # RGB frames, turned upright
             return stream
+        if info.pixel_aspect != 1:  # anamorphic: shown as wide as the input (MOV and MP4; WebM's muxer drops it)
+            context.sample_aspect_ratio = info.pixel_aspect
         context.color_range = 1 if encoding.limited_range else _RANGE_CODES.get(info.color_range, 0)
         context.colorspace, context.color_primaries, context.color_trc = (
             output_matrix(info),
@@ -705,6 +709,16 @@ def _name_of(codec: str) -> str:
     return {"libopus": "Opus", "aac": "AAC"}.get(codec, codec)
 
 
+def _squeezed(info: VideoInfo, kind: str) -> str:
+    """The note for an anamorphic input written where its pixel aspect cannot be kept."""
+    aspect = info.pixel_aspect
+    shown = round(info.width * aspect)
+    return (
+        f"the input's pixels are not square ({aspect.numerator}:{aspect.denominator}, shown {shown} x {info.height}): "
+        f"{kind} cannot say so, so it shows {info.width} x {info.height}, squeezed; .mov or .mp4 keep the aspect"
+    )
+
+
 class _PngSink:
     """A folder of ``frame_000000.png``, ... written into a temporary folder, renamed when complete.
 
@@ -719,6 +733,8 @@ class _PngSink:
         _check_replaceable(path)
         if info.timecode:
             notes.append(f"the input's timecode ({info.timecode}) is not kept: PNG frames have no place for one")
+        if info.pixel_aspect != 1:
+            notes.append(_squeezed(info, "PNG frames"))
         self.path = path
         self.temporary = temporary_path(path, "")
         self.count = 0
