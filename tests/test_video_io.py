@@ -844,3 +844,26 @@ def test_anamorphic_video_keeps_its_pixel_aspect_or_says_it_cannot(tmp_path: Pat
         assert probe(target).pixel_aspect == Fraction(4, 3) and writer.notes == []
     else:
         assert [n for n in writer.notes if "pixels are not square (4:3, shown 192 x 108)" in n] != []
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+def test_the_recording_date_is_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
+    # a phone's clip: libraries sort by its creation time, which the cutout lost; its GPS place stays behind
+    source = tmp_path / "phone.mov"
+    with av.open(str(source), "w") as container:
+        container.metadata["creation_time"] = "2024-05-01T10:20:30.000000Z"
+        container.metadata["location"] = "+48.8584+002.2945/"
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))
+    info = probe(source)
+    assert info.creation_time == "2024-05-01T10:20:30.000000Z"
+    target = tmp_path / f"out.{kind}"
+    with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
+        for frame in reader.frames():
+            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+    assert probe(target).creation_time == "2024-05-01T10:20:30.000000Z"
+    with av.open(str(target)) as container:
+        assert "location" not in container.metadata

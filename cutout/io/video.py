@@ -91,7 +91,8 @@ class VideoInfo:
     ``timecode`` is the start timecode a camera or editor gave the file ("01:00:10:05"; ";" before the frames for
     drop-frame), from the video stream, a timecode track or the container; its track is not one of
     ``other_streams``. ``pixel_aspect`` is a pixel's width over its height (the sample aspect ratio): 1 but for
-    anamorphic video (HDV 1440 x 1080 at 4/3 shows as 16:9).
+    anamorphic video (HDV 1440 x 1080 at 4/3 shows as 16:9). ``creation_time`` is when the file says it was
+    recorded (ISO 8601), as libraries sort clips by it.
     """
 
     width: int
@@ -114,6 +115,7 @@ class VideoInfo:
     path: Path | None = None
     timecode: str | None = None
     pixel_aspect: Fraction = Fraction(1)
+    creation_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,7 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         path=path,
         timecode=_timecode(container, stream),
         pixel_aspect=_pixel_aspect(stream),
+        creation_time=container.metadata.get("creation_time") or stream.metadata.get("creation_time") or None,
     )
 
 

@@ -351,6 +351,8 @@ class _ContainerSink:
             )
             if not encoding.animation:  # the animation muxers write no tags: finish() marks those files
                 self.container.metadata["comment"] = SOFTWARE
+                if info.creation_time:  # the recording's date, by which libraries sort clips (not its place)
+                    self.container.metadata["creation_time"] = info.creation_time
             self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
             if self.turns % 2:
                 self.size = self.size[::-1]
