@@ -33,8 +33,13 @@ _HLG_PEAK, _HLG_GAMMA = 1000.0, 1.2  # the reference HLG display of BT.2100
 _PQ_PEAK = 10000.0
 # BT.709 -> BT.2020 linear RGB (ITU-R BT.2087)
 _709_TO_2020 = np.array([[0.6274, 0.3293, 0.0433], [0.0691, 0.9195, 0.0114], [0.0164, 0.0880, 0.8956]], np.float32)
+_2020_TO_709 = np.linalg.inv(_709_TO_2020).astype(np.float32)
 _LUMA_2020 = np.array([0.2627, 0.6780, 0.0593], np.float32)
 _LUMA_709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
+# SMPTE ST 2084 (PQ) and BT.2100 HLG constants
+_PQ_M1, _PQ_M2 = 2610 / 16384, 2523 / 4096 * 128
+_PQ_C1, _PQ_C2, _PQ_C3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+_HLG_A, _HLG_B, _HLG_C = 0.17883277, 0.28466892, 0.55991073
 
 
 def is_hdr(transfer: int) -> bool:
@@ -50,10 +55,7 @@ def sdr_to_hdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
 
     Shape: (..., 3) uint8 -> (..., 3) uint8.
     """
-    if transfer not in NAMES:
-        raise ValueError(f"transfer {transfer} is not PQ ({PQ}) or HLG ({HLG})")
-    if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
-        raise ValueError(f"expected (..., 3) uint8 sRGB, got {rgb.shape} {rgb.dtype}")
+    _check(rgb, transfer, "sRGB")
     linear = _srgb_to_linear()[rgb]  # 1.0: SDR white
     luma = _LUMA_709
     if primaries == BT2020:
@@ -77,10 +79,7 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
 
     Shape: (..., 3) uint8 -> (..., 3) uint8.
     """
-    if transfer not in NAMES:
-        raise ValueError(f"transfer {transfer} is not PQ ({PQ}) or HLG ({HLG})")
-    if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
-        raise ValueError(f"expected (..., 3) uint8 HDR signal, got {rgb.shape} {rgb.dtype}")
+    _check(rgb, transfer, "HDR signal")
     luma = _LUMA_2020 if primaries == BT2020 else _LUMA_709
     if transfer == PQ:
         display = _pq_decode()[rgb] * np.float32(_PQ_PEAK / REFERENCE_WHITE)
@@ -89,7 +88,7 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
         display = scene * np.power(np.maximum(scene @ luma, 1e-12), _HLG_GAMMA - 1)[..., None]
         display *= np.float32(_HLG_PEAK / REFERENCE_WHITE)
     if primaries == BT2020:
-        display = display @ np.linalg.inv(_709_TO_2020).astype(np.float32).T
+        display = display @ _2020_TO_709.T
     display = np.maximum(display, 0.0)
     y = display @ _LUMA_709
     knee, peak = _KNEE, _HLG_PEAK / REFERENCE_WHITE
@@ -101,6 +100,13 @@ def hdr_to_sdr(rgb: np.ndarray, transfer: int, primaries: int) -> np.ndarray:
 
 
 _KNEE = 0.9  # hdr_to_sdr keeps display luminance up to this (relative to graphics white) as it is
+
+
+def _check(rgb: np.ndarray, transfer: int, what: str) -> None:
+    if transfer not in NAMES:
+        raise ValueError(f"transfer {transfer} is not PQ ({PQ}) or HLG ({HLG})")
+    if rgb.dtype != np.uint8 or rgb.shape[-1:] != (3,):
+        raise ValueError(f"expected (..., 3) uint8 {what}, got {rgb.shape} {rgb.dtype}")
 
 
 def colour_to_hdr(colour: tuple[int, int, int, int], transfer: int, primaries: int) -> tuple[int, int, int, int]:
@@ -121,10 +127,8 @@ def _srgb_to_linear() -> np.ndarray:
 
 def _pq_encode(display: np.ndarray) -> np.ndarray:
     """SMPTE ST 2084's inverse EOTF: display light (1.0 = 10000 cd/m2) to signal."""
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    y = np.power(np.maximum(display, 0.0), m1)
-    return np.power((c1 + c2 * y) / (1 + c3 * y), m2)
+    y = np.power(np.maximum(display, 0.0), _PQ_M1)
+    return np.power((_PQ_C1 + _PQ_C2 * y) / (1 + _PQ_C3 * y), _PQ_M2)
 
 
 def _hlg_encode(display: np.ndarray, luma: np.ndarray) -> np.ndarray:
@@ -135,10 +139,9 @@ def _hlg_encode(display: np.ndarray, luma: np.ndarray) -> np.ndarray:
     """
     y = np.maximum(display @ luma, 1e-12)[..., None]
     scene = display * np.power(y, (1 - _HLG_GAMMA) / _HLG_GAMMA)
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
     scene = np.maximum(scene, 0.0)
     low = np.sqrt(3 * scene)
-    high = a * np.log(np.maximum(12 * scene - b, 1e-12)) + c
+    high = _HLG_A * np.log(np.maximum(12 * scene - _HLG_B, 1e-12)) + _HLG_C
     return np.where(scene <= 1 / 12, low, high)
 
 
@@ -148,10 +151,8 @@ def _pq_decode() -> np.ndarray:
 
     Shape: -> (256,) float32.
     """
-    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
-    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
-    e = np.power(np.arange(256) / 255, 1 / m2)
-    return np.power(np.maximum(e - c1, 0) / (c2 - c3 * e), 1 / m1).astype(np.float32)
+    e = np.power(np.arange(256) / 255, 1 / _PQ_M2)
+    return np.power(np.maximum(e - _PQ_C1, 0) / (_PQ_C2 - _PQ_C3 * e), 1 / _PQ_M1).astype(np.float32)
 
 
 @functools.cache
@@ -160,9 +161,8 @@ def _hlg_decode() -> np.ndarray:
 
     Shape: -> (256,) float32.
     """
-    a, b, c = 0.17883277, 0.28466892, 0.55991073
     v = np.arange(256) / 255
-    return np.where(v <= 0.5, v**2 / 3, (np.exp((v - c) / a) + b) / 12).astype(np.float32)
+    return np.where(v <= 0.5, v**2 / 3, (np.exp((v - _HLG_C) / _HLG_A) + _HLG_B) / 12).astype(np.float32)
 
 
 def _linear_to_srgb(linear: np.ndarray) -> np.ndarray:

@@ -147,12 +147,7 @@ def cutout_frames(
     """
     spec = session.spec
     smoother = TemporalSmoother(options.temporal_smoothing)
-    backgrounds = background_aspect = None
-    if options.background_video is not None:
-        from cutout.io.video import probe
-
-        backgrounds = _background_frames(options.background_video, cancel, hdr)
-        background_aspect = probe(options.background_video).pixel_aspect
+    backgrounds = _background_frames(options.background_video, cancel, hdr) if options.background_video else None
     remove = options.remove
     if remove.background is not None and remove.background.kind != "blur":
         shown_in = dataclasses.replace(remove.background, hdr=hdr, pixel_aspect=pixel_aspect)
@@ -176,9 +171,10 @@ def cutout_frames(
                 normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
             )
             mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
-            if backgrounds is not None and background_aspect is not None and not remove.only_mask:
+            if backgrounds is not None and not remove.only_mask:
                 height, width = frame.rgb.shape[:2]
-                background = cover(next(backgrounds), height, width, pixel_aspect, background_aspect)
+                picture, picture_aspect = next(backgrounds)
+                background = cover(picture, height, width, pixel_aspect, picture_aspect)
                 finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
                 yield over_background(*finished, background), frame.pts
             else:
@@ -187,10 +183,10 @@ def cutout_frames(
 
 def _background_frames(
     path: Path, cancel: threading.Event | None, hdr: tuple[int, int] | None = None
-) -> Iterator[np.ndarray]:
-    """The background video's frames, looped for as long as they are asked for, in the signal of the frames they
-    go behind: ``hdr`` (an HDR one's transfer and primaries) or SDR (None). An SDR video is converted into an HDR
-    signal, an HDR one tone-mapped to SDR (and from there into another HDR signal)."""
+) -> Iterator[tuple[np.ndarray, Fraction]]:
+    """The background video's frames and its pixel aspect, looped for as long as they are asked for, in the signal
+    of the frames they go behind: ``hdr`` (an HDR one's transfer and primaries) or SDR (None). An SDR video is
+    converted into an HDR signal, an HDR one tone-mapped to SDR (and from there into another HDR signal)."""
     from cutout.io.video import VideoReader
 
     while True:
@@ -204,7 +200,7 @@ def _background_frames(
                     rgb = hdr_to_sdr(rgb, *own)
                 if hdr is not None and own != hdr:
                     rgb = sdr_to_hdr(rgb, *hdr)
-                yield rgb
+                yield rgb, reader.info.pixel_aspect
         if count == 0 or (cancel is not None and cancel.is_set()):
             raise UsageError(f"the background video {path} has no frames")
 

@@ -505,6 +505,20 @@ def _hdr_clip(path: Path, transfer: int, colour: tuple[int, int, int] = (128, 12
             container.mux(packet)
 
 
+def _sdr_clip(path: Path, value: int, *, size: tuple[int, int] = (320, 240), pixel_aspect: object = None) -> None:
+    """An untagged (SDR) H.264 clip of 3 grey frames of ``value``; ``pixel_aspect`` makes it anamorphic."""
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), value, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
 @pytest.mark.parametrize(
     ("transfer", "kind", "white"), [(18, "mp4", 191), (18, "mov", 191), (18, "webm", 191), (16, "mp4", 148)]
 )
@@ -535,15 +549,7 @@ def test_an_sdr_background_video_behind_an_hdr_clip_is_converted(clips: Path, tm
     source = tmp_path / "phone.mp4"
     _hdr_clip(source, 18)
     white = tmp_path / "white.mp4"
-    with av.open(str(white), "w") as container:  # an SDR (untagged) clip of white frames
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for _ in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 255, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    _sdr_clip(white, 255)
     summary = process_video(source, tmp_path / "o.mp4", _LeftHalf(), VideoOptions(background_video=white))
     with av.open(str(tmp_path / "o.mp4")) as container:
         right = next(container.decode(video=0)).to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
@@ -612,15 +618,7 @@ def test_an_hdr_background_video_behind_an_sdr_clip_is_tone_mapped(tmp_path: Pat
     background = tmp_path / "hlg.mp4"
     _hdr_clip(background, 18, tuple(int(v) for v in sdr_to_hdr(np.array([colour], np.uint8), 18, 9)[0]))
     source = tmp_path / "sdr.mp4"
-    with av.open(str(source), "w") as container:  # an untagged SDR clip
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
-        for _ in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 128, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    _sdr_clip(source, 128)
     process_video(source, tmp_path / "o.mp4", _LeftHalf(), VideoOptions(background_video=background))
     with av.open(str(tmp_path / "o.mp4")) as container:
         right = next(container.decode(video=0)).to_ndarray(format="rgb24")[20:-20, 200:-20].astype(int)
@@ -636,14 +634,7 @@ def test_a_background_photo_fills_an_anamorphic_clip_as_it_is_shown(tmp_path: Pa
     from cutout.video import process_video
 
     source = tmp_path / "hdv.mp4"
-    with av.open(str(source), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 144, 108, "yuv420p"
-        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
-        for _ in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((108, 144, 3), 128, np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    _sdr_clip(source, 128, size=(144, 108), pixel_aspect=Fraction(4, 3))
     gradient = np.tile(np.linspace(0, 255, 192).astype(np.uint8)[None, :, None], (108, 1, 3))
     Image.fromarray(gradient).save(tmp_path / "wide.png")
     options = VideoOptions(remove=RemoveOptions(background=Background("image", path=tmp_path / "wide.png")))
