@@ -41,6 +41,41 @@ def test_an_output_folder_inside_the_input_is_never_read_back(shoot: Path, absol
     assert [job.source.relative_to(source).as_posix() for job in plan.jobs] == ["a.jpg", "day1/b.png"]
 
 
+def test_a_folder_run_follows_links_to_folders_each_real_folder_once(shoot: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "mnt" / "2024"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(EXAMPLE, elsewhere / "c.jpg")
+    (shoot / "2024").symlink_to(elsewhere)  # photos kept on another disk, linked into the tree
+    (shoot / "day1" / "up").symlink_to(Path(".."))  # a loop: shoot/day1/up/day1/up/...
+    (shoot / "again").symlink_to(Path("day1"))  # a second way to the same folder
+    found = [path.relative_to(shoot).as_posix() for path in find_images(shoot)]
+    assert found == ["2024/c.jpg", "a.jpg", "day1/b.png"]
+    plan = plan_jobs([shoot], Path("out"), "png")
+    assert [job.target.as_posix() for job in plan.jobs] == ["out/2024/c.png", "out/a.png", "out/day1/b.png"]
+
+
+def test_a_link_to_the_output_folder_is_not_read(shoot: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "a.png").write_bytes(b"a result of an earlier run")
+    (shoot / "results").symlink_to(output)
+    assert [path.name for path in find_images(shoot, exclude=Path("out"))] == ["a.jpg", "b.png"]
+
+
+def test_an_unreadable_folder_is_named_and_the_rest_is_read(shoot: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scandir = os.scandir
+    locked = (shoot / "day1").resolve()
+
+    def refusing(path: Path) -> object:  # as for a folder without read permission (chmod has no effect as root)
+        if Path(path).resolve() == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with pytest.warns(UserWarning, match=r"cannot read the folder shoot/day1 \(permission denied\): its files"):
+        assert [path.name for path in find_images(shoot)] == ["a.jpg"]
+
+
 @pytest.mark.parametrize("output", ["shoot", "shoot/", "./shoot", "shoot/day1/.."])
 def test_the_input_folder_itself_is_refused_as_output(shoot: Path, output: str) -> None:
     before = sorted(shoot.rglob("*"))

@@ -59,20 +59,51 @@ def find_images(folder: Path, exclude: Path | None = None) -> list[Path]:
 
 
 def find_media(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """The image files and the video files under ``folder``, as :func:`find_images` finds images."""
-    skip = _inside(exclude, folder) if exclude is not None else None
+    """The image files and the video files under ``folder``, as :func:`find_images` finds images.
+
+    Links to folders are followed (a ``2024 -> /mnt/photos/2024`` link is read as a folder of the tree), each
+    real folder once: a link back up the tree, or two links to one folder, read it only the first time.
+    """
+    skip = exclude.resolve() if exclude is not None else None
     images, videos = [], []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if skip is not None and relative.is_relative_to(skip):
-            continue
-        if any(part.startswith(".") for part in relative.parts):
-            continue
+    for path in _walk(folder, skip):
         if is_image_name(path) and path.is_file():
             images.append(path)
         elif path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
             videos.append(path)
     return images, videos
+
+
+def _walk(folder: Path, skip: Path | None) -> list[Path]:
+    """The files under ``folder`` not hidden (nor in a hidden folder), sorted; folders behind links included,
+    each real folder once, and nothing inside ``skip`` (resolved), however it is reached."""
+    files: list[Path] = []
+    seen: set[Path] = set()
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        real = current.resolve()
+        if real in seen or (skip is not None and real.is_relative_to(skip)):
+            continue
+        seen.add(real)
+        try:
+            entries = list(os.scandir(current))
+        except FileNotFoundError:  # gone since it was listed
+            continue
+        except OSError as error:  # the rest of the tree is still read; this folder's files are named as left out
+            reason = error.strerror or type(error).__name__
+            warnings.warn(f"cannot read the folder {current} ({reason.lower()}): its files are left out", stacklevel=2)
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = current / entry.name
+            try:
+                is_folder = entry.is_dir()  # follows a link
+            except OSError:
+                continue
+            (pending if is_folder else files).append(path)
+    return sorted(files)
 
 
 def _inside(path: Path, folder: Path) -> Path | None:
