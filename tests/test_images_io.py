@@ -315,6 +315,18 @@ def test_still_images_and_a_cameras_second_picture_say_nothing(tmp_path: Path) -
             load_image(tmp_path / name)
 
 
+def test_a_tiff_of_several_pages_warns_that_only_the_first_is_cut_out(tmp_path: Path) -> None:
+    with Image.open(EXAMPLE) as photo:
+        photo.save(tmp_path / "scan.tif", save_all=True, append_images=[photo.rotate(90), photo.rotate(180)])
+        photo.save(tmp_path / "one.tif")
+    with pytest.warns(UserWarning, match=r"scan\.tif is a TIFF of 3 pages: only the first is cut out"):
+        first = load_image(tmp_path / "scan.tif")
+    assert first.size == (512, 512)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_image(tmp_path / "one.tif")
+
+
 # --- EXIF and ICC ---------------------------------------------------------------------------------------------
 
 

@@ -149,7 +149,14 @@ def is_animation(image: Image.Image) -> bool:
 
 
 def _warn_if_animated(image: Image.Image, what: str) -> None:
-    """Say so when an animation (:func:`is_animation`) is cut out as its first frame only."""
+    """Say so when an animation (:func:`is_animation`) or a TIFF of several pages (a scan, a layered export) is
+    cut out as its first frame or page only."""
+    pages = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+    if pages > 1:
+        warnings.warn(
+            f"{what} is a TIFF of {pages} pages: only the first is cut out (save each page as a file to cut it out)",
+            stacklevel=3,
+        )
     if not is_animation(image):
         return
     count = f"{getattr(image, 'n_frames', 'several')} frames"
