@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from PIL import Image
 
 from cutout.errors import CutoutError, InputError, memory_shortage, out_of_memory
 from cutout.io.encode import encode_cutout_png, made_by_cutout
@@ -28,6 +29,7 @@ from cutout.io.images import (
     encode_image,
     full_size,
     icc_profile,
+    kept_exif,
     load_image,
     plain_jpeg_rgb,
     rgb_array,
@@ -87,6 +89,7 @@ class Prepared:
     rgb: np.ndarray | None
     icc: bytes | None
     alpha: np.ndarray | None = None  # the image's own transparency, kept in the cutout (None: opaque)
+    exif: Image.Exif | None = None  # the photo's date, author and copyright, kept in the cutout
 
 
 def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
@@ -105,12 +108,12 @@ def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
     draft = (spec.input.size[1], spec.input.size[0]) if spec.input.kind == "fixed" else None
     image = load_image(source, max_pixels=max_pixels, draft=draft)
     width, height = full_size(image)
-    icc = icc_profile(image)
+    icc, exif = icc_profile(image), kept_exif(image)
     if (width, height) != image.size:
-        return Prepared(model_input(spec, rgb_array(image), (height, width)), (height, width), None, icc)
+        return Prepared(model_input(spec, rgb_array(image), (height, width)), (height, width), None, icc, exif=exif)
     rgb = rgb_array(image)
     model_image = image if image.mode == "RGB" else rgb
-    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image))
+    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image), exif)
 
 
 def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np.ndarray:
@@ -238,11 +241,14 @@ def _encode(
     session: Session, options: RemoveOptions, rgb: np.ndarray, mask: np.ndarray, format: str, prepared: Prepared
 ) -> bytes:
     # rgb was decoded for this job alone: the edge colours may be estimated into it (writable), saving a copy
-    alpha, icc = prepared.alpha, prepared.icc
+    alpha, icc, exif = prepared.alpha, prepared.icc, prepared.exif
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
-        return encode_cutout_png(*session.finish(rgb, mask, options, writable=True, alpha=alpha), icc_profile=icc)
-    return encode_image(session.render(rgb, mask, options, writable=True, alpha=alpha), format, icc_profile=icc)
+        finished = session.finish(rgb, mask, options, writable=True, alpha=alpha)
+        return encode_cutout_png(*finished, icc_profile=icc, exif=exif)
+    return encode_image(
+        session.render(rgb, mask, options, writable=True, alpha=alpha), format, icc_profile=icc, exif=exif
+    )
 
 
 def default_workers() -> int:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from cutout.api import Session
 from cutout.batch import Job, prepare, process_images
+from cutout.compose import parse_background
 from cutout.errors import CutoutError, Stopped
 from cutout.options import RemoveOptions
 from cutout.registry import get_spec
@@ -256,6 +257,25 @@ def test_exif_rotated_draft_keeps_the_upright_size(tmp_path: Path) -> None:
     assert prepared.rgb is None and prepared.size == (3200, 2000)
     (outcome,) = _run([Job(tmp_path / "turned.jpg", tmp_path / "turned.png")])
     assert outcome.status == "done" and Image.open(tmp_path / "turned.png").size == (2000, 3200)
+
+
+@pytest.mark.parametrize("size", [(512, 512), (3200, 2000)])  # decoded whole, and drafted (decoded again later)
+def test_a_photos_date_and_copyright_reach_every_kind_of_output(tmp_path: Path, size: tuple[int, int]) -> None:
+    exif = Image.Exif()
+    exif[0x8298] = "(c) 2026 A. Photographer"
+    exif.get_ifd(0x8769)[0x9003] = "2026:05:04 10:11:12"
+    Image.open(EXAMPLE).resize(size).save(tmp_path / "a.jpg", exif=exif)
+    options = {
+        "a.png": RemoveOptions(),
+        "b.jpg": RemoveOptions(background=parse_background("white")),
+        "c.png": RemoveOptions(only_mask=True),
+    }
+    for name, chosen in options.items():
+        (outcome,) = _run([Job(tmp_path / "a.jpg", tmp_path / name, format=name[2:])], options=chosen)
+        assert outcome.status == "done", outcome.reason
+        written = Image.open(tmp_path / name).getexif()
+        assert written[0x8298] == "(c) 2026 A. Photographer", name
+        assert written.get_ifd(0x8769)[0x9003] == "2026:05:04 10:11:12", name
 
 
 def test_an_earlier_result_that_cutout_made_is_skipped_not_cut_out_again(photos: Path, tmp_path: Path) -> None:

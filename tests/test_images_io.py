@@ -27,6 +27,7 @@ from cutout.io.images import (
     encode_image,
     format_for,
     icc_profile,
+    kept_exif,
     load_image,
     needs_opaque,
     pixels,
@@ -341,6 +342,47 @@ def test_exif_orientation_is_applied_and_the_icc_profile_kept(tmp_path: Path) ->
     upright = rgb_array(image)
     assert upright[:5, -5:, 0].mean() > 200 and upright[:5, :5, 0].mean() < 50  # now top-right
     assert icc_profile(image) == SRGB
+
+
+def _camera_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif.update({0x0112: 6, 0x010F: "Canon", 0x0110: "EOS R5", 0x013B: "A. Photographer", 0x8298: "(c) 2026 A."})
+    exif[0x0131] = "Camera firmware 1.0"
+    exif.get_ifd(0x8769).update({0x9003: "2026:05:04 10:11:12", 0x9011: "+02:00", 0xA431: "SERIAL123"})
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 22.0, 5.0)})  # where it was taken
+    return exif
+
+
+@pytest.mark.parametrize("format", ["png", "jpg", "webp", "tif"])
+def test_exif_date_author_and_copyright_are_kept_not_the_place(tmp_path: Path, format: str) -> None:
+    path = _saved(Image.fromarray(np.zeros((20, 40, 3), np.uint8)), tmp_path / "a.jpg", exif=_camera_exif())
+    kept = kept_exif(load_image(path))
+    assert kept is not None
+    data = encode_image(np.zeros((40, 20, 3 if format == "jpg" else 4), np.uint8), format, exif=kept)
+    with Image.open(io.BytesIO(data)) as written:
+        exif = written.getexif()
+        software = written.info.get("Software") if format == "png" else exif.get(0x0131)
+    assert software == encode.SOFTWARE  # cutout's mark, not the camera's firmware
+    assert (exif[0x010F], exif[0x0110], exif[0x013B], exif[0x8298]) == (
+        "Canon",
+        "EOS R5",
+        "A. Photographer",
+        "(c) 2026 A.",
+    )
+    assert 0x0112 not in exif  # the pixels are upright: an orientation tag would turn them again
+    assert not exif.get_ifd(0x8825)  # no GPS
+    taken = exif.get_ifd(0x8769)
+    if format == "tif":  # Pillow's libtiff writer cannot add the Exif IFD
+        assert not taken
+    else:
+        assert taken == {0x9003: "2026:05:04 10:11:12", 0x9011: "+02:00"}  # no serial number either
+
+
+def test_damaged_or_missing_exif_is_no_error(tmp_path: Path) -> None:
+    assert kept_exif(load_image(_saved(Image.new("RGB", (8, 8)), tmp_path / "plain.jpg"))) is None
+    broken = Image.new("RGB", (8, 8))
+    broken.info["exif"] = b"Exif\0\0MM\0*\0\0\0\x08\xff\xff"  # an IFD of 65535 entries that are not there
+    assert kept_exif(broken) is None
 
 
 def test_icc_profile_only_when_it_describes_rgb() -> None:

@@ -57,6 +57,7 @@ _NAME_MAX = 255  # bytes in a file name on Linux, macOS and Windows (UTF-16 unit
 #: What every file cutout writes names as the program that made it.
 SOFTWARE = f"cutout {__version__}"
 _SOFTWARE_TAG = 0x0131  # EXIF and TIFF "Software"
+_EXIF_IFD = 0x8769
 
 
 def format_for(path: Path | None, explicit: str | None = None) -> str:
@@ -91,11 +92,14 @@ def needs_opaque(format: str) -> bool:
     return format == "jpg"
 
 
-def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = None) -> bytes:
+def encode_image(
+    array: np.ndarray, format: str, *, icc_profile: bytes | None = None, exif: Image.Exif | None = None
+) -> bytes:
     """The encoded file: PNG (our writer), WebP (quality 95), JPEG (quality 95, no alpha) or TIFF (deflate).
 
     ``icc_profile`` is embedded when it suits the array (an RGB profile for RGB/RGBA, a grey one for L) and
-    left out otherwise, so a mask is never labelled with the photo's RGB profile.
+    left out otherwise, so a mask is never labelled with the photo's RGB profile. ``exif``: tags kept from the
+    photo (:func:`cutout.io.images.kept_exif`), written with the Software tag.
 
     Shape: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8.
 
@@ -105,14 +109,16 @@ def encode_image(array: np.ndarray, format: str, *, icc_profile: bytes | None = 
     channels = _check_array(array)
     profile = icc_profile if _profile_suits(icc_profile, channels) else None
     if format == "png":
-        return encode_png(array, icc_profile=profile)
+        return encode_png(array, icc_profile=profile, exif=exif)
     if format not in _PILLOW:
         raise ValueError(f"unknown output format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
     pillow_name, options = _PILLOW[format]
     # Pillow frames the EXIF as each format wants ("Exif\0\0" first in JPEG's APP1)
-    extra: dict[str, Any] = {"exif": software_exif(), **({"icc_profile": profile} if profile else {})}
+    # TIFF takes the first IFD's tags as its own; Pillow's libtiff writer cannot add the Exif IFD (the dates)
+    exif = software_exif(exif, dates=format != "tif")
+    extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
@@ -131,7 +137,9 @@ def _profile_suits(profile: bytes | None, channels: int) -> bool:
     return profile is not None and len(profile) >= 128 and profile[16:20] == (b"GRAY" if channels == 1 else b"RGB ")
 
 
-def encode_png(array: np.ndarray, *, icc_profile: bytes | None = None, level: int = 1) -> bytes:
+def encode_png(
+    array: np.ndarray, *, icc_profile: bytes | None = None, level: int = 1, exif: Image.Exif | None = None
+) -> bytes:
     """A PNG of an 8-bit grey, RGB or RGBA array: filter "Up" on rows after the first, zlib ``level``.
 
     Shape: (H, W), (H, W, 3) or (H, W, 4) uint8.
@@ -139,10 +147,12 @@ def encode_png(array: np.ndarray, *, icc_profile: bytes | None = None, level: in
     channels = _check_array(array)
     height, width = array.shape[:2]
     rows = np.ascontiguousarray(array).reshape(height, width * channels)
-    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level)
+    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level, exif)
 
 
-def encode_cutout_png(rgb: np.ndarray, alpha: np.ndarray, *, icc_profile: bytes | None = None) -> bytes:
+def encode_cutout_png(
+    rgb: np.ndarray, alpha: np.ndarray, *, icc_profile: bytes | None = None, exif: Image.Exif | None = None
+) -> bytes:
     """Exactly ``encode_png(compose(rgb, alpha, None))``, built row block by row block.
 
     The transparent cutout is the common case; assembling it in cache-sized blocks skips a full-size RGBA
@@ -157,7 +167,7 @@ def encode_cutout_png(rgb: np.ndarray, alpha: np.ndarray, *, icc_profile: bytes 
     def block(top: int, bottom: int) -> np.ndarray:
         return cutout_rgba(rgb[top:bottom], alpha[top:bottom]).reshape(bottom - top, width * 4)
 
-    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1)
+    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1, exif)
 
 
 def _png(
@@ -167,11 +177,14 @@ def _png(
     block: Callable[[int, int], np.ndarray],
     icc_profile: bytes | None,
     level: int,
+    exif: Image.Exif | None = None,
 ) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"tEXt", b"Software\0" + SOFTWARE.encode())]
     if icc_profile:
         parts.append(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))  # name, NUL, method 0
+    if exif is not None:  # the photo's date, author and copyright; Software stays in tEXt, where PNG tools look
+        parts.append(_chunk(b"eXIf", exif.tobytes().removeprefix(b"Exif\0\0")))  # eXIf holds the TIFF data alone
     data = _deflate_rows(height, width * channels, block, level)
     parts.extend(_chunk(b"IDAT", data[start : start + _MAX_CHUNK]) for start in range(0, len(data), _MAX_CHUNK))
     parts.append(_chunk(b"IEND", b""))
@@ -204,9 +217,14 @@ def _deflate_rows(height: int, row_bytes: int, block: Callable[[int, int], np.nd
     return b"".join(pieces)
 
 
-def software_exif() -> Image.Exif:
-    """EXIF whose Software tag is :data:`SOFTWARE`."""
+def software_exif(kept: Image.Exif | None = None, *, dates: bool = True) -> Image.Exif:
+    """EXIF whose Software tag is :data:`SOFTWARE`, with the tags ``kept`` from the photo (without its Exif IFD,
+    where the dates taken are, unless ``dates``)."""
     exif = Image.Exif()
+    if kept is not None:
+        exif.load(kept.tobytes())
+        if not dates:
+            exif.pop(_EXIF_IFD, None)
     exif[_SOFTWARE_TAG] = SOFTWARE
     return exif
 

@@ -43,6 +43,7 @@ __all__ = [
     "encode_image",
     "format_for",
     "icc_profile",
+    "kept_exif",
     "load_image",
     "needs_opaque",
     "pixels",
@@ -57,6 +58,12 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"})
 _heif_registered = False
 ORIENTATION_TAG = 0x0112
+#: EXIF tags a cutout keeps from its photo (first IFD): caption, camera make and model, print resolution, date,
+#: artist and copyright. Not the GPS place, the orientation (the pixels are upright), thumbnails or maker notes.
+KEPT_TAGS = (0x010E, 0x010F, 0x0110, 0x011A, 0x011B, 0x0128, 0x0132, 0x013B, 0x8298)
+#: ... and from the Exif IFD: when it was taken and digitised, with time zone offsets and fractions of a second.
+KEPT_EXIF_TAGS = (0x9003, 0x9004, 0x9010, 0x9011, 0x9012, 0x9290, 0x9291, 0x9292)
+_EXIF_IFD = 0x8769
 
 
 def load_image(
@@ -386,3 +393,26 @@ def icc_profile(image: Image.Image, colour_space: bytes = b"RGB ") -> bytes | No
     if isinstance(profile, bytes) and len(profile) >= 128 and profile[16:20] == colour_space:
         return profile
     return None
+
+
+def kept_exif(image: Image.Image) -> Image.Exif | None:
+    """The EXIF a cutout of ``image`` keeps (:data:`KEPT_TAGS`, :data:`KEPT_EXIF_TAGS`), or None when it has none.
+
+    A photo library then sorts a cutout with its photo, and a photographer's name and copyright stay on it.
+    Damaged EXIF is dropped, not an error: the pixels are what was asked for.
+    """
+    if "exif" not in image.info:
+        return None
+    try:
+        source = image.getexif()
+        kept = Image.Exif()
+        for tag in KEPT_TAGS:
+            if tag in source:
+                kept[tag] = source[tag]
+        inner = source.get_ifd(_EXIF_IFD)
+        dates = {tag: inner[tag] for tag in KEPT_EXIF_TAGS if tag in inner}
+        if dates:
+            kept.get_ifd(_EXIF_IFD).update(dates)
+    except Exception:  # Pillow's EXIF reader raises assorted errors on damaged data
+        return None
+    return kept if len(kept) or dates else None
