@@ -245,6 +245,12 @@ def process_video(
                 "which cannot carry HDR; .mov, .webm or .mp4 keep it"
             )
 
+        if info.interlaced:  # the reader deinterlaces (see cutout.io.video._deinterlaced)
+            summary.notes.append(
+                f"the input is interlaced ({info.interlaced}): each frame was deinterlaced (FFmpeg's bwdif) before "
+                "the cutout, which is progressive, at the same frame rate"
+            )
+
         def frames() -> Iterator[tuple[np.ndarray, int | None, np.ndarray | None]]:
             for frame in reader.frames():
                 durations[frame.pts] = frame.duration

@@ -644,3 +644,18 @@ def test_a_background_photo_fills_an_anamorphic_clip_as_it_is_shown(tmp_path: Pa
         assert stream.sample_aspect_ratio == Fraction(4, 3)
         frame = next(container.decode(stream)).to_ndarray(format="rgb24").astype(int)
     assert frame[20:-20, -3:].mean() > 240  # the photo's right edge is the frame's: uncropped (cropped: ~212)
+
+
+def test_an_interlaced_clip_is_cut_out_deinterlaced_and_says_so(tmp_path: Path) -> None:
+    from test_video_io import _comb, _interlaced_clip
+
+    from cutout.video import process_video
+
+    source, target = tmp_path / "camcorder.mp4", tmp_path / "out.mov"
+    _interlaced_clip(source)
+    summary = process_video(source, target, _LeftHalf(), VideoOptions())
+    assert summary.frames == 12
+    assert [n for n in summary.notes if "interlaced (top field first): each frame was deinterlaced" in n] != []
+    with av.open(str(target)) as container:
+        frames = [frame.to_ndarray(format="rgba") for frame in container.decode(video=0)]
+    assert max(_comb(frame[..., :3]) for frame in frames[1:]) < 0.5  # as stored: 5.7

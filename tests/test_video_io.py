@@ -867,3 +867,57 @@ def test_the_recording_date_is_kept_and_the_place_is_not(tmp_path: Path, kind: s
     assert probe(target).creation_time == "2024-05-01T10:20:30.000000Z"
     with av.open(str(target)) as container:
         assert "location" not in container.metadata
+
+
+def _interlaced_clip(path: Path, order: str = "tff", count: int = 12) -> None:
+    """A grey square moving 8 pixels a frame, each field filmed 1/50 s apart (1080i's way), coded interlaced."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264", rate=25, options={"flags": "+ildct+ilme", "x264-params": f"interlaced=1:{order}=1"}
+        )
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for index in range(count):
+            rgb = np.full((96, 160, 3), 40, np.uint8)
+            for parity, moment in ((0, index), (1, index + 0.5)) if order == "tff" else ((1, index), (0, index + 0.5)):
+                left = int(10 + moment * 8)
+                rgb[parity::2][10:40, left : left + 30] = 220
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def _comb(rgb: np.ndarray) -> float:
+    """How much neighbouring lines differ beyond lines two apart: the comb of an interlaced frame's moving edges."""
+    rows = rgb.astype(np.int16)
+    return float(np.abs(rows[1:-1] - rows[:-2]).mean() - np.abs(rows[2:] - rows[:-2]).mean() / 2)
+
+
+@pytest.mark.parametrize(("order", "named"), [("tff", "top field first"), ("bff", "bottom field first")])
+def test_interlaced_video_is_deinterlaced_with_its_timing_unchanged(tmp_path: Path, order: str, named: str) -> None:
+    # 1080i from a camcorder or broadcast: the model saw, and the cutout kept, a comb of lines on every moving edge
+    source = tmp_path / "camcorder.mp4"
+    _interlaced_clip(source, order)
+    info = probe(source)
+    assert info.interlaced == named
+    with VideoReader(source) as reader:
+        frames = list(reader.frames())
+        reader.info = dataclasses.replace(info, interlaced=None)  # as read before: each frame as stored
+        stored = list(reader.frames())
+    assert [f.pts for f in frames] == [f.pts for f in stored] and [f.duration for f in frames] == [
+        f.duration for f in stored
+    ]
+    assert min(_comb(f.rgb) for f in stored[1:]) > 4 * max(_comb(f.rgb) for f in frames[1:])
+    # each frame shows the moment of the field filmed first, on every line: in the wrong field order the square
+    # would stand half a frame later, and its motion judder
+    for frame in frames:
+        edges = {int(np.argmax(frame.rgb[row, :, 0] > 130)) for row in range(24, 76)}
+        assert edges == {10 + 8 * frame.index}, (frame.index, edges)
+    still = np.s_[84:, :]  # below the square (frame rows 20 to 79): nothing moves, and nothing changes
+    assert max(np.abs(f.rgb[still].astype(int) - s.rgb[still]).max() for f, s in zip(frames, stored, strict=True)) <= 2
+    with VideoReader(source, start=0.2) as reader:  # after a seek: the same frames as read from the start
+        later = list(reader.frames())
+    assert [f.pts for f in later] == [f.pts for f in frames[5:]]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(later, frames[5:], strict=True))
+
+
+def test_progressive_video_is_not_deinterlaced(clips: Path) -> None:
+    assert all(probe(path).interlaced is None for path in sorted(clips.iterdir()) if path.suffix in (".mp4", ".mov"))

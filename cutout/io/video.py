@@ -65,6 +65,11 @@ __all__ = [
 _MAX_BAD_PACKETS_IN_A_ROW = 100  # more than this and the file is not damaged here and there, it is unreadable
 _PROBE_PACKETS = 300  # packets read at most to find the first frame, whose display matrix gives the rotation
 _RANGES = {0: "unspecified", 1: "tv", 2: "pc"}  # AVColorRange
+_FIELD_ORDERS = {2: "top field first", 4: "top field first", 3: "bottom field first", 5: "bottom field first"}
+#: FFmpeg's bwdif: one frame out per frame in, only frames marked interlaced, in the stream's field order (the
+#: decoder's per-frame flag is not to be trusted: H.264 without timing SEI reads as bottom first either way)
+_DEINTERLACE = "mode=send_frame:deint=interlaced:parity="
+_PARITIES = {"top field first": "tff", "bottom field first": "bff"}
 # pixel formats with an alpha channel, and palettes (whose colours may be transparent); PyAV does not expose
 # FFmpeg's AV_PIX_FMT_FLAG_ALPHA
 _ALPHA_PREFIXES = ("yuva", "gbrap", "rgba", "bgra", "argb", "abgr", "ya8", "ya16", "pal8")
@@ -92,7 +97,9 @@ class VideoInfo:
     drop-frame), from the video stream, a timecode track or the container; its track is not one of
     ``other_streams``. ``pixel_aspect`` is a pixel's width over its height (the sample aspect ratio): 1 but for
     anamorphic video (HDV 1440 x 1080 at 4/3 shows as 16:9). ``creation_time`` is when the file says it was
-    recorded (ISO 8601), as libraries sort clips by it.
+    recorded (ISO 8601), as libraries sort clips by it. ``interlaced`` is None for progressive video, else its
+    field order ("top field first", "bottom field first", or "interlaced" where the file does not say): the
+    reader deinterlaces such video.
     """
 
     width: int
@@ -116,6 +123,7 @@ class VideoInfo:
     timecode: str | None = None
     pixel_aspect: Fraction = Fraction(1)
     creation_time: str | None = None
+    interlaced: str | None = None
 
 
 @dataclass(frozen=True)
@@ -342,7 +350,16 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         timecode=_timecode(container, stream),
         pixel_aspect=_pixel_aspect(stream),
         creation_time=container.metadata.get("creation_time") or stream.metadata.get("creation_time") or None,
+        interlaced=_interlaced(context, first),
     )
+
+
+def _interlaced(context: VideoCodecContext, first: AvFrame) -> str | None:
+    """The field order of interlaced video (1080i, DV, broadcast), None for progressive."""
+    order = _FIELD_ORDERS.get(int(context.field_order or 0))
+    if first.interlaced_frame:
+        return order or "interlaced"
+    return order
 
 
 def _pixel_aspect(stream: VideoStream) -> Fraction:
@@ -488,7 +505,10 @@ class VideoReader:
         index = 0
         previous: int | None = None
         nominal = max(1, round(1 / (self.info.fps * time_base)))
-        for frame in self._decoded():
+        decoded = self._decoded()
+        if self.info.interlaced:
+            decoded = _deinterlaced(decoded, time_base, _PARITIES.get(self.info.interlaced, "auto"))
+        for frame in decoded:
             pts = frame.pts if frame.pts is not None else (origin if previous is None else previous + nominal)
             previous = pts
             if pts < begin:
@@ -573,6 +593,53 @@ class VideoReader:
         except av.error.FFmpegError as error:
             _raise_if_fatal(error)
             return []
+
+
+def _deinterlaced(frames: Iterator[AvFrame], time_base: Fraction, parity: str) -> Iterator[AvFrame]:
+    """``frames`` with each frame marked interlaced made whole by FFmpeg's bwdif filter (:data:`_DEINTERLACE`),
+    taking ``parity`` ("tff", "bff" or "auto") as the field shown first.
+
+    Both fields of such a frame were taken 1/50 or 1/60 s apart: the model would see, and the cutout keep, the
+    comb of horizontal lines along every moving edge, which a progressive output then shows as it is. bwdif
+    rebuilds the other field's lines from its own field and the frames around it; timestamps are unchanged, so
+    frame counts, ``--start`` and the audio stay as they are. It holds back one frame, given at the end.
+    """
+    graph: av.filter.Graph | None = None
+    shape: tuple[int, int, str] | None = None
+
+    def drained() -> Iterator[AvFrame]:
+        assert graph is not None
+        while True:
+            try:
+                frame = cast(AvFrame, graph.vpull())
+            except (BlockingIOError, EOFError):  # wants the next frame (EAGAIN), or all given (end of stream)
+                return
+            # bwdif halves the time base (its other mode makes a frame of each field): back to the stream's
+            scale = Fraction(frame.time_base or time_base) / time_base
+            if frame.pts is not None:
+                frame.pts = round(frame.pts * scale)
+            if frame.duration:
+                frame.duration = round(frame.duration * scale)
+            frame.time_base = time_base
+            yield frame
+
+    for frame in frames:
+        if shape != (frame.width, frame.height, frame.format.name):  # the first frame, or a new size mid-stream
+            if graph is not None:
+                graph.vpush(None)
+                yield from drained()
+            shape = (frame.width, frame.height, frame.format.name)
+            graph = av.filter.Graph()
+            source = graph.add_buffer(
+                width=frame.width, height=frame.height, format=frame.format, time_base=time_base
+            )
+            graph.link_nodes(source, graph.add("bwdif", _DEINTERLACE + parity), graph.add("buffersink")).configure()
+        assert graph is not None
+        graph.vpush(frame)
+        yield from drained()
+    if graph is not None:
+        graph.vpush(None)
+        yield from drained()
 
 
 def check_window(start: float | None, duration: float | None) -> None:
