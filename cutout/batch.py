@@ -32,6 +32,7 @@ from cutout.io.images import (
     kept_exif,
     load_image,
     plain_jpeg_rgb,
+    reading_image,
     rgb_array,
     write_atomic,
 )
@@ -108,7 +109,8 @@ def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
     draft = (spec.input.size[1], spec.input.size[0]) if spec.input.kind == "fixed" else None
     image = load_image(source, max_pixels=max_pixels, draft=draft)
     width, height = full_size(image)
-    icc, exif = icc_profile(image), kept_exif(image)
+    with reading_image(str(source) if isinstance(source, Path) else "the data"):  # named in Pillow's warnings
+        icc, exif = icc_profile(image), kept_exif(image)
     if (width, height) != image.size:
         return Prepared(model_input(spec, rgb_array(image), (height, width)), (height, width), None, icc, exif=exif)
     rgb = rgb_array(image)

@@ -388,6 +388,18 @@ def test_an_animated_gif_is_cut_out_as_its_first_frame_with_a_warning(u2netp_onn
     assert Image.open(tmp_path / "out" / "anim.png").size == (64, 64)
 
 
+def test_pillows_warnings_name_each_image_they_are_about(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # "warning: Corrupt EXIF data. Expecting to read 12 bytes but only got 0." named no file, and only the first
+    # image of a folder with it was mentioned at all
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg"):  # an EXIF block whose first directory says it holds 65535 entries
+        Image.open(EXAMPLE).save(tmp_path / "in" / name, exif=b"Exif\0\0MM\0*\0\0\0\x08\xff\xff")
+    result = _cutout("image", "-q", str(tmp_path / "in"), str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = [line for line in result.stderr.decode().splitlines() if "Corrupt EXIF data" in line]
+    assert [line.split(": ")[1] for line in lines] == [str(tmp_path / "in" / "a.jpg"), str(tmp_path / "in" / "b.jpg")]
+
+
 def test_an_animated_background_says_a_photo_gets_its_first_frame(u2netp_onnx: Path, tmp_path: Path) -> None:
     frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "lime", "blue")]
     frames[0].save(tmp_path / "party.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -260,6 +260,20 @@ def test_alpha_is_dropped_and_palettes_are_looked_up(tmp_path: Path) -> None:
     np.testing.assert_array_equal(alpha_array(transparent), [[0, 255]])
     assert alpha_array(palette.convert("PA")) is None  # an alpha channel that hides nothing
     np.testing.assert_array_equal(alpha_array(grey_alpha), [[0, 255]])
+
+
+def test_a_palette_with_several_transparent_entries_gives_no_warning(tmp_path: Path) -> None:
+    # Pillow warns, on converting one to RGB, that such images "should be converted to RGBA images": advice for
+    # the programmer, which cutout printed once per image of a folder
+    palette = Image.new("P", (3, 1))
+    palette.putpalette([255, 0, 0, 0, 0, 255, 0, 255, 0] + [0] * 759)
+    palette.putdata([0, 1, 2])
+    image = load_image(_saved(palette, tmp_path / "palette.png", transparency=bytes([0, 128, 255])))
+    assert isinstance(image.info["transparency"], bytes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(rgb_array(image), [[[255, 0, 0], [0, 0, 255], [0, 255, 0]]])
+        np.testing.assert_array_equal(alpha_array(image), [[0, 128, 255]])
     keyed = load_image(
         _saved(
             Image.fromarray(np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)), tmp_path / "k.png", transparency=(4, 5, 6)

@@ -16,6 +16,8 @@ import typer
 from cutout.cli import image, is_finished, printable, reflow, shown, train, video, weights
 from cutout.errors import CutoutError, UsageError, memory_shortage, out_of_memory
 
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # cutout's warnings name their image
+
 app = typer.Typer(
     name="cutout",
     help="Cut people and objects out of images and videos, or replace their background.",
@@ -33,6 +35,9 @@ app.add_typer(weights.app, name="weights")
 def main() -> None:
     """Console entry point: runs the app and turns CutoutError into a one-line message and exit code."""
     warnings.formatwarning = _warning_line
+    # Pillow's warnings are about one image each, now named (see _warning_line): each image's is shown, not only
+    # the first of its kind
+    warnings.filterwarnings("always", category=UserWarning, module=r"PIL\.")
     try:
         app()
     except SystemExit as done:
@@ -72,8 +77,14 @@ def _warning_line(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
 ) -> str:
     """Warnings on the command line as one line each ("warning: a.jpg: cannot read its EXIF orientation ..."),
-    without the file, line and source of the code that raised them: they are about the user's files."""
-    return f"warning: {printable(str(message), lines=True)}\n"
+    without the file, line and source of the code that raised them: they are about the user's files. A library's
+    warning while an image is read ("Corrupt EXIF data ...", from Pillow) is given that image's name."""
+    text = str(message)
+    images = sys.modules.get("cutout.io.images")
+    what = images.reading() if images is not None else None
+    if what and what not in text and not filename.startswith(_PACKAGE):
+        text = f"{what}: {text}"
+    return f"warning: {printable(text, lines=True)}\n"
 
 
 def _plain(message: str) -> str:

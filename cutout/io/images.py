@@ -16,12 +16,15 @@ on the command line) is the limit instead, checked from the header before any pi
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
 import struct
+import threading
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -64,6 +67,7 @@ KEPT_TAGS = (0x010E, 0x010F, 0x0110, 0x011A, 0x011B, 0x0128, 0x0132, 0x013B, 0x8
 #: ... and from the Exif IFD: when it was taken and digitised, with time zone offsets and fractions of a second.
 KEPT_EXIF_TAGS = (0x9003, 0x9004, 0x9010, 0x9011, 0x9012, 0x9290, 0x9291, 0x9292)
 _EXIF_IFD = 0x8769
+_reading = threading.local()  # the image each thread is reading: see reading()
 
 
 def load_image(
@@ -97,6 +101,23 @@ def load_image(
     raise InputError(f"cannot use a {type(source).__name__} as an image; give an array, PIL image, bytes or path")
 
 
+def reading() -> str | None:
+    """The image this thread is reading, if any: Pillow's own warnings ("Corrupt EXIF data ...") do not name it,
+    so the command line adds it to them."""
+    return getattr(_reading, "what", None)
+
+
+@contextlib.contextmanager
+def reading_image(what: str) -> Iterator[None]:
+    """Within this block, :func:`reading` says ``what`` (on this thread)."""
+    before = reading()
+    _reading.what = what
+    try:
+        yield
+    finally:
+        _reading.what = before
+
+
 def full_size(image: Image.Image) -> tuple[int, int]:
     """The (width, height) of the whole upright image, also when :func:`load_image` decoded a draft."""
     size = image.info.get("full_size")
@@ -123,6 +144,11 @@ def _reason(error: OSError) -> str:
 
 
 def _decode(stream: IO[bytes], what: str, max_pixels: int | None, draft: tuple[int, int] | None) -> Image.Image:
+    with reading_image(what):
+        return _decode_named(stream, what, max_pixels, draft)
+
+
+def _decode_named(stream: IO[bytes], what: str, max_pixels: int | None, draft: tuple[int, int] | None) -> Image.Image:
     if not stream.seekable():
         stream = io.BytesIO(stream.read())
     head = stream.read(16)
@@ -321,6 +347,9 @@ def rgb_array(image: Image.Image) -> np.ndarray:
         return _grey_to_rgb(np.rint(np.clip(values, 0, 255)).astype(np.uint8))
     if mode == "CMYK" and icc_profile(image, colour_space=b"CMYK"):
         return _cmyk_to_srgb(image)
+    if mode == "P" and isinstance(image.info.get("transparency"), bytes):
+        # the same colours as convert("RGB"), without Pillow's warning that such images be converted to RGBA
+        return np.ascontiguousarray(np.asarray(image.convert("RGBA"))[..., :3])
     try:
         return pixels(image.convert("RGB"))
     except ValueError as error:

@@ -630,9 +630,7 @@ def _deinterlaced(frames: Iterator[AvFrame], time_base: Fraction, parity: str) -
                 yield from drained()
             shape = (frame.width, frame.height, frame.format.name)
             graph = av.filter.Graph()
-            source = graph.add_buffer(
-                width=frame.width, height=frame.height, format=frame.format, time_base=time_base
-            )
+            source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=time_base)
             graph.link_nodes(source, graph.add("bwdif", _DEINTERLACE + parity), graph.add("buffersink")).configure()
         assert graph is not None
         graph.vpush(frame)
