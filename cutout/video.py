@@ -214,11 +214,12 @@ def process_video(
     kind: str | None = None,
     on_frame: Callable[[int], None] | None = None,
     on_start: Callable[[int | None], None] | None = None,
+    keep_partial: bool = True,
 ) -> VideoSummary:
     """Cut the subject out of every frame of ``source`` into ``target``, keeping timing and audio.
 
     ``on_start(frame_count or None)`` and ``on_frame(frames_done)`` report progress. Ctrl-C leaves a valid,
-    shorter file (``summary.interrupted``); any other error leaves nothing.
+    shorter file (``summary.interrupted``), or nothing if not ``keep_partial``; any other error leaves nothing.
     """
     from cutout.io.video import VideoReader, VideoWriter
 
@@ -267,6 +268,7 @@ def process_video(
             with VideoWriter(
                 target, info, kind=kind, audio_from=source, start=options.start, duration=options.duration
             ) as writer:
+                writer.keep_on_interrupt = keep_partial
                 try:
                     for array, pts in results:
                         writer.write(array, pts, durations.pop(pts, None))

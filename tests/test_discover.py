@@ -145,7 +145,7 @@ def test_results_named_as_beside_their_photo_are_marked_when_found_or_globbed(sh
 def test_images_that_differ_only_by_extension_keep_it_in_their_output_names(shoot: Path, tmp_path: Path) -> None:
     # a.jpg and a.png both gave out/a.png: the whole batch was refused
     Image.open(shoot / "a.jpg").save(shoot / "a.png")
-    with pytest.warns(UserWarning, match="2 images share a name with another but for their extension"):
+    with pytest.warns(UserWarning, match="2 files share a name with another but for their extension"):
         plan = plan_jobs([shoot], tmp_path / "out", "png")
     assert [job.target.relative_to(tmp_path).as_posix() for job in plan.jobs if job.target] == [
         "out/a.jpg.png",

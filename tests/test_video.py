@@ -304,7 +304,7 @@ def test_a_second_clip_from_a_glob_is_not_replaced_by_overwrite(clips: Path, tmp
     again = _cutout("video", "a.mp4", "b.mp4", "--bg", "black", "--overwrite", "--duration", "0.2", cwd=tmp_path)
     assert again.returncode == 0, again.stderr.decode()  # cutout's own result is replaced as before
     both = _cutout("video", "a.mp4", "b.mp4", "-o", "c.mp4", cwd=tmp_path)
-    assert both.returncode == 2 and "two outputs given" in both.stderr.decode()
+    assert both.returncode == 2 and "c.mp4 names a file, but 2 inputs need an output folder" in both.stderr.decode()
 
 
 def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:
@@ -344,7 +344,7 @@ def test_an_unreadable_background_video_is_a_usage_error(clips: Path, tmp_path: 
     ("make", "message"),
     [
         (lambda p: None, "bad.mp4 does not exist; give a video file"),
-        (lambda p: p.mkdir(), "bad.mp4 is a folder (with no videos in it); give a video file"),
+        (lambda p: p.mkdir(), "out.mp4 names a file, but a folder of clips needs an output folder"),
         (lambda p: p.symlink_to(p.with_name("gone.mp4")), "bad.mp4 is a broken symbolic link to "),
     ],
     ids=["missing", "folder", "broken-link"],
@@ -577,18 +577,83 @@ def test_an_hdr_clip_is_tone_mapped_for_outputs_that_cannot_carry_hdr(tmp_path: 
     )
 
 
-def test_a_folder_of_clips_gets_the_commands_that_cut_them_out(tmp_path: Path) -> None:
-    (tmp_path / "clips").mkdir()
-    for name in ("a.mp4", "b.mp4"):
-        (tmp_path / "clips" / name).write_bytes(b"a clip")
-    result = _cutout("video", str(tmp_path / "clips"), "--bg", "white")
+def _clip_count(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def test_a_folder_of_clips_is_cut_out_clip_by_clip_its_tree_mirrored(tmp_path: Path) -> None:
+    # `cutout video clips/` said "takes one clip at a time" and gave a shell loop to type
+    clips = tmp_path / "clips"
+    (clips / "day2").mkdir(parents=True)
+    _sdr_clip(clips / "a.mp4", 100)
+    _sdr_clip(clips / "day2" / "b.mov", 150)
+    (clips / "c.mp4").write_bytes(b"not a video")  # a bad clip fails alone
+    Image.new("RGB", (8, 8)).save(clips / "photo.jpg")  # images are for cutout image
+    result = _cutout("video", str(clips), "--bg", "white")
     err = result.stderr.decode()
-    assert result.returncode == 2, err
-    assert (
-        f"clips is a folder of 2 videos; cutout video takes one clip at a time: cutout video {tmp_path}/clips/a.mp4"
-        in err
-    )
-    assert f'for f in {tmp_path}/clips/*.mp4; do cutout video "$f"; done' in err
+    assert result.returncode == 1, err
+    out = tmp_path / "clips-cutout"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.mp4", "day2/b.mp4"]
+    assert _clip_count(out / "a.mp4") == _clip_count(out / "day2" / "b.mp4") == 3
+    assert "3 clips: 2 done, 1 failed" in err and f"failed: {clips / 'c.mp4'}" in err
+    again = _cutout("video", str(clips), "--bg", "white")  # a re-run resumes: what is done is skipped
+    assert again.returncode == 1 and "3 clips: 0 done, 2 skipped (their outputs exist" in again.stderr.decode()
+
+
+def test_several_clips_go_into_an_output_folder_in_the_format_asked_or_beside_themselves(tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name, value in (("a.mp4", 60), ("a.mov", 120), ("b.mp4", 180)):
+        _sdr_clip(folder / name, value)
+    clips = [str(folder / name) for name in ("a.mp4", "a.mov", "b.mp4")]
+    result = _cutout("video", *clips, str(tmp_path / "out") + "/", "--format", "webm", "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    # a.mp4 and a.mov keep their extensions rather than one output for both
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mov.webm", "a.mp4.webm", "b.webm"]
+    assert "2 files share a name with another but for their extension" in result.stderr.decode()
+    beside = _cutout("video", *clips, "--bg", "black", "-q")  # a glob of clips, no output: each beside itself
+    assert beside.returncode == 0, beside.stderr.decode()
+    assert {"a.mp4.cutout.mp4", "a.mov.cutout.mp4", "b.cutout.mp4"} <= {p.name for p in folder.iterdir()}
+    # cutout's own results beside the clips are not cut out again by a folder run
+    third = _cutout("video", str(folder), str(tmp_path / "more"), "--bg", "black", "-q")
+    assert third.returncode == 0, third.stderr.decode()
+    assert "left out 3 video(s) that cutout made beside their clips" in third.stderr.decode()
+    assert sorted(p.name for p in (tmp_path / "more").iterdir()) == ["a.mov.mp4", "a.mp4.mp4", "b.mp4"]
+
+
+def test_format_names_the_kind_of_a_clips_output_beside_it(tmp_path: Path) -> None:
+    _sdr_clip(tmp_path / "clip.mp4", 90)
+    result = _cutout("video", str(tmp_path / "clip.mp4"), "--format", "webm", "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    with av.open(str(tmp_path / "clip.cutout.webm")) as container:
+        assert container.streams.video[0].codec_context.name in ("vp9", "libvpx-vp9")
+    clash = _cutout("video", str(tmp_path / "clip.mp4"), str(tmp_path / "x.mov"), "--format", "webm")
+    assert clash.returncode == 2 and "--format webm and the output" in clash.stderr.decode()
+    unknown = _cutout("video", str(tmp_path / "clip.mp4"), "--format", "avi")
+    assert unknown.returncode == 2 and "unknown --format avi; give one of mp4, mov, webm" in unknown.stderr.decode()
+
+
+def test_a_batch_stopped_by_ctrl_c_leaves_no_partial_clip_and_resumes(clips: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (folder / name).symlink_to(clips / "sam2_juggle_person.mp4")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cutout", "video", str(folder), str(out), "--bg", "black"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 0 for p in out.glob(".a.mp4.*.part.mp4")):
+        assert process.poll() is None and time.monotonic() < deadline, "no frames were written"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert "was stopped partway and left no output; 2 clip(s) not done" in err.decode()
+    assert list(out.iterdir()) == []  # no shorter a.mp4 that a re-run would take for done
+    again = _cutout("video", str(folder), str(out), "--bg", "black", "--duration", "0.5", "-q")
+    assert again.returncode == 0, again.stderr.decode()
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
 
 
 @pytest.mark.parametrize("kind", ["mask", "mov"])

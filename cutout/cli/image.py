@@ -60,7 +60,10 @@ _OUTPUT_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 def image(
     paths: Annotated[
-        list[str] | None, typer.Argument(help="INPUT... [OUTPUT]: files, folders, globs, or -.", show_default=False)
+        list[str] | None,
+        typer.Argument(
+            help="INPUT... [OUTPUT]: files, folders, globs, or -.", show_default=False, metavar="[INPUT]... [OUTPUT]"
+        ),
     ] = None,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Output file or folder (instead of the last argument).")

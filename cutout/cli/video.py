@@ -11,6 +11,8 @@ import os
 import shlex
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,6 +46,10 @@ timestamps, rotation and audio are kept (audio copied without re-encoding when t
 have none). A phone's HDR clip (HLG or PQ) stays HDR in .mov, .webm and .mp4, with --bg colours and images
 converted into it; PNGs and animations are tone-mapped to SDR.
 
+A folder of clips (recursively, its tree mirrored), or several clips then an output folder, are cut out one
+after another with the model loaded once: clips/ gives clips-cutout/, --format picks the kind (default: mp4
+with --bg, else mov), outputs that exist are skipped (a re-run resumes), a bad clip fails alone.
+
 Examples:\n
   cutout video clip.mp4 --bg beach.jpg\n
   cutout video clip.mp4 --bg '#00ff00' green.mp4\n
@@ -51,20 +57,36 @@ Examples:\n
   cutout video clip.mp4 frames/                  # RGBA PNGs\n
   cutout video clip.mp4 sticker.webp             # animated WebP with alpha\n
   cutout video clip.mp4 --only-mask matte.mp4\n
+  cutout video clips/ cutouts/ --bg white        # every clip in a folder\n
+  cutout video a.mp4 b.mov cutouts/ --format webm\n
   ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgb24 - | cutout video - --raw 1280x720 |
   ffmpeg -f rawvideo -pix_fmt rgba -s 1280x720 -r 30 -i - out.mov
 """
 
 
 def video(
-    input: Annotated[str, typer.Argument(help="Video file, or - with --raw for rgb24 frames on stdin.")],
-    output: Annotated[
-        str | None, typer.Argument(help="Output .mp4/.mov/.webm/.webp/.apng/.gif, or a folder/ for PNGs.")
-    ] = None,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="INPUT [OUTPUT]: a clip and its output (.mp4/.mov/.webm/.webp/.apng/.gif, or folder/ for PNGs); "
+            "or a folder of clips, or several clips, then an output folder; or - with --raw.",
+            show_default=False,
+            metavar="INPUT... [OUTPUT]",
+        ),
+    ],
     named_output: Annotated[
         str | None,
         typer.Option(
             "--output", "-o", help="The output, named as such: with --overwrite it replaces a file cutout did not make."
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="mp4, mov, webm, webp, apng, gif or png (a folder of PNGs) for outputs cutout names (a folder of "
+            "clips, or beside a clip); default: mp4 with --bg or --only-mask, else mov.",
         ),
     ] = None,
     bg: Annotated[
@@ -95,13 +117,12 @@ def video(
 ) -> None:
     from cutout.api import Session, make_options
     from cutout.options import VideoOptions
-    from cutout.video import default_output, output_kind, parse_raw_size, process_raw
+    from cutout.video import output_kind, parse_raw_size, process_raw
 
     check_mask_background(only_mask, bg)
-    if output is not None and named_output is not None:
-        raise UsageError(f"two outputs given ({output} and -o {named_output}); give one")
-    second_file = output is not None and output != "-"  # maybe a second clip a glob matched, not an output
-    output = output if output is not None else named_output
+    inputs, output, several = _split(paths, named_output)
+    second_file = len(paths) == 2 and named_output is None and output not in (None, "-")  # maybe a second clip
+    input = inputs[0]
     background_video = _video_background(bg)
     remove = make_options(
         bg=None if background_video else bg,
@@ -125,6 +146,14 @@ def video(
         stdin = getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         process_raw(stdin, sys.stdout.buffer, size, session, options)
         return
+    if format is not None and format.lower() not in FORMATS:
+        raise UsageError(f"unknown --format {format}; give one of {', '.join(FORMATS)}")
+    if several:
+        _refuse_stdin(inputs)
+        session = Session(model, backend=backend, device=device, threads=1)
+        jobs = _plan(inputs, output, format, options, overwrite)
+        session.load_for(remove)
+        raise typer.Exit(_run_all(jobs, session, options, console, quiet))
     source = Path(input)
     if input == "-":
         raise UsageError(
@@ -133,8 +162,6 @@ def video(
             "- --raw 1280x720 (see --help)"
         )
     if not os.path.isfile(source):  # os.path: False for a name too long to exist, where Path.is_file raises
-        if os.path.isdir(source):
-            raise UsageError(_folder_given(source))
         if os.path.islink(source) and not os.path.exists(source):
             raise UsageError(f"{input} is a broken symbolic link to {os.readlink(source)}")
         if os.path.lexists(source):
@@ -142,13 +169,23 @@ def video(
         raise UsageError(f"{input} does not exist; give a video file")
     if _image_frames(source) == 1:  # FFmpeg reads it as a video of one frame: not what anyone means
         raise UsageError(f"{input} is a still image, not a video; cut it out with: cutout image {shlex.quote(input)}")
-    target = Path(output) if output else default_output(source, options)
-    kind = output_kind(output if output else target, options)
+    target = Path(output) if output else _beside(source, format, options)
+    kind = output_kind(output if output else _typed(target, format), options)
+    if format is not None and output and _kind_of(format, options) != kind:
+        raise UsageError(f"--format {format} and the output {output} say different formats; give one of them")
     from cutout.io.discover import check_not_the_source, remove_stale_parts
 
     check_not_the_source(source, target)
     if os.path.exists(target) and not overwrite and kind != "png":
         console.print(f"skipped: {shown(str(target))} exists (--overwrite replaces it)")
+        if second_file and os.path.isfile(target):
+            from cutout.io.encode import made_by_cutout
+
+            if not made_by_cutout(target):  # two clips (a glob), not a clip and its output
+                console.print(
+                    f"of two files, the second is the output of the first; to cut out both, add an output folder: "
+                    f"cutout video {shlex.quote(input)} {shlex.quote(str(target))} cutouts/"
+                )
         return
     if second_file and kind != "png" and os.path.isfile(target) and overwrite:
         from cutout.io.encode import made_by_cutout
@@ -156,10 +193,10 @@ def video(
         if not made_by_cutout(target):  # `cutout video *.mp4 --overwrite` with two clips: the second is no output
             clip, out = shlex.quote(input), shlex.quote(str(target))
             raise UsageError(
-                f"{target} was not made by cutout, and --overwrite would replace it: cutout video takes one clip, "
-                f"and a second file is its output. To replace it, name it with -o: cutout video {clip} -o {out} "
-                f"--overwrite; to cut out several clips, one at a time: for f in *{source.suffix}; do cutout video "
-                '"$f" ...; done'
+                f"{target} was not made by cutout, and --overwrite would replace it: of two files, cutout video "
+                f"takes the second as the output of the first. To replace it, name it with -o: cutout video {clip} "
+                f"-o {out} --overwrite; to cut out both clips, add an output folder: cutout video {clip} {out} "
+                "cutouts/"
             )
 
     remove_stale_parts({target.parent})  # what a killed run (SIGKILL, power loss) left here
@@ -175,6 +212,214 @@ def video(
             "frames it announces (truncated or damaged?); the output holds the frames that could be read"
         )
     raise typer.Exit(130 if summary.interrupted else 1 if summary.short else 0)
+
+
+#: --format: the output's extension ("/" a folder of PNG frames)
+FORMATS = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "webp": ".webp", "apng": ".apng", "gif": ".gif", "png": "/"}
+
+
+def _split(paths: list[str], named: str | None) -> tuple[list[str], str | None, bool]:
+    """The inputs, the output, and whether they are a batch (a folder of clips, or several clips).
+
+    One clip: ``clip.mp4 [OUTPUT]`` as always (a second file is its output, ``folder/`` its PNG frames). A
+    folder: ``clips/ [OUT_FOLDER]``. Three paths or more: clips and folders, then an output folder (a folder
+    that exists, a name ending in /, or a new name without a video extension), or only clips (a glob), each
+    written beside itself.
+    """
+    if named is not None:
+        return paths, named, len(paths) > 1 or os.path.isdir(paths[0])
+    if len(paths) <= 2:
+        return paths[:1], paths[1] if len(paths) == 2 else None, os.path.isdir(paths[0])
+    last = paths[-1]
+    from cutout.io.discover import VIDEO_SUFFIXES
+    from cutout.video import KINDS
+
+    if os.path.isdir(last) or last.endswith(("/", os.sep)):
+        return paths[:-1], last, True
+    if not os.path.lexists(last):
+        if Path(last).suffix.lower() in {*KINDS, *VIDEO_SUFFIXES}:
+            raise UsageError(
+                f"{last} does not exist; with several clips, the last path is an output folder (end it with / to "
+                "make a new one), or leave it out to write each cutout beside its clip"
+            )
+        return paths[:-1], last, True
+    return paths, None, True
+
+
+def _refuse_stdin(inputs: list[str]) -> None:
+    if "-" in inputs:
+        raise UsageError("- (standard input) takes raw frames alone (cutout video - --raw WxH), not among clips")
+
+
+@dataclass
+class _Clip:
+    source: Path
+    target: Path
+    kind: str
+    exists: bool  # skipped unless --overwrite
+
+
+def _suffix(source: Path, format: str | None, options: VideoOptions) -> str:
+    """The extension of ``source``'s output: ``format``'s, else the default's (see default_output)."""
+    from cutout.video import default_output
+
+    return default_output(source, options).suffix if format is None else FORMATS[format.lower()].rstrip("/")
+
+
+def _beside(source: Path, format: str | None, options: VideoOptions) -> Path:
+    """``clip.cutout.EXT`` (``clip.mask.EXT``) beside the clip, EXT as ``format`` says or by default."""
+    name = "mask" if options.remove.only_mask else "cutout"
+    return source.with_name(f"{source.stem}.{name}{_suffix(source, format, options)}")
+
+
+def _kind_of(format: str, options: VideoOptions) -> str:
+    """The output kind ``--format`` asks for."""
+    from cutout.video import output_kind
+
+    return output_kind(_typed(Path("output" + FORMATS[format.lower()].rstrip("/")), format), options)
+
+
+def _typed(target: Path, format: str | None) -> str:
+    """The target as output_kind reads it: a folder of PNGs ends in /."""
+    return f"{target}/" if format is not None and format.lower() == "png" else str(target)
+
+
+def _plan(
+    inputs: list[str], output: str | None, format: str | None, options: VideoOptions, overwrite: bool
+) -> list[_Clip]:
+    """Every clip of the inputs (a folder's, recursively, its tree mirrored) and its output, checked before any
+    work: missing inputs, outputs that would replace their clip or each other, formats that cannot be written.
+
+    Raises:
+        UsageError: any of those.
+    """
+    from cutout.io.discover import (
+        VIDEO_SUFFIXES,
+        _check_collisions,
+        _tell_apart,
+        check_not_the_source,
+        check_output_folder,
+        default_folder,
+        find_media,
+    )
+    from cutout.video import KINDS, output_kind
+
+    folder = Path(output) if output is not None else None
+    named_file = folder is not None and not os.path.isdir(folder) and not str(output).endswith(("/", os.sep))
+    if folder is not None and (
+        os.path.isfile(folder) or named_file and folder.suffix.lower() in {*KINDS, *VIDEO_SUFFIXES}
+    ):
+        what = "a folder of clips needs" if len(inputs) == 1 else f"{len(inputs)} inputs need"
+        raise UsageError(
+            f"{output} names a file, but {what} an output folder (end a new one's name with /), or none: each "
+            "cutout is then written beside its clip"
+        )
+    pairs: list[tuple[Path, Path]] = []
+    ours: list[Path] = []  # earlier results beside their clips, found in a folder: not cut out again
+    for text in inputs:
+        path = Path(text)
+        if os.path.isdir(path):
+            root = folder if folder is not None else default_folder(path)
+            check_output_folder(path, root)
+            images, clips = find_media(path, exclude=root)
+            if not clips:
+                pictures = (
+                    f", only {len(images)} image(s): cutout image {shlex.quote(text)} cuts them out" if images else ""
+                )
+                raise UsageError(f"no videos found in {text}{pictures}")
+            for clip in clips:
+                if _earlier_result(clip):
+                    ours.append(clip)
+                    continue
+                relative = clip.relative_to(path)
+                pairs.append((clip, root / relative.parent / (relative.stem + _suffix(clip, format, options))))
+        elif os.path.isfile(path):
+            named = folder / (path.stem + _suffix(path, format, options)) if folder is not None else None
+            pairs.append((path, named if named is not None else _beside(path, format, options)))
+        else:
+            raise UsageError(f"{text} does not exist; give video files or folders of them")
+    if ours:
+        warnings.warn(
+            f"left out {len(ours)} video(s) that cutout made beside their clips, e.g. {ours[0]}", stacklevel=2
+        )
+    if not pairs:
+        raise UsageError(f"no videos to cut out in {', '.join(inputs)}: only cutout's own results")
+    pairs = _tell_apart(pairs)  # a.mp4 and a.mov in one folder: a.mp4.mov and a.mov.mov, not one for both
+    _check_collisions(pairs)
+    planned = []
+    for source, target in pairs:
+        check_not_the_source(source, target)
+        exists = os.path.lexists(target) and not overwrite
+        planned.append(_Clip(source, target, output_kind(_typed(target, format), options), exists))
+    return planned
+
+
+def _earlier_result(clip: Path) -> bool:
+    """Whether ``clip`` is a result cutout wrote beside its clip (``a.cutout.mp4``, ``a.mask.mp4``)."""
+    from cutout.io.encode import made_by_cutout
+
+    return clip.stem.lower().endswith((".cutout", ".mask")) and made_by_cutout(clip)
+
+
+def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, console: Console, quiet: bool) -> int:
+    """Cut out each clip in turn, a bad one reported and passed over; the exit code (0, 1 some failed, 130)."""
+    from cutout.errors import CutoutError
+    from cutout.io.discover import remove_stale_parts
+
+    remove_stale_parts({clip.target.parent for clip in clips if clip.target.parent.is_dir()})
+    done, failed, interrupted = 0, [], None
+    skipped = [clip for clip in clips if clip.exists]
+    todo = [clip for clip in clips if not clip.exists]
+    for number, clip in enumerate(todo, 1):
+        if not quiet:
+            console.print(f"[{number}/{len(todo)}] {shown(str(clip.source))} -> {shown(str(clip.target))}")
+        try:
+            if _image_frames(clip.source) == 1:
+                raise UsageError("a still image, not a video (cutout image takes it)")
+            clip.target.parent.mkdir(parents=True, exist_ok=True)
+            # a clip stopped partway leaves no output: the same command, run again, redoes it and goes on
+            summary = _run(clip.source, clip.target, session, options, clip.kind, console, quiet, keep_partial=False)
+        except KeyboardInterrupt:
+            interrupted = clip
+            break
+        except (CutoutError, OSError) as error:
+            reason = str(error) if isinstance(error, CutoutError) else error.strerror or str(error)
+            failed.append((clip.source, reason))
+            if not quiet:  # then only in the summary
+                console.print(f"[red]failed[/]: {_named(clip.source, reason)}")
+            continue
+        if not quiet and not summary.interrupted:  # an interrupted clip is told of below
+            _report(console, summary)
+        if summary.interrupted:
+            interrupted = clip
+            break
+        if summary.short:
+            failed.append((clip.source, f"ended after {summary.frames} of the {summary.expected} frames it announces"))
+            continue
+        done += 1
+    parts = [f"{done} done"]
+    if skipped:
+        parts.append(f"{len(skipped)} skipped (their outputs exist; --overwrite redoes them)")
+    if failed:
+        parts.append(f"{len(failed)} failed")
+    head = "[yellow]interrupted[/]: " if interrupted else ""
+    if not quiet or failed or interrupted:
+        console.print(f"{head}{len(clips)} clips: {', '.join(parts)}")
+    for source, reason in failed:
+        console.print(f"  failed: {_named(source, reason)}")
+    if interrupted is not None:
+        rest = len(todo) - done - len(failed)
+        console.print(
+            f"{shown(str(interrupted.source))} was stopped partway and left no output; {rest} clip(s) not done. The "
+            "same command, run again, does them (and skips those done)"
+        )
+        return 130
+    return 1 if failed else 0
+
+
+def _named(source: Path, reason: str) -> str:
+    """``clip.mp4: reason``, or the reason alone where it names the clip itself."""
+    return shown(reason if str(source) in reason else f"{source}: {reason}")
 
 
 def _video_background(bg: str | None) -> Path | None:
@@ -224,14 +469,21 @@ def _image_frames(path: Path) -> int | None:
 
 
 def _run(
-    source: Path, target: Path, session: Session, options: VideoOptions, kind: str, console: Console, quiet: bool
+    source: Path,
+    target: Path,
+    session: Session,
+    options: VideoOptions,
+    kind: str,
+    console: Console,
+    quiet: bool,
+    keep_partial: bool = True,
 ) -> VideoSummary:
     from cutout.cli.render import exit_on_sigterm
     from cutout.video import process_video as process
 
     exit_on_sigterm()
     if quiet or not console.is_terminal:
-        return process(source, target, session, options, kind=kind)
+        return process(source, target, session, options, kind=kind, keep_partial=keep_partial)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]}"))
     with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as progress:
         task = progress.add_task("frames", total=None, fps="")
@@ -244,7 +496,9 @@ def _run(
             rate = done / max(time.perf_counter() - started, 1e-6)
             progress.update(task, completed=done, fps=f"{rate:.1f} fps")
 
-        return process(source, target, session, options, kind=kind, on_frame=on_frame, on_start=on_start)
+        return process(
+            source, target, session, options, kind=kind, on_frame=on_frame, on_start=on_start, keep_partial=keep_partial
+        )
 
 
 def _report(console: Console, summary: VideoSummary) -> None:
@@ -257,17 +511,3 @@ def _report(console: Console, summary: VideoSummary) -> None:
         console.print(f"[yellow]{summary.skipped} corrupt packet(s) skipped[/]; the rest was processed")
     for note in summary.notes:
         console.print(f"note: {shown(note)}")
-
-
-def _folder_given(folder: Path) -> str:
-    """What to say when the input is a folder: the clips in it, and how to cut them out one by one."""
-    from cutout.io.discover import find_media
-
-    clips = find_media(folder)[1]
-    if not clips:
-        return f"{folder} is a folder (with no videos in it); give a video file"
-    each = f'for f in {shlex.quote(str(folder))}/*{clips[0].suffix}; do cutout video "$f"; done'
-    return (
-        f"{folder} is a folder of {len(clips)} video{'s' * (len(clips) != 1)}; cutout video takes one clip at a "
-        f"time: cutout video {shlex.quote(str(clips[0]))}, or each in turn (with your options): {each}"
-    )

@@ -245,7 +245,7 @@ def _tell_apart(pairs: list[tuple[Path, Path]], *, warn: bool = True) -> list[tu
     if warn:
         first = next(iter(renamed))
         warnings.warn(
-            f"{len(renamed)} images share a name with another but for their extension; their cutouts keep it, e.g. "
+            f"{len(renamed)} files share a name with another but for their extension; their outputs keep it, e.g. "
             f"{first} -> {renamed[first]}",
             stacklevel=3,
         )

@@ -192,6 +192,9 @@ class VideoWriter:
     Attributes:
         notes: announcements for the user (re-encoded audio, dropped streams, padding).
         frames_written: frames written so far.
+        keep_on_interrupt: on Ctrl-C (KeyboardInterrupt) in its ``with`` block, keep what was written as a valid,
+            shorter file (True, the default), or leave nothing, as on any other error (a batch that is run again
+            then redoes this output rather than taking it for done).
     """
 
     def __init__(
@@ -212,6 +215,7 @@ class VideoWriter:
         self.kind = kind
         self.notes: list[str] = []
         self.frames_written = 0
+        self.keep_on_interrupt = True
         self._last_pts: int | None = None
         self._window = _Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
         self._closed = False
@@ -229,7 +233,7 @@ class VideoWriter:
     ) -> None:
         if error is None:
             self.close()
-        elif isinstance(error, KeyboardInterrupt) and self.frames_written:
+        elif isinstance(error, KeyboardInterrupt) and self.frames_written and self.keep_on_interrupt:
             self._finish(interrupted=True)  # keep what was written: a valid, shorter file
         else:
             self.abort()
