@@ -661,7 +661,7 @@ def test_videos_in_a_folder_are_named_with_the_command_that_takes_them(u2netp_on
     result = _cutout("image", str(folder), str(tmp_path / "out"))
     err = result.stderr.decode()
     assert result.returncode == 0, err
-    assert "warning: left out 2 videos (cutout image takes images): cut one out with cutout video " in err
+    assert f"warning: left out 2 videos (cutout image takes images): cut them out with cutout video {folder}\n" in err
     assert "1 done" in err
     (folder / "a.jpg").unlink()
     (folder / "day1" / "b.mov").unlink()

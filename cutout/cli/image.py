@@ -291,6 +291,8 @@ def _plan(
     videos = f"{clips} video{'s' * (clips != 1)}"
     example = f"cutout video {shlex.quote(str(plan.videos[0]))}" if plan.videos else ""
     one = "it" if clips == 1 else "one"
+    if clips > 1 and len(inputs) == 1 and os.path.isdir(inputs[0]):  # cutout video takes the folder's clips too
+        example, one = f"cutout video {shlex.quote(inputs[0])}", "them"
     if not plan.jobs and not plan.skipped:
         held = f", only {videos}: cut {one} out with {example}" if clips else ""
         raise UsageError(f"no images found in {', '.join(inputs)}{held}")
