@@ -13,7 +13,6 @@ PNG bytes for bytes or a path.
 from __future__ import annotations
 
 import dataclasses
-import io
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -28,7 +27,8 @@ from cutout.backends import Predictor, backend_for, cpu_concurrency, create_pred
 from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
 from cutout.compose import Background, compose, image_background, keep_transparency, parse_background
 from cutout.errors import UsageError
-from cutout.io.images import ImageLike, alpha_array, load_image, rgb_array
+from cutout.io.encode import encode_image
+from cutout.io.images import ImageLike, alpha_array, icc_profile, kept_exif, load_image, rgb_array
 from cutout.options import RemoveOptions
 from cutout.pipeline import in_background
 from cutout.preprocess import mask_from_output, model_input
@@ -318,22 +318,30 @@ class Session:
             prepared = prepare(self.spec, source, opts.max_pixels)
             mask = self.masks_from_inputs([prepared.input], [prepared.size])[0]
             rgb, alpha = full_pixels(prepared, source, opts.max_pixels), prepared.alpha
-        else:
-            loaded = load_image(image, max_pixels=opts.max_pixels)
-            rgb, alpha = rgb_array(loaded), alpha_array(loaded)
-            mask = self.masks([rgb])[0]
-        return _like(image, self.render(rgb, mask, opts, alpha=alpha))
+            # the bytes `cutout image` writes: its PNG encoder, the photo's ICC profile and kept EXIF
+            result = self.render(rgb, mask, opts, writable=True, alpha=alpha)
+            return encode_image(result, "png", icc_profile=prepared.icc, exif=prepared.exif)
+        loaded = load_image(image, max_pixels=opts.max_pixels)
+        rgb, alpha = rgb_array(loaded), alpha_array(loaded)
+        mask = self.masks([rgb])[0]
+        result = self.render(rgb, mask, opts, alpha=alpha)
+        if isinstance(image, np.ndarray):
+            return result
+        return _pil_like(loaded, result)
 
 
-def _like(original: ImageLike, result: np.ndarray) -> ImageLike:
-    if isinstance(original, np.ndarray):
-        return result
+def _pil_like(original: Image.Image, result: np.ndarray) -> Image.Image:
+    """``result`` as a PIL image that carries ``original``'s ICC profile (when it describes RGB colours, as the
+    result's are) and its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`), so that saving
+    it keeps what the photo's colours mean and who made it."""
     pil = Image.fromarray(result)
-    if isinstance(original, Image.Image):
-        return pil
-    buffer = io.BytesIO()
-    pil.save(buffer, format="PNG")
-    return buffer.getvalue()
+    profile = icc_profile(original)
+    if profile is not None and result.ndim == 3:
+        pil.info["icc_profile"] = profile
+    kept = kept_exif(original)
+    if kept is not None:
+        pil.info["exif"] = kept.tobytes()
+    return pil
 
 
 def new_session(

@@ -93,6 +93,32 @@ def test_command_pixels_equal_the_api_for_the_same_options(
         assert written.shape == expected_pixels.shape and np.abs(written - expected_pixels).mean() < 3
 
 
+def test_the_api_gives_the_bytes_the_command_writes_profile_and_exif_kept(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # cutout.remove(bytes) saved with Pillow's PNG defaults, dropping the photo's ICC profile (a phone's Display
+    # P3 photo then shows as sRGB, duller) and EXIF, and a PIL image came back without them
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x8298] = "(c) 2026 A. Photographer"
+    photo = tmp_path / "photo.jpg"
+    Image.open(EXAMPLE).save(photo, icc_profile=profile, exif=exif, quality=92)
+    result = _cutout("image", str(photo), str(tmp_path / "out.png"))
+    assert result.returncode == 0, result.stderr.decode()
+    expected = cutout.remove(photo.read_bytes())
+    assert expected == (tmp_path / "out.png").read_bytes()
+    with Image.open(io.BytesIO(expected)) as written:
+        assert written.info["icc_profile"] == profile and written.getexif()[0x8298] == "(c) 2026 A. Photographer"
+    with Image.open(photo) as opened:
+        returned = cutout.remove(opened)
+    assert isinstance(returned, Image.Image) and returned.info["icc_profile"] == profile
+    assert returned.getexif()[0x8298] == "(c) 2026 A. Photographer"
+    saved = io.BytesIO()
+    returned.save(saved, format="PNG", exif=returned.getexif())  # Pillow writes the profile by itself
+    with Image.open(saved) as again:
+        assert again.info["icc_profile"] == profile and again.getexif()[0x8298] == "(c) 2026 A. Photographer"
+
+
 def test_a_background_image_with_transparency_keeps_it(u2netp_onnx: Path, tmp_path: Path) -> None:
     frame = np.zeros((100, 100, 4), np.uint8)
     frame[..., 0], frame[:, :50, 3] = 200, 255  # red on the left, see-through on the right (black stored there)
