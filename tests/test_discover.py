@@ -47,9 +47,13 @@ def test_a_folder_run_follows_links_to_folders_each_real_folder_once(shoot: Path
     shutil.copy(EXAMPLE, elsewhere / "c.jpg")
     (shoot / "2024").symlink_to(elsewhere)  # photos kept on another disk, linked into the tree
     (shoot / "day1" / "up").symlink_to(Path(".."))  # a loop: shoot/day1/up/day1/up/...
-    (shoot / "again").symlink_to(Path("day1"))  # a second way to the same folder
+    (shoot / "again").symlink_to(Path("day1"))  # a second way to the same folder, listed before it: day1 keeps it
     found = [path.relative_to(shoot).as_posix() for path in find_images(shoot)]
     assert found == ["2024/c.jpg", "a.jpg", "day1/b.png"]
+    scandir = os.scandir  # the same whatever order the file system lists a folder in
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "scandir", lambda path: iter(sorted(scandir(path), key=lambda e: e.name, reverse=True)))
+        assert [path.relative_to(shoot).as_posix() for path in find_images(shoot)] == found
     plan = plan_jobs([shoot], Path("out"), "png")
     assert [job.target.as_posix() for job in plan.jobs] == ["out/2024/c.png", "out/a.png", "out/day1/b.png"]
 

@@ -76,18 +76,22 @@ def find_media(folder: Path, exclude: Path | None = None) -> tuple[list[Path], l
 
 def _walk(folder: Path, skip: Path | None) -> list[Path]:
     """The files under ``folder`` not hidden (nor in a hidden folder), sorted; folders behind links included,
-    each real folder once, and nothing inside ``skip`` (resolved), however it is reached."""
+    each real folder once, and nothing inside ``skip`` (resolved), however it is reached.
+
+    Every folder reached without a link is read before any behind a link, so a folder reached both ways keeps
+    its own name (``day1/b.jpg``, not ``link-to-day1/b.jpg``), whatever order the file system lists them in.
+    """
     files: list[Path] = []
     seen: set[Path] = set()
-    pending = [folder]
-    while pending:
-        current = pending.pop()
+    plain, linked = [folder], []
+    while plain or linked:
+        current = plain.pop() if plain else linked.pop(0)
         real = current.resolve()
         if real in seen or (skip is not None and real.is_relative_to(skip)):
             continue
         seen.add(real)
         try:
-            entries = list(os.scandir(current))
+            entries = sorted(os.scandir(current), key=lambda entry: entry.name)
         except FileNotFoundError:  # gone since it was listed
             continue
         except OSError as error:  # the rest of the tree is still read; this folder's files are named as left out
@@ -102,7 +106,10 @@ def _walk(folder: Path, skip: Path | None) -> list[Path]:
                 is_folder = entry.is_dir()  # follows a link
             except OSError:
                 continue
-            (pending if is_folder else files).append(path)
+            if not is_folder:
+                files.append(path)
+            else:
+                (linked if entry.is_symlink() else plain).append(path)
     return sorted(files)
 
 
