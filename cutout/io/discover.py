@@ -83,7 +83,8 @@ def _walk(folder: Path, skip: Path | None) -> list[Path]:
     """
     files: list[Path] = []
     seen: set[Path] = set()
-    plain, linked = [folder], []
+    plain: list[Path] = [folder]
+    linked: list[Path] = []
     while plain or linked:
         current = plain.pop() if plain else linked.pop(0)
         real = current.resolve()
