@@ -921,3 +921,64 @@ def test_interlaced_video_is_deinterlaced_with_its_timing_unchanged(tmp_path: Pa
 
 def test_progressive_video_is_not_deinterlaced(clips: Path) -> None:
     assert all(probe(path).interlaced is None for path in sorted(clips.iterdir()) if path.suffix in (".mp4", ".mov"))
+
+
+def _chaptered_clip(path: Path) -> None:
+    """2 s at 10 fps with chapters "Intro" (0-1 s) and "Main" (1-2 s), as an editor exports them."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.set_chapters(
+            [
+                {"id": 1, "start": 0, "end": 10, "time_base": Fraction(1, 10), "metadata": {"title": "Intro"}},
+                {"id": 2, "start": 10, "end": 20, "time_base": Fraction(1, 10), "metadata": {"title": "Main"}},
+            ]
+        )
+        for index in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 10, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _marks(path: Path) -> list[tuple[float, float, str]]:
+    with av.open(str(path)) as container:
+        return [
+            (float(c["start"] * c["time_base"]), float(c["end"] * c["time_base"]), c["metadata"].get("title", ""))
+            for c in container.chapters()
+        ]
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+@pytest.mark.parametrize(
+    ("start", "duration", "expected"),
+    [(None, None, [(0.0, 1.0, "Intro"), (1.0, 2.0, "Main")]), (0.5, 1.0, [(0.0, 0.5, "Intro"), (0.5, 1.0, "Main")])],
+)
+def test_chapter_marks_are_kept_on_the_outputs_timeline(
+    tmp_path: Path, kind: str, start: float | None, duration: float | None, expected: list[tuple[float, float, str]]
+) -> None:
+    # a lecture's or an edit's chapters were dropped without a word; their text track was named a dropped stream
+    source = tmp_path / "talk.mp4"
+    _chaptered_clip(source)
+    info = probe(source)
+    assert [(c.start, c.end, c.title) for c in info.chapters] == [(0.0, 1.0, "Intro"), (1.0, 2.0, "Main")]
+    assert info.other_streams == ()  # the chapters' own text track is no stream to drop
+    target = tmp_path / f"out.{kind}"
+    with (
+        VideoReader(source, start=start, duration=duration) as reader,
+        VideoWriter(target, info, kind=kind, start=start, duration=duration) as writer,
+    ):
+        for frame in reader.frames():
+            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+    assert writer.notes == []
+    assert _marks(target) == expected
+
+
+@pytest.mark.parametrize("kind", ["gif", "png"])
+def test_a_kind_without_chapters_says_they_are_not_kept(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "talk.mp4"
+    _chaptered_clip(source)
+    target = tmp_path / ("frames" if kind == "png" else f"out.{kind}")
+    with VideoReader(source) as reader, VideoWriter(target, reader.info, kind=kind) as writer:
+        for frame in reader.frames():
+            writer.write(_rgba(frame.rgb, frame.index), frame.pts)
+    assert [n for n in writer.notes if n.startswith("the input's 2 chapter marks are not kept")] != []

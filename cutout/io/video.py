@@ -99,7 +99,8 @@ class VideoInfo:
     anamorphic video (HDV 1440 x 1080 at 4/3 shows as 16:9). ``creation_time`` is when the file says it was
     recorded (ISO 8601), as libraries sort clips by it. ``interlaced`` is None for progressive video, else its
     field order ("top field first", "bottom field first", or "interlaced" where the file does not say): the
-    reader deinterlaces such video.
+    reader deinterlaces such video. ``chapters`` are the file's chapter marks: (start, end) in seconds on the
+    stream's timeline, and each one's title ("" where it has none).
     """
 
     width: int
@@ -124,6 +125,15 @@ class VideoInfo:
     pixel_aspect: Fraction = Fraction(1)
     creation_time: str | None = None
     interlaced: str | None = None
+    chapters: tuple[Chapter, ...] = ()
+
+
+class Chapter(NamedTuple):
+    """A chapter mark: from ``start`` to ``end`` (seconds), titled ``title``."""
+
+    start: float
+    end: float
+    title: str
 
 
 @dataclass(frozen=True)
@@ -325,6 +335,7 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         color_range = "pc"
     audio = tuple(_audio_track(s) for s in container.streams.audio)
     used = {stream.index, *(track.stream_index for track in audio)}
+    chapters = _chapters(container)
     return VideoInfo(
         width=first.width,
         height=first.height,
@@ -339,7 +350,9 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         codec=context.name,
         audio=audio,
         other_streams=tuple(
-            _describe_other(s) for s in container.streams if s.index not in used and not _is_timecode_track(s)
+            _describe_other(s)
+            for s in container.streams
+            if s.index not in used and not _is_timecode_track(s) and not _is_chapter_track(s, chapters)
         ),
         stream_index=stream.index,
         start_time=float((stream.start_time or 0) * time_base),
@@ -351,7 +364,24 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         pixel_aspect=_pixel_aspect(stream),
         creation_time=container.metadata.get("creation_time") or stream.metadata.get("creation_time") or None,
         interlaced=_interlaced(context, first),
+        chapters=chapters,
     )
+
+
+def _chapters(container: InputContainer) -> tuple[Chapter, ...]:
+    """The container's chapter marks, in order (none where PyAV cannot read them)."""
+    try:
+        marks = container.chapters()
+    except (AttributeError, av.error.FFmpegError):  # PyAV before 14 has no chapters
+        return ()
+    chapters = []
+    for mark in marks:
+        if mark["time_base"] is None:
+            continue
+        base = Fraction(mark["time_base"])
+        title = str(mark.get("metadata", {}).get("title", ""))
+        chapters.append(Chapter(float(mark["start"] * base), float(mark["end"] * base), title))
+    return tuple(sorted(chapters))
 
 
 def _interlaced(context: VideoCodecContext, first: AvFrame) -> str | None:
@@ -382,6 +412,12 @@ def _timecode(container: InputContainer, stream: VideoStream) -> str | None:
 
 def _is_timecode_track(stream: Stream) -> bool:
     return stream.type == "data" and "timecode" in stream.metadata
+
+
+def _is_chapter_track(stream: Stream, chapters: tuple[Chapter, ...]) -> bool:
+    """Whether ``stream`` is the text track in which MOV and MP4 keep their chapter titles, one sample a chapter
+    (FFmpeg reads the chapters from it; the output carries them as chapters)."""
+    return bool(chapters) and stream.type in ("data", "subtitle") and stream.frames == len(chapters)
 
 
 _TIMECODE = re.compile(r"^(\d{1,2})[:;.](\d{2})[:;.](\d{2})([:;.])(\d{2,3})$")

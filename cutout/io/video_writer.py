@@ -66,7 +66,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import av.error
@@ -82,6 +82,9 @@ from av.video.stream import VideoStream
 from cutout.errors import OutputError, OutputTakenError, UsageError
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
 from cutout.io.video import VideoInfo, check_window, open_container, shift_timecode
+
+if TYPE_CHECKING:
+    from av.container.core import Chapter as AvChapter
 
 __all__ = ["KINDS", "VideoWriter"]
 
@@ -412,9 +415,10 @@ class _ContainerSink:
         frame = self._frame(array)
         frame.pts = pts - self.window.shift_pts
         frame.time_base = self.info.time_base
-        if not self.started:  # the header is written with the first packet: the timecode must be there by then
+        if not self.started:  # the header is written with the first packet: timecode and chapters go in by then
             self.started = True
             self._set_timecode(pts)
+            self._set_chapters()
         with self._errors():
             if self.audio is not None:
                 self.audio.feed(self.window, until=float(pts * self.info.time_base))
@@ -434,6 +438,38 @@ class _ContainerSink:
             return
         offset = round((pts * self.info.time_base - Fraction(self.info.start_time)) * self.info.fps)
         self.video.metadata["timecode"] = shift_timecode(timecode, offset, self.info.fps)
+
+    def _set_chapters(self) -> None:
+        """The input's chapter marks, on the output's timeline (moved by ``--start``, cut at its end), in MOV, MP4
+        and WebM; other kinds have no place for them, and a note says so."""
+        chapters = self.info.chapters
+        if not chapters or self.container is None:
+            return
+        if self.encoding.muxer not in ("mov", "mp4", "webm"):
+            self.notes.append(
+                f"the input's {len(chapters)} chapter marks are not kept: {self.encoding.name} has no place for them; "
+                ".mov, .mp4 or .webm keep them"
+            )
+            return
+        shift, end = self.window.shift, self.window.end
+        marks: list[AvChapter] = []
+        for chapter in chapters:
+            stop = chapter.end if end is None else min(chapter.end, end)
+            if stop - shift <= 0 or stop <= chapter.start:  # before the window, or after it
+                continue
+            start = max(chapter.start - shift, 0.0)
+            metadata = {"title": chapter.title} if chapter.title else {}
+            marks.append(
+                {
+                    "id": len(marks) + 1,
+                    "start": round(start * 1000),
+                    "end": round((stop - shift) * 1000),
+                    "time_base": Fraction(1, 1000),
+                    "metadata": metadata,
+                }
+            )
+        if marks:
+            self.container.set_chapters(marks)
 
     def _frame(self, array: np.ndarray) -> AvFrame:
         if self.encoding.animation:
@@ -739,6 +775,10 @@ class _PngSink:
         _check_replaceable(path)
         if info.timecode:
             notes.append(f"the input's timecode ({info.timecode}) is not kept: PNG frames have no place for one")
+        if info.chapters:
+            notes.append(
+                f"the input's {len(info.chapters)} chapter marks are not kept: PNG frames have no place for them"
+            )
         if info.pixel_aspect != 1:
             notes.append(_squeezed(info, "PNG frames"))
         self.path = path
