@@ -982,3 +982,32 @@ def test_a_kind_without_chapters_says_they_are_not_kept(tmp_path: Path, kind: st
         for frame in reader.frames():
             writer.write(_rgba(frame.rgb, frame.index), frame.pts)
     assert [n for n in writer.notes if n.startswith("the input's 2 chapter marks are not kept")] != []
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "gif"])
+def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
+    # an editor's export says what it is and whose: the cutout carried none of it
+    source = tmp_path / "film.mp4"
+    tags = {"title": "My film", "artist": "A. Director", "copyright": "(c) 2026 Studio", "genre": "Doc"}
+    with av.open(str(source), "w") as container:
+        container.metadata.update({**tags, "location": "+48.8584+002.2945/"})
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(3):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
+        container.mux(stream.encode(None))
+    info = probe(source)
+    assert dict(info.tags) == tags
+    target = tmp_path / f"out.{kind}"
+    with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
+        for frame in reader.frames():
+            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+    if kind == "gif":
+        assert writer.notes == [
+            "the input's title, artist, genre, copyright are not kept: animated GIF has no place for them"
+        ]
+        return
+    with av.open(str(target)) as container:
+        written = {key.lower(): value for key, value in container.metadata.items()}
+    assert {key: written.get(key) for key in tags} == tags
+    assert not [key for key in written if key.startswith("location")]

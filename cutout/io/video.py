@@ -65,6 +65,11 @@ __all__ = [
 _MAX_BAD_PACKETS_IN_A_ROW = 100  # more than this and the file is not damaged here and there, it is unreadable
 _PROBE_PACKETS = 300  # packets read at most to find the first frame, whose display matrix gives the rotation
 _RANGES = {0: "unspecified", 1: "tv", 2: "pc"}  # AVColorRange
+#: A file's tags an output keeps (see VideoInfo.tags)
+KEPT_TAGS = frozenset(
+    {"title", "artist", "author", "album_artist", "composer", "copyright", "description", "synopsis", "date"}
+    | {"genre", "keywords"}
+)
 _FIELD_ORDERS = {2: "top field first", 4: "top field first", 3: "bottom field first", 5: "bottom field first"}
 #: FFmpeg's bwdif: one frame out per frame in, only frames marked interlaced, in the stream's field order (the
 #: decoder's per-frame flag is not to be trusted: H.264 without timing SEI reads as bottom first either way)
@@ -100,7 +105,9 @@ class VideoInfo:
     recorded (ISO 8601), as libraries sort clips by it. ``interlaced`` is None for progressive video, else its
     field order ("top field first", "bottom field first", or "interlaced" where the file does not say): the
     reader deinterlaces such video. ``chapters`` are the file's chapter marks: (start, end) in seconds on the
-    stream's timeline, and each one's title ("" where it has none).
+    stream's timeline, and each one's title ("" where it has none). ``tags`` are the file's title, credits,
+    copyright, description, date, genre and keywords (:data:`KEPT_TAGS`, keys in lower case): what an output keeps
+    of its metadata besides ``creation_time`` (never the place it was recorded).
     """
 
     width: int
@@ -126,6 +133,7 @@ class VideoInfo:
     creation_time: str | None = None
     interlaced: str | None = None
     chapters: tuple[Chapter, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 class Chapter(NamedTuple):
@@ -365,6 +373,7 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         creation_time=container.metadata.get("creation_time") or stream.metadata.get("creation_time") or None,
         interlaced=_interlaced(context, first),
         chapters=chapters,
+        tags=tuple((key.lower(), value) for key, value in container.metadata.items() if key.lower() in KEPT_TAGS),
     )
 
 

@@ -357,9 +357,13 @@ class _ContainerSink:
                 str(self.temporary), "w", format=encoding.muxer, options=dict(encoding.muxer_options)
             )
             if not encoding.animation:  # the animation muxers write no tags: finish() marks those files
+                self.container.metadata.update(info.tags)  # title, credits, copyright, ...: never the place
                 self.container.metadata["comment"] = SOFTWARE
                 if info.creation_time:  # the recording's date, by which libraries sort clips (not its place)
                     self.container.metadata["creation_time"] = info.creation_time
+            elif info.tags:
+                names = ", ".join(key for key, _ in info.tags)
+                notes.append(f"the input's {names} are not kept: {encoding.name} has no place for them")
             self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
             if self.turns % 2:
                 self.size = self.size[::-1]
