@@ -296,17 +296,23 @@ class Session:
         *,
         writable: bool = False,
         alpha: np.ndarray | None = None,
+        profile: bytes | None = None,
     ) -> np.ndarray:
         """The result for an image and its mask: the mask, an RGBA cutout, or the subject over a background.
 
-        ``writable``, ``alpha`` (the input's own transparency): as for :meth:`finish`.
+        ``writable``, ``alpha`` (the input's own transparency): as for :meth:`finish`. ``profile``: the image's
+        ICC profile (None: sRGB), into which a background colour or image is converted (see
+        :class:`~cutout.compose.Background`).
 
         Shape: rgb (H, W, 3), mask (H, W) -> (H, W), (H, W, 3) or (H, W, 4) uint8.
         """
         colours, mask = self.finish(rgb, mask, options, writable=writable, alpha=alpha)
         if options.only_mask:
             return mask
-        return compose(colours, mask, options.background)
+        background = options.background
+        if background is not None and background.kind != "blur" and background.hdr is None:
+            background = dataclasses.replace(background, profile=profile)
+        return compose(colours, mask, background)
 
     def remove(self, image: ImageLike, options: RemoveOptions | None = None, **changes: Any) -> ImageLike:
         """Cut out one image. Keyword arguments are :class:`RemoveOptions` fields (``bg`` may be a string)."""
@@ -319,12 +325,13 @@ class Session:
             mask = self.masks_from_inputs([prepared.input], [prepared.size])[0]
             rgb, alpha = full_pixels(prepared, source, opts.max_pixels), prepared.alpha
             # the bytes `cutout image` writes: its PNG encoder, the photo's ICC profile and kept EXIF
-            result = self.render(rgb, mask, opts, writable=True, alpha=alpha)
+            result = self.render(rgb, mask, opts, writable=True, alpha=alpha, profile=prepared.icc)
             return encode_image(result, "png", icc_profile=prepared.icc, exif=prepared.exif)
         loaded = load_image(image, max_pixels=opts.max_pixels)
         rgb, alpha = rgb_array(loaded), alpha_array(loaded)
         mask = self.masks([rgb])[0]
-        result = self.render(rgb, mask, opts, alpha=alpha)
+        profile = icc_profile(loaded) if isinstance(image, Image.Image) else None
+        result = self.render(rgb, mask, opts, alpha=alpha, profile=profile)
         if isinstance(image, np.ndarray):
             return result
         return _pil_like(loaded, result)

@@ -248,9 +248,8 @@ def _encode(
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
         finished = session.finish(rgb, mask, options, writable=True, alpha=alpha)
         return encode_cutout_png(*finished, icc_profile=icc, exif=exif)
-    return encode_image(
-        session.render(rgb, mask, options, writable=True, alpha=alpha), format, icc_profile=icc, exif=exif
-    )
+    rendered = session.render(rgb, mask, options, writable=True, alpha=alpha, profile=icc)
+    return encode_image(rendered, format, icc_profile=icc, exif=exif)
 
 
 def default_workers() -> int:

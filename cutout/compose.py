@@ -10,7 +10,9 @@ for a 4000 x 3000 image over a colour on one core).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import math
 import warnings
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageColor, ImageFilter, ImageOps
+from PIL import Image, ImageCms, ImageColor, ImageFilter, ImageOps
 
 from cutout.errors import UsageError
 from cutout.hdr import HLG, PQ, colour_to_hdr, is_hdr, sdr_to_hdr
@@ -45,6 +47,9 @@ class Background:
             9): the colour's or image's sRGB values are converted into it (:mod:`cutout.hdr`). None: as they are.
         pixel_aspect: the width over the height of a pixel of the frames it goes behind (anamorphic video: 4/3):
             an image covers the frame as it is shown, not squeezed.
+        profile: the ICC profile (RGB) of the photo it goes behind, None for sRGB: a colour (sRGB, as typed) and
+            an image (in its own profile, else sRGB) are converted into it, so that a phone's Display P3 photo
+            gets the same red as --bg '#ff0000' means, not a more saturated one.
     """
 
     kind: Literal["color", "image", "blur"]
@@ -53,6 +58,7 @@ class Background:
     radius: float | None = None
     hdr: tuple[int, int] | None = None
     pixel_aspect: Fraction = Fraction(1)
+    profile: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("color", "image", "blur"):
@@ -69,7 +75,15 @@ class Background:
     @property
     def signal_color(self) -> tuple[int, int, int, int]:
         """``color`` in the signal of the frames: as given, or converted into :attr:`hdr`'s."""
-        return self.color if self.hdr is None else colour_to_hdr(self.color, *self.hdr)
+        if self.hdr is not None:
+            return colour_to_hdr(self.color, *self.hdr)
+        if _is_srgb(self.profile):
+            return self.color
+        try:
+            r, g, b = _converted_colour(self.color[:3], self.profile)
+        except UsageError:  # a profile lcms cannot use (_is_srgb says True for those): never reached in practice
+            return self.color
+        return r, g, b, self.color[3]
 
     @property
     def opaque(self) -> bool:
@@ -304,7 +318,8 @@ def _background_layers(background: Background, height: int, width: int) -> np.nd
     """
     if background.kind != "image" or background.path is None:
         raise ValueError(f"background_array needs a colour or an image background, got {background.kind!r}")
-    return _covering(*_cache_key(background.path), height, width, background.hdr, background.pixel_aspect)
+    key = _cache_key(background.path)
+    return _covering(*key, height, width, background.hdr, background.pixel_aspect, background.profile)
 
 
 def _cache_key(path: Path) -> tuple[str, int]:
@@ -353,12 +368,64 @@ def _covering(
     width: int,
     hdr: tuple[int, int] | None = None,
     aspect: Fraction = Fraction(1),
+    profile: bytes | None = None,
 ) -> np.ndarray:
-    array = cover(_source_image(path, mtime_ns), height, width, aspect)
+    source = _source_image(path, mtime_ns)
+    array = cover(source, height, width, aspect)
     if hdr is not None:
         array[..., :3] = sdr_to_hdr(array[..., :3], *hdr)
+    else:  # from the image's own profile (sRGB if none) into the photo's
+        own = source.info.get("icc_profile")
+        own = own if isinstance(own, bytes) and len(own) >= 128 and own[16:20] == b"RGB " else None
+        if own != profile and not (_is_srgb(own) and _is_srgb(profile)):
+            with contextlib.suppress(UsageError):  # a profile lcms cannot use: the colours as they are
+                array[..., :3] = _convert(np.ascontiguousarray(array[..., :3]), own, profile)
     array.flags.writeable = False
     return array
+
+
+@functools.lru_cache(maxsize=16)
+def _is_srgb(profile: bytes | None) -> bool:
+    """Whether an ICC profile is sRGB in effect (None is): it maps the primaries, secondaries and greys of sRGB to
+    within a level of themselves. Names say little: Facebook's compact sRGB profile is called "c2"."""
+    if profile is None:
+        return True
+    probe = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]]], np.uint8)
+    probe = np.concatenate([probe, np.array([[[v, v, v] for v in (0, 64, 128, 192, 230, 255)]], np.uint8)], axis=1)
+    try:
+        moved = _convert(probe, None, profile)
+    except UsageError:
+        return True  # a profile lcms cannot use: the colours as they are, as before
+    return int(np.abs(moved.astype(np.int16) - probe).max()) <= 1
+
+
+@functools.lru_cache(maxsize=64)
+def _converted_colour(rgb: tuple[int, ...], profile: bytes | None) -> tuple[int, int, int]:
+    r, g, b = (int(v) for v in _convert(np.array([[rgb]], np.uint8), None, profile)[0, 0])
+    return r, g, b
+
+
+def _convert(rgb: np.ndarray, source: bytes | None, target: bytes | None) -> np.ndarray:
+    """RGB pixels from one ICC profile into another (None: sRGB), relative colorimetric as lcms does it.
+
+    Shape: (H, W, 3) uint8 -> (H, W, 3) uint8.
+    """
+    transform = _transform(source, target)
+    image = Image.fromarray(rgb)
+    return np.asarray(ImageCms.applyTransform(image, transform))
+
+
+@functools.lru_cache(maxsize=8)
+def _transform(source: bytes | None, target: bytes | None) -> ImageCms.ImageCmsTransform:
+    def profile(data: bytes | None) -> ImageCms.ImageCmsProfile:
+        return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB") if data is None else io.BytesIO(data))
+
+    try:
+        return ImageCms.buildTransform(
+            profile(source), profile(target), "RGB", "RGB", ImageCms.Intent.RELATIVE_COLORIMETRIC
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError) as error:
+        raise UsageError(f"cannot use the ICC profile to convert a background's colours: {error}") from None
 
 
 def cover(

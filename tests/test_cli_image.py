@@ -119,6 +119,21 @@ def test_the_api_gives_the_bytes_the_command_writes_profile_and_exif_kept(u2netp
         assert again.info["icc_profile"] == profile and again.getexif()[0x8298] == "(c) 2026 A. Photographer"
 
 
+def test_a_background_colour_is_the_one_typed_on_a_display_p3_photo(u2netp_onnx: Path, tmp_path: Path) -> None:
+    from test_compose import display_p3_profile
+
+    p3 = display_p3_profile()
+    photo = tmp_path / "phone.png"
+    Image.open(EXAMPLE).save(photo, icc_profile=p3)
+    result = _cutout("image", str(photo), str(tmp_path / "out.png"), "--bg", "#ff0000")
+    assert result.returncode == 0, result.stderr.decode()
+    with Image.open(tmp_path / "out.png") as written:
+        assert written.info["icc_profile"] == p3
+        corner = np.asarray(written)[:8, :8].reshape(-1, 3)  # background only, in the photo's numbers
+    assert (np.abs(corner.astype(int) - [233, 54, 40]).max(axis=1) <= 2).mean() > 0.9, corner[:4]
+    assert cutout.remove(photo, bg="#ff0000") == (tmp_path / "out.png").read_bytes()
+
+
 def test_a_background_image_with_transparency_keeps_it(u2netp_onnx: Path, tmp_path: Path) -> None:
     frame = np.zeros((100, 100, 4), np.uint8)
     frame[..., 0], frame[:, :50, 3] = 200, 255  # red on the left, see-through on the right (black stored there)

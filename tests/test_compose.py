@@ -271,3 +271,70 @@ def test_cover_fills_an_anamorphic_frame_as_it_is_shown() -> None:
     stored = np.asarray(Image.fromarray(gradient).resize((144, 108), Image.Resampling.LANCZOS))
     back = cover(stored, 108, 192, source_aspect=Fraction(4, 3))
     assert np.abs(back.astype(int)[:, ::16] - gradient.astype(int)[:, ::16]).max() <= 3
+
+
+def display_p3_profile() -> bytes:
+    """An ICC v2 display profile with Display P3's primaries (D50-adapted colorants) and a gamma 2.2 curve: what a
+    phone's photo carries, written by hand (no such file ships with the system or Pillow)."""
+    import struct
+
+    def fixed(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ \0\0\0\0" + fixed(x) + fixed(y) + fixed(z)
+
+    name = b"Display P3 (test)\0"
+    tags = {
+        b"desc": b"desc\0\0\0\0" + struct.pack(">I", len(name)) + name + bytes(4 + 4 + 2 + 1 + 67),
+        b"wtpt": xyz(0.9642, 1.0, 0.8249),
+        b"rXYZ": xyz(0.5151, 0.2412, -0.0011),
+        b"gXYZ": xyz(0.2920, 0.6922, 0.0419),
+        b"bXYZ": xyz(0.1571, 0.0666, 0.7841),
+        b"rTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0233) + b"\0\0",  # gamma 2.2 (u8Fixed8)
+        b"cprt": b"text\0\0\0\0no copyright, test profile\0",
+    }
+    tags[b"gTRC"] = tags[b"bTRC"] = tags[b"rTRC"]
+    table, data = b"", b""
+    offset = 128 + 4 + 12 * len(tags)
+    for signature, body in tags.items():
+        body += bytes(-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = struct.pack(">I", size) + b"lcms" + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+    header += struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + bytes(24) + struct.pack(">I", 0)
+    header += fixed(0.9642) + fixed(1.0) + fixed(0.8249) + bytes(4 + 16 + 28)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def test_a_background_colour_is_converted_into_the_photos_profile() -> None:
+    # a Display P3 photo (a phone's) with --bg '#ff0000' got P3's red, far more saturated than the sRGB red typed
+    from PIL import ImageCms
+
+    p3 = display_p3_profile()
+    red = Background("color", color=(255, 0, 0, 255), profile=p3)
+    r, g, b, a = red.signal_color
+    assert a == 255 and 225 <= r <= 245 and 20 <= g <= 80 and 20 <= b <= 60, red.signal_color  # P3 of sRGB red
+    assert Background("color", color=(255, 255, 255, 200), profile=p3).signal_color == (255, 255, 255, 200)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert Background("color", color=(12, 200, 99, 255), profile=srgb).signal_color == (12, 200, 99, 255)
+    rgb, alpha = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)
+    assert compose(rgb, alpha, red)[0, 0].tolist() == [r, g, b]
+
+
+def test_a_background_image_is_converted_from_its_profile_into_the_photos(tmp_path: Path) -> None:
+    p3 = display_p3_profile()
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(tmp_path / "plain.png")  # untagged: sRGB
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(tmp_path / "p3.png", icc_profile=p3)
+    rgb, alpha = np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)
+
+    def behind(name: str, profile: bytes | None) -> list[int]:
+        return compose(rgb, alpha, Background("image", path=tmp_path / name, profile=profile))[0, 0].tolist()
+
+    assert behind("plain.png", None) == [200, 40, 40] and behind("p3.png", p3) == [200, 40, 40]  # as they are
+    into_p3 = behind("plain.png", p3)
+    assert into_p3[0] < 200 and into_p3[1] > 40  # sRGB's red is less saturated in P3's numbers
+    into_srgb = behind("p3.png", None)
+    assert into_srgb[0] > 200 and into_srgb[1] < 40  # and P3's is more saturated in sRGB's
