@@ -590,15 +590,18 @@ def test_a_folder_of_clips_is_cut_out_clip_by_clip_its_tree_mirrored(tmp_path: P
     _sdr_clip(clips / "day2" / "b.mov", 150)
     (clips / "c.mp4").write_bytes(b"not a video")  # a bad clip fails alone
     Image.new("RGB", (8, 8)).save(clips / "photo.jpg")  # images are for cutout image
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "lime", "blue")]
+    frames[0].save(clips / "sticker.gif", save_all=True, append_images=frames[1:], duration=100)  # a clip
     result = _cutout("video", str(clips), "--bg", "white")
     err = result.stderr.decode()
     assert result.returncode == 1, err
     out = tmp_path / "clips-cutout"
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.mp4", "day2/b.mp4"]
-    assert _clip_count(out / "a.mp4") == _clip_count(out / "day2" / "b.mp4") == 3
-    assert "3 clips: 2 done, 1 failed" in err and f"failed: {clips / 'c.mp4'}" in err
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.mp4", "day2/b.mp4", "sticker.gif"]
+    assert _clip_count(out / "a.mp4") == _clip_count(out / "day2" / "b.mp4") == _clip_count(out / "sticker.gif") == 3
+    assert "4 clips: 3 done, 1 failed" in err and f"failed: {clips / 'c.mp4'}" in err
     again = _cutout("video", str(clips), "--bg", "white")  # a re-run resumes: what is done is skipped
-    assert again.returncode == 1 and "3 clips: 0 done, 2 skipped (their outputs exist" in again.stderr.decode()
+    assert again.returncode == 1 and "4 clips: 0 done, 3 skipped (their outputs exist" in again.stderr.decode()
 
 
 def test_several_clips_go_into_an_output_folder_in_the_format_asked_or_beside_themselves(tmp_path: Path) -> None:

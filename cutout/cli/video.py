@@ -302,7 +302,7 @@ def _plan(
         default_folder,
         find_media,
     )
-    from cutout.video import KINDS, output_kind
+    from cutout.video import ANIMATION_SUFFIXES, KINDS, output_kind
 
     folder = Path(output) if output is not None else None
     named_file = folder is not None and not os.path.isdir(folder) and not str(output).endswith(("/", os.sep))
@@ -322,6 +322,10 @@ def _plan(
             root = folder if folder is not None else default_folder(path)
             check_output_folder(path, root)
             images, clips = find_media(path, exclude=root)
+            # animated GIFs, PNGs and WebPs (stickers) are clips too; still images are for cutout image
+            animations = [image for image in images if image.suffix.lower() in ANIMATION_SUFFIXES and _animated(image)]
+            clips = sorted([*clips, *animations])
+            images = [image for image in images if image not in animations]
             if not clips:
                 pictures = (
                     f", only {len(images)} image(s): cutout image {shlex.quote(text)} cuts them out" if images else ""
