@@ -28,7 +28,15 @@ from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
 from cutout.compose import Background, compose, image_background, keep_transparency, parse_background
 from cutout.errors import UsageError
 from cutout.io.encode import encode_image
-from cutout.io.images import ImageLike, alpha_array, icc_profile, kept_exif, load_image, rgb_array
+from cutout.io.images import (
+    ImageLike,
+    alpha_array,
+    icc_profile,
+    kept_exif,
+    load_image,
+    print_resolution,
+    rgb_array,
+)
 from cutout.options import RemoveOptions
 from cutout.pipeline import in_background
 from cutout.preprocess import mask_from_output, model_input
@@ -326,7 +334,7 @@ class Session:
             rgb, alpha = full_pixels(prepared, source, opts.max_pixels), prepared.alpha
             # the bytes `cutout image` writes: its PNG encoder, the photo's ICC profile and kept EXIF
             result = self.render(rgb, mask, opts, writable=True, alpha=alpha, profile=prepared.icc)
-            return encode_image(result, "png", icc_profile=prepared.icc, exif=prepared.exif)
+            return encode_image(result, "png", icc_profile=prepared.icc, exif=prepared.exif, dpi=prepared.dpi)
         loaded = load_image(image, max_pixels=opts.max_pixels)
         rgb, alpha = rgb_array(loaded), alpha_array(loaded)
         mask = self.masks([rgb])[0]
@@ -339,8 +347,8 @@ class Session:
 
 def _pil_like(original: Image.Image, result: np.ndarray) -> Image.Image:
     """``result`` as a PIL image that carries ``original``'s ICC profile (when it describes RGB colours, as the
-    result's are) and its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`), so that saving
-    it keeps what the photo's colours mean and who made it."""
+    result's are), its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`) and its print
+    resolution (``info["dpi"]``), so that saving it can keep what the photo's colours mean and who made it."""
     pil = Image.fromarray(result)
     profile = icc_profile(original)
     if profile is not None and result.ndim == 3:
@@ -348,6 +356,9 @@ def _pil_like(original: Image.Image, result: np.ndarray) -> Image.Image:
     kept = kept_exif(original)
     if kept is not None:
         pil.info["exif"] = kept.tobytes()
+    dpi = print_resolution(original)
+    if dpi is not None:
+        pil.info["dpi"] = dpi
     return pil
 
 

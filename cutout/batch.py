@@ -32,6 +32,7 @@ from cutout.io.images import (
     kept_exif,
     load_image,
     plain_jpeg_rgb,
+    print_resolution,
     reading_image,
     rgb_array,
     write_atomic,
@@ -91,6 +92,7 @@ class Prepared:
     icc: bytes | None
     alpha: np.ndarray | None = None  # the image's own transparency, kept in the cutout (None: opaque)
     exif: Image.Exif | None = None  # the photo's date, author and copyright, kept in the cutout
+    dpi: tuple[float, float] | None = None  # the photo's print resolution, kept in the cutout
 
 
 def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
@@ -110,12 +112,13 @@ def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
     image = load_image(source, max_pixels=max_pixels, draft=draft)
     width, height = full_size(image)
     with reading_image(str(source) if isinstance(source, Path) else "the data"):  # named in Pillow's warnings
-        icc, exif = icc_profile(image), kept_exif(image)
+        icc, exif, dpi = icc_profile(image), kept_exif(image), print_resolution(image)
     if (width, height) != image.size:
-        return Prepared(model_input(spec, rgb_array(image), (height, width)), (height, width), None, icc, exif=exif)
+        model = model_input(spec, rgb_array(image), (height, width))
+        return Prepared(model, (height, width), None, icc, exif=exif, dpi=dpi)
     rgb = rgb_array(image)
     model_image = image if image.mode == "RGB" else rgb
-    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image), exif)
+    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image), exif, dpi)
 
 
 def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np.ndarray:
@@ -243,13 +246,13 @@ def _encode(
     session: Session, options: RemoveOptions, rgb: np.ndarray, mask: np.ndarray, format: str, prepared: Prepared
 ) -> bytes:
     # rgb was decoded for this job alone: the edge colours may be estimated into it (writable), saving a copy
-    alpha, icc, exif = prepared.alpha, prepared.icc, prepared.exif
+    alpha, icc, exif, dpi = prepared.alpha, prepared.icc, prepared.exif, prepared.dpi
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
         finished = session.finish(rgb, mask, options, writable=True, alpha=alpha)
-        return encode_cutout_png(*finished, icc_profile=icc, exif=exif)
+        return encode_cutout_png(*finished, icc_profile=icc, exif=exif, dpi=dpi)
     rendered = session.render(rgb, mask, options, writable=True, alpha=alpha, profile=icc)
-    return encode_image(rendered, format, icc_profile=icc, exif=exif)
+    return encode_image(rendered, format, icc_profile=icc, exif=exif, dpi=dpi)
 
 
 def default_workers() -> int:

@@ -44,7 +44,7 @@ class FakeSession(Session):
 
 
 def _run(jobs: list[Job], **kwargs: object) -> list:
-    return list(process_images(jobs, FakeSession(), kwargs.pop("options", RemoveOptions()), **kwargs))  # type: ignore[arg-type]
+    return list(process_images(jobs, FakeSession(), kwargs.pop("options", None) or RemoveOptions(), **kwargs))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -276,6 +276,17 @@ def test_a_photos_date_and_copyright_reach_every_kind_of_output(tmp_path: Path, 
         written = Image.open(tmp_path / name).getexif()
         assert written[0x8298] == "(c) 2026 A. Photographer", name
         assert written.get_ifd(0x8769)[0x9003] == "2026:05:04 10:11:12", name
+
+
+@pytest.mark.parametrize("name", ["a.png", "b.jpg", "c.tif", "d.png"])
+def test_the_print_resolution_of_a_photo_is_kept(tmp_path: Path, name: str) -> None:
+    # a 300 dpi product shot came out at 72 dpi (no pHYs, JFIF 1:1), placed in a layout at 4 times its size
+    Image.open(EXAMPLE).save(tmp_path / "shot.jpg", dpi=(300, 300))
+    chosen = {"b.jpg": RemoveOptions(background=parse_background("white")), "d.png": RemoveOptions(only_mask=True)}
+    (outcome,) = _run([Job(tmp_path / "shot.jpg", tmp_path / name, format=name[2:])], options=chosen.get(name))
+    assert outcome.status == "done", outcome.reason
+    with Image.open(tmp_path / name) as written:
+        assert written.info["dpi"] == pytest.approx((300, 300), abs=0.01)
 
 
 def test_an_earlier_result_that_cutout_made_is_skipped_not_cut_out_again(photos: Path, tmp_path: Path) -> None:

@@ -93,13 +93,20 @@ def needs_opaque(format: str) -> bool:
 
 
 def encode_image(
-    array: np.ndarray, format: str, *, icc_profile: bytes | None = None, exif: Image.Exif | None = None
+    array: np.ndarray,
+    format: str,
+    *,
+    icc_profile: bytes | None = None,
+    exif: Image.Exif | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> bytes:
     """The encoded file: PNG (our writer), WebP (quality 95), JPEG (quality 95, no alpha) or TIFF (deflate).
 
     ``icc_profile`` is embedded when it suits the array (an RGB profile for RGB/RGBA, a grey one for L) and
     left out otherwise, so a mask is never labelled with the photo's RGB profile. ``exif``: tags kept from the
-    photo (:func:`cutout.io.images.kept_exif`), written with the Software tag.
+    photo (:func:`cutout.io.images.kept_exif`), written with the Software tag. ``dpi``: the photo's print
+    resolution (PNG pHYs, JPEG JFIF density, TIFF resolution; WebP has only its EXIF), so a cutout placed in a
+    layout comes out the photo's size.
 
     Shape: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8.
 
@@ -109,7 +116,7 @@ def encode_image(
     channels = _check_array(array)
     profile = icc_profile if _profile_suits(icc_profile, channels) else None
     if format == "png":
-        return encode_png(array, icc_profile=profile, exif=exif)
+        return encode_png(array, icc_profile=profile, exif=exif, dpi=dpi)
     if format not in _PILLOW:
         raise ValueError(f"unknown output format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     if format == "jpg" and channels == 4:
@@ -119,6 +126,8 @@ def encode_image(
     # TIFF takes the first IFD's tags as its own; Pillow's libtiff writer cannot add the Exif IFD (the dates)
     exif = software_exif(exif, dates=format != "tif")
     extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
+    if dpi is not None and format != "webp":
+        extra["dpi"] = dpi
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
@@ -138,7 +147,12 @@ def _profile_suits(profile: bytes | None, channels: int) -> bool:
 
 
 def encode_png(
-    array: np.ndarray, *, icc_profile: bytes | None = None, level: int = 1, exif: Image.Exif | None = None
+    array: np.ndarray,
+    *,
+    icc_profile: bytes | None = None,
+    level: int = 1,
+    exif: Image.Exif | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> bytes:
     """A PNG of an 8-bit grey, RGB or RGBA array: filter "Up" on rows after the first, zlib ``level``.
 
@@ -147,11 +161,16 @@ def encode_png(
     channels = _check_array(array)
     height, width = array.shape[:2]
     rows = np.ascontiguousarray(array).reshape(height, width * channels)
-    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level, exif)
+    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level, exif, dpi)
 
 
 def encode_cutout_png(
-    rgb: np.ndarray, alpha: np.ndarray, *, icc_profile: bytes | None = None, exif: Image.Exif | None = None
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    *,
+    icc_profile: bytes | None = None,
+    exif: Image.Exif | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> bytes:
     """Exactly ``encode_png(compose(rgb, alpha, None))``, built row block by row block.
 
@@ -167,7 +186,7 @@ def encode_cutout_png(
     def block(top: int, bottom: int) -> np.ndarray:
         return cutout_rgba(rgb[top:bottom], alpha[top:bottom]).reshape(bottom - top, width * 4)
 
-    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1, exif)
+    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1, exif, dpi)
 
 
 def _png(
@@ -178,6 +197,7 @@ def _png(
     icc_profile: bytes | None,
     level: int,
     exif: Image.Exif | None = None,
+    dpi: tuple[float, float] | None = None,
 ) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"tEXt", b"Software\0" + SOFTWARE.encode())]
@@ -185,6 +205,8 @@ def _png(
         parts.append(_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))  # name, NUL, method 0
     if exif is not None:  # the photo's date, author and copyright; Software stays in tEXt, where PNG tools look
         parts.append(_chunk(b"eXIf", exif.tobytes().removeprefix(b"Exif\0\0")))  # eXIf holds the TIFF data alone
+    if dpi is not None:  # pixels per metre, unit 1 (the metre)
+        parts.append(_chunk(b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1)))
     data = _deflate_rows(height, width * channels, block, level)
     parts.extend(_chunk(b"IDAT", data[start : start + _MAX_CHUNK]) for start in range(0, len(data), _MAX_CHUNK))
     parts.append(_chunk(b"IEND", b""))

@@ -47,6 +47,7 @@ __all__ = [
     "format_for",
     "icc_profile",
     "kept_exif",
+    "print_resolution",
     "load_image",
     "needs_opaque",
     "pixels",
@@ -445,3 +446,14 @@ def kept_exif(image: Image.Image) -> Image.Exif | None:
     except Exception:  # Pillow's EXIF reader raises assorted errors on damaged data
         return None
     return kept if len(kept) or dates else None
+
+
+def print_resolution(image: Image.Image) -> tuple[float, float] | None:
+    """The image's print resolution in dots per inch (a JPEG's JFIF density or EXIF, a PNG's pHYs, a TIFF's
+    resolution tags), or None when it has none or a nonsensical one."""
+    dpi = image.info.get("dpi")
+    try:
+        x, y = (float(v) for v in dpi)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if 1 <= x <= 100_000 and 1 <= y <= 100_000 else None
