@@ -392,6 +392,18 @@ def test_exif_date_author_and_copyright_are_kept_not_the_place(tmp_path: Path, f
         assert taken == {0x9003: "2026:05:04 10:11:12", 0x9011: "+02:00"}  # no serial number either
 
 
+def test_a_tiffs_own_tags_are_its_exif(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif.update({0x8298: "(c) 2026 A.", 0x013B: "A. Photographer", 0x0132: "2026:05:04 10:11:12"})
+    path = _saved(Image.new("RGB", (8, 8)), tmp_path / "scan.tif", exif=exif)
+    kept = kept_exif(load_image(path))
+    assert kept is not None and dict(kept) == {
+        0x8298: "(c) 2026 A.",
+        0x013B: "A. Photographer",
+        0x0132: "2026:05:04 10:11:12",
+    }
+
+
 def test_damaged_or_missing_exif_is_no_error(tmp_path: Path) -> None:
     assert kept_exif(load_image(_saved(Image.new("RGB", (8, 8)), tmp_path / "plain.jpg"))) is None
     broken = Image.new("RGB", (8, 8))

@@ -431,7 +431,7 @@ def kept_exif(image: Image.Image) -> Image.Exif | None:
     A photo library then sorts a cutout with its photo, and a photographer's name and copyright stay on it.
     Damaged EXIF is dropped, not an error: the pixels are what was asked for.
     """
-    if "exif" not in image.info:
+    if "exif" not in image.info and image.format != "TIFF":  # a TIFF's own tags are its EXIF
         return None
     try:
         source = image.getexif()
@@ -443,9 +443,12 @@ def kept_exif(image: Image.Image) -> Image.Exif | None:
         dates = {tag: inner[tag] for tag in KEPT_EXIF_TAGS if tag in inner}
         if dates:
             kept.get_ifd(_EXIF_IFD).update(dates)
-    except Exception:  # Pillow's EXIF reader raises assorted errors on damaged data
+        if not len(kept) and not dates:
+            return None
+        kept.tobytes()  # what cannot be written again (a value of a type Pillow cannot write) fails here, not later
+    except Exception:  # Pillow's EXIF reader and writer raise assorted errors on damaged data
         return None
-    return kept if len(kept) or dates else None
+    return kept
 
 
 def print_resolution(image: Image.Image) -> tuple[float, float] | None:
