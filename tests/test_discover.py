@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from cutout.errors import UsageError
-from cutout.io.discover import check_not_the_source, find_images, plan_jobs, watch_jobs
+from cutout.io.discover import check_not_the_source, expand, find_images, plan_jobs, watch_jobs
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg"
 
@@ -160,8 +160,30 @@ def test_images_that_differ_only_by_extension_keep_it_in_their_output_names(shoo
         beside = plan_jobs([shoot / "a.jpg", shoot / "a.png"], None, "png")
     assert [job.target.name for job in beside.jobs if job.target] == ["a.jpg.cutout.png", "a.png.cutout.png"]
     shutil.copy(shoot / "a.jpg", tmp_path / "a.jpg")  # the same name in two folders: no extension tells them apart
-    with pytest.raises(UsageError, match="would both be written to"):
-        plan_jobs([shoot / "a.jpg", tmp_path / "a.jpg"], tmp_path / "out", "png")
+    (tmp_path / "day1").mkdir()
+    shutil.copy(shoot / "a.jpg", tmp_path / "day1" / "a.jpg")
+    with pytest.raises(UsageError, match="would both be written to"):  # a folder's image and a file: still refused
+        plan_jobs([shoot, tmp_path / "day1" / "a.jpg"], tmp_path / "out", "png")
+
+
+def test_a_glob_over_folders_whose_names_repeat_mirrors_them(shoot: Path, tmp_path: Path) -> None:
+    # `cutout image 'shoots/**/*.jpg' -o cutouts/` with IMG_0001.jpg in two day folders (a camera restarts its
+    # numbers on each card) was refused: "would both be written to cutouts/IMG_0001.png"
+    for day in ("day1", "day2"):
+        (shoot / day).mkdir(exist_ok=True)
+        shutil.copy(EXAMPLE, shoot / day / "IMG_0001.jpg")
+    shutil.copy(EXAMPLE, shoot / "day2" / "IMG_0002.jpg")
+    with pytest.warns(UserWarning, match=r"1 name\(s\) repeat in different folders \(e.g. IMG_0001.jpg\)"):
+        plan = plan_jobs(expand(["shoot/**/IMG_*.jpg"]), Path("cutouts"), "png")
+    assert [job.target.as_posix() for job in plan.jobs if job.target] == [
+        "cutouts/day1/IMG_0001.png",
+        "cutouts/day2/IMG_0001.png",
+        "cutouts/day2/IMG_0002.png",
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # names that do not repeat stay flat, as before
+        flat = plan_jobs([shoot / "a.jpg", shoot / "day2" / "IMG_0002.jpg"], Path("cutouts"), "png")
+    assert [job.target.as_posix() for job in flat.jobs if job.target] == ["cutouts/a.png", "cutouts/IMG_0002.png"]
 
 
 def test_watch_tells_apart_images_that_differ_only_by_extension(shoot: Path, tmp_path: Path) -> None:

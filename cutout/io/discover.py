@@ -202,6 +202,8 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
             pairs.append((source, output / (source.stem + EXTENSIONS[format])))
         else:
             pairs.append((source, default_target(source, format)))
+    if output is not None:
+        pairs = _mirror_if_names_repeat(pairs, output, format, found)
     pairs = _tell_apart(pairs)
     _check_collisions(pairs)
     plan = Plan(videos=videos)
@@ -229,6 +231,37 @@ def check_not_the_source(source: Path, target: Path) -> None:
             f"{source} would be replaced by its own cutout; write the output elsewhere (left out, it goes beside "
             "the input as NAME.cutout.EXT)"
         )
+
+
+def _mirror_if_names_repeat(
+    pairs: list[tuple[Path, Path]], output: Path, format: str, found: set[Path]
+) -> list[tuple[Path, Path]]:
+    """Files named one by one (a glob over a tree: ``'shoots/**/*.jpg'``) whose names repeat in other folders
+    (a camera's IMG_0001.jpg on every card) mirror their folders under ``output``, from the folder they all lie
+    in (``out/day1/IMG_0001.png``, ``out/day2/IMG_0001.png``), with a warning, instead of one result for both.
+    Unique names stay flat, as before; a folder's images are mirrored anyway."""
+    named = [(source, target) for source, target in pairs if source not in found]
+    folders: dict[str, set[str]] = {}
+    for source, _ in named:
+        folders.setdefault(source.stem, set()).add(os.path.abspath(source.parent))
+    repeated = sorted(stem for stem, where in folders.items() if len(where) > 1)
+    if not repeated:
+        return pairs
+    try:
+        common = Path(os.path.commonpath([os.path.abspath(source.parent) for source, _ in named]))
+    except ValueError:  # on different drives: nothing to mirror from, and the collision is refused as before
+        return pairs
+    mirrored = {
+        source: output / Path(os.path.abspath(source)).relative_to(common).with_suffix(EXTENSIONS[format])
+        for source, _ in named
+    }
+    first = next(source for source, _ in named if source.stem == repeated[0])
+    warnings.warn(
+        f"{len(repeated)} name(s) repeat in different folders (e.g. {first.name}): the cutouts mirror those folders "
+        f"under {output}, e.g. {first} -> {mirrored[first]}",
+        stacklevel=3,
+    )
+    return [(source, mirrored.get(source, target)) for source, target in pairs]
 
 
 def _tell_apart(pairs: list[tuple[Path, Path]], *, warn: bool = True) -> list[tuple[Path, Path]]:
