@@ -625,6 +625,20 @@ def test_several_clips_go_into_an_output_folder_in_the_format_asked_or_beside_th
     assert sorted(p.name for p in (tmp_path / "more").iterdir()) == ["a.mov.mp4", "a.mp4.mp4", "b.mp4"]
 
 
+def test_clips_whose_names_repeat_in_two_folders_mirror_them(tmp_path: Path) -> None:
+    for day in ("day1", "day2"):  # a camera's MVI_0001.MP4 on every card
+        (tmp_path / day).mkdir()
+        _sdr_clip(tmp_path / day / "MVI_0001.mp4", 100)
+    clips = [str(tmp_path / day / "MVI_0001.mp4") for day in ("day1", "day2")]
+    result = _cutout("video", *clips, str(tmp_path / "out") + "/", "--bg", "white", "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "1 name(s) repeat in different folders (e.g. MVI_0001.mp4)" in result.stderr.decode()
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.mp4")) == [
+        "day1/MVI_0001.mp4",
+        "day2/MVI_0001.mp4",
+    ]
+
+
 def test_format_names_the_kind_of_a_clips_output_beside_it(tmp_path: Path) -> None:
     _sdr_clip(tmp_path / "clip.mp4", 90)
     result = _cutout("video", str(tmp_path / "clip.mp4"), "--format", "webm", "-q")

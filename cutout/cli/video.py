@@ -301,6 +301,7 @@ def _plan(
         check_output_folder,
         default_folder,
         find_media,
+        mirror_if_names_repeat,
     )
     from cutout.video import ANIMATION_SUFFIXES, KINDS, output_kind
 
@@ -316,6 +317,7 @@ def _plan(
         )
     pairs: list[tuple[Path, Path]] = []
     ours: list[Path] = []  # earlier results beside their clips, found in a folder: not cut out again
+    found: set[Path] = set()  # from a folder walk: mirrored anyway
     for text in inputs:
         path = Path(text)
         if os.path.isdir(path):
@@ -337,6 +339,7 @@ def _plan(
                     continue
                 relative = clip.relative_to(path)
                 pairs.append((clip, root / relative.parent / (relative.stem + _suffix(clip, format, options))))
+                found.add(clip)
         elif os.path.isfile(path):
             named = folder / (path.stem + _suffix(path, format, options)) if folder is not None else None
             pairs.append((path, named if named is not None else _beside(path, format, options)))
@@ -348,6 +351,10 @@ def _plan(
         )
     if not pairs:
         raise UsageError(f"no videos to cut out in {', '.join(inputs)}: only cutout's own results")
+    if folder is not None:  # clips named one by one whose names repeat in other folders mirror those folders
+        pairs = mirror_if_names_repeat(
+            pairs, folder, lambda path: path.parent / (path.stem + _suffix(path, format, options)), found
+        )
     pairs = _tell_apart(pairs)  # a.mp4 and a.mov in one folder: a.mp4.mov and a.mov.mov, not one for both
     _check_collisions(pairs)
     planned = []

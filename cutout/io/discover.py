@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,7 +203,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
         else:
             pairs.append((source, default_target(source, format)))
     if output is not None:
-        pairs = _mirror_if_names_repeat(pairs, output, format, found)
+        pairs = mirror_if_names_repeat(pairs, output, lambda path: path.with_suffix(EXTENSIONS[format]), found)
     pairs = _tell_apart(pairs)
     _check_collisions(pairs)
     plan = Plan(videos=videos)
@@ -233,29 +233,27 @@ def check_not_the_source(source: Path, target: Path) -> None:
         )
 
 
-def _mirror_if_names_repeat(
-    pairs: list[tuple[Path, Path]], output: Path, format: str, found: set[Path]
+def mirror_if_names_repeat(
+    pairs: list[tuple[Path, Path]], output: Path, named: Callable[[Path], Path], found: set[Path]
 ) -> list[tuple[Path, Path]]:
     """Files named one by one (a glob over a tree: ``'shoots/**/*.jpg'``) whose names repeat in other folders
     (a camera's IMG_0001.jpg on every card) mirror their folders under ``output``, from the folder they all lie
     in (``out/day1/IMG_0001.png``, ``out/day2/IMG_0001.png``), with a warning, instead of one result for both.
-    Unique names stay flat, as before; a folder's images are mirrored anyway."""
-    named = [(source, target) for source, target in pairs if source not in found]
+    Unique names stay flat, as before; a folder's files (``found``) are mirrored anyway. ``named`` gives an
+    input's output path from its path relative to that folder (``day1/IMG_0001.jpg`` -> ``day1/IMG_0001.png``)."""
+    alone = [source for source, _ in pairs if source not in found]
     folders: dict[str, set[str]] = {}
-    for source, _ in named:
+    for source in alone:
         folders.setdefault(source.stem, set()).add(os.path.abspath(source.parent))
     repeated = sorted(stem for stem, where in folders.items() if len(where) > 1)
     if not repeated:
         return pairs
     try:
-        common = Path(os.path.commonpath([os.path.abspath(source.parent) for source, _ in named]))
+        common = Path(os.path.commonpath([os.path.abspath(source.parent) for source in alone]))
     except ValueError:  # on different drives: nothing to mirror from, and the collision is refused as before
         return pairs
-    mirrored = {
-        source: output / Path(os.path.abspath(source)).relative_to(common).with_suffix(EXTENSIONS[format])
-        for source, _ in named
-    }
-    first = next(source for source, _ in named if source.stem == repeated[0])
+    mirrored = {source: output / named(Path(os.path.abspath(source)).relative_to(common)) for source in alone}
+    first = next(source for source in alone if source.stem == repeated[0])
     warnings.warn(
         f"{len(repeated)} name(s) repeat in different folders (e.g. {first.name}): the cutouts mirror those folders "
         f"under {output}, e.g. {first} -> {mirrored[first]}",
