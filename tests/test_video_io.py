@@ -984,7 +984,7 @@ def test_a_kind_without_chapters_says_they_are_not_kept(tmp_path: Path, kind: st
     assert [n for n in writer.notes if n.startswith("the input's 2 chapter marks are not kept")] != []
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "gif"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "gif", "png"])
 def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
     # an editor's export says what it is and whose: the cutout carried none of it
     source = tmp_path / "film.mp4"
@@ -998,13 +998,14 @@ def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Pat
         container.mux(stream.encode(None))
     info = probe(source)
     assert dict(info.tags) == tags
-    target = tmp_path / f"out.{kind}"
+    target = tmp_path / ("frames" if kind == "png" else f"out.{kind}")
     with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
         for frame in reader.frames():
             writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
-    if kind == "gif":
+    if kind in ("gif", "png"):
+        name = "animated GIF" if kind == "gif" else "PNG frames"
         assert writer.notes == [
-            "the input's title, artist, genre, copyright are not kept: animated GIF has no place for them"
+            f"the input's title, artist, genre, copyright are not kept: {name} has no place for them"
         ]
         return
     with av.open(str(target)) as container:

@@ -783,6 +783,9 @@ class _PngSink:
             notes.append(
                 f"the input's {len(info.chapters)} chapter marks are not kept: PNG frames have no place for them"
             )
+        if info.tags:
+            names = ", ".join(key for key, _ in info.tags)
+            notes.append(f"the input's {names} are not kept: PNG frames have no place for them")
         if info.pixel_aspect != 1:
             notes.append(_squeezed(info, "PNG frames"))
         self.path = path
