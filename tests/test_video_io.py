@@ -1003,10 +1003,8 @@ def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Pat
         for frame in reader.frames():
             writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
     if kind in ("gif", "png"):
-        name = "animated GIF" if kind == "gif" else "PNG frames"
-        assert writer.notes == [
-            f"the input's title, artist, genre, copyright are not kept: {name} has no place for them"
-        ]
+        name = "animated GIF has" if kind == "gif" else "PNG frames have"
+        assert writer.notes == [f"the input's title, artist, genre, copyright are not kept: {name} no place for them"]
         return
     with av.open(str(target)) as container:
         written = {key.lower(): value for key, value in container.metadata.items()}
