@@ -318,8 +318,13 @@ class Session:
         if options.only_mask:
             return mask
         background = options.background
-        if background is not None and background.kind != "blur" and background.hdr is None:
-            background = dataclasses.replace(background, profile=profile)
+        if (
+            background is not None
+            and background.kind != "blur"
+            and background.hdr is None
+            and background.profile != profile
+        ):
+            background = dataclasses.replace(background, profile=profile)  # not on every frame of a video: None
         return compose(colours, mask, background)
 
     def remove(self, image: ImageLike, options: RemoveOptions | None = None, **changes: Any) -> ImageLike:
@@ -342,15 +347,14 @@ class Session:
         result = self.render(rgb, mask, opts, alpha=alpha, profile=profile)
         if isinstance(image, np.ndarray):
             return result
-        return _pil_like(loaded, result)
+        return _pil_like(loaded, result, profile)
 
 
-def _pil_like(original: Image.Image, result: np.ndarray) -> Image.Image:
-    """``result`` as a PIL image that carries ``original``'s ICC profile (when it describes RGB colours, as the
-    result's are), its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`) and its print
+def _pil_like(original: Image.Image, result: np.ndarray, profile: bytes | None) -> Image.Image:
+    """``result`` as a PIL image that carries ``original``'s ICC ``profile`` (an RGB one, as the result's
+    colours are), its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`) and its print
     resolution (``info["dpi"]``), so that saving it can keep what the photo's colours mean and who made it."""
     pil = Image.fromarray(result)
-    profile = icc_profile(original)
     if profile is not None and result.ndim == 3:
         pil.info["icc_profile"] = profile
     kept = kept_exif(original)

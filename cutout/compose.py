@@ -77,12 +77,9 @@ class Background:
         """``color`` in the signal of the frames: as given, or converted into :attr:`hdr`'s."""
         if self.hdr is not None:
             return colour_to_hdr(self.color, *self.hdr)
-        if _is_srgb(self.profile):
+        if _is_srgb(self.profile):  # also a profile lcms cannot use: the colour as it is
             return self.color
-        try:
-            r, g, b = _converted_colour(self.color[:3], self.profile)
-        except UsageError:  # a profile lcms cannot use (_is_srgb says True for those): never reached in practice
-            return self.color
+        r, g, b = _converted_colour(self.color[:3], self.profile)
         return r, g, b, self.color[3]
 
     @property
@@ -370,13 +367,14 @@ def _covering(
     aspect: Fraction = Fraction(1),
     profile: bytes | None = None,
 ) -> np.ndarray:
+    from cutout.io.images import icc_profile  # not at the top: cutout.io.images imports this
+
     source = _source_image(path, mtime_ns)
     array = cover(source, height, width, aspect)
     if hdr is not None:
         array[..., :3] = sdr_to_hdr(array[..., :3], *hdr)
     else:  # from the image's own profile (sRGB if none) into the photo's
-        own = source.info.get("icc_profile")
-        own = own if isinstance(own, bytes) and len(own) >= 128 and own[16:20] == b"RGB " else None
+        own = icc_profile(source)
         if own != profile and not (_is_srgb(own) and _is_srgb(profile)):
             with contextlib.suppress(UsageError):  # a profile lcms cannot use: the colours as they are
                 array[..., :3] = _convert(np.ascontiguousarray(array[..., :3]), own, profile)

@@ -307,6 +307,16 @@ def test_a_second_clip_from_a_glob_is_not_replaced_by_overwrite(clips: Path, tmp
     assert both.returncode == 2 and "c.mp4 names a file, but 2 inputs need an output folder" in both.stderr.decode()
 
 
+def _interrupt_once_writing(process: subprocess.Popen[bytes], folder: Path, part: str) -> None:
+    """Ctrl-C once frames are reaching the temporary file ``part`` (a glob) in ``folder``: not after a fixed time,
+    which a loaded machine may not have got far in."""
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 0 for p in folder.glob(part)):
+        assert process.poll() is None and time.monotonic() < deadline, "no frames were written"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+
+
 def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> None:
     target = tmp_path / "juggle.mp4"
     process = subprocess.Popen(
@@ -315,12 +325,7 @@ def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         env=ENV,
     )
-    # interrupt once frames are reaching the file (not after a fixed time: a loaded machine may not be there yet)
-    deadline = time.monotonic() + 120
-    while not any(p.stat().st_size > 0 for p in tmp_path.glob(".juggle.mp4.*.part.mp4")):
-        assert process.poll() is None and time.monotonic() < deadline, "no frames were written"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    _interrupt_once_writing(process, tmp_path, ".juggle.mp4.*.part.mp4")
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr.decode()
     frames, _, _, _ = _video_stream_facts(target)
@@ -659,11 +664,7 @@ def test_a_batch_stopped_by_ctrl_c_leaves_no_partial_clip_and_resumes(clips: Pat
     out = tmp_path / "out"
     command = [sys.executable, "-m", "cutout", "video", str(folder), str(out), "--bg", "black"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-    deadline = time.monotonic() + 120
-    while not any(p.stat().st_size > 0 for p in out.glob(".a.mp4.*.part.mp4")):
-        assert process.poll() is None and time.monotonic() < deadline, "no frames were written"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    _interrupt_once_writing(process, out, ".a.mp4.*.part.mp4")
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err.decode()
     assert "was stopped partway and left no output; 2 clip(s) not done" in err.decode()

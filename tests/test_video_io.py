@@ -846,18 +846,22 @@ def test_anamorphic_video_keeps_its_pixel_aspect_or_says_it_cannot(tmp_path: Pat
         assert [n for n in writer.notes if "pixels are not square (4:3, shown 192 x 108)" in n] != []
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
-def test_the_recording_date_is_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
-    # a phone's clip: libraries sort by its creation time, which the cutout lost; its GPS place stays behind
-    source = tmp_path / "phone.mov"
-    with av.open(str(source), "w") as container:
-        container.metadata["creation_time"] = "2024-05-01T10:20:30.000000Z"
-        container.metadata["location"] = "+48.8584+002.2945/"
+def _tagged_clip(path: Path, metadata: dict[str, str]) -> None:
+    """3 black 64 x 48 frames at 25 fps, the file tagged with ``metadata``."""
+    with av.open(str(path), "w") as container:
+        container.metadata.update(metadata)
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         for _ in range(3):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
         container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+def test_the_recording_date_is_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
+    # a phone's clip: libraries sort by its creation time, which the cutout lost; its GPS place stays behind
+    source = tmp_path / "phone.mov"
+    _tagged_clip(source, {"creation_time": "2024-05-01T10:20:30.000000Z", "location": "+48.8584+002.2945/"})
     info = probe(source)
     assert info.creation_time == "2024-05-01T10:20:30.000000Z"
     target = tmp_path / f"out.{kind}"
@@ -989,13 +993,7 @@ def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Pat
     # an editor's export says what it is and whose: the cutout carried none of it
     source = tmp_path / "film.mp4"
     tags = {"title": "My film", "artist": "A. Director", "copyright": "(c) 2026 Studio", "genre": "Doc"}
-    with av.open(str(source), "w") as container:
-        container.metadata.update({**tags, "location": "+48.8584+002.2945/"})
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(3):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")))
-        container.mux(stream.encode(None))
+    _tagged_clip(source, {**tags, "location": "+48.8584+002.2945/"})
     info = probe(source)
     assert dict(info.tags) == tags
     target = tmp_path / ("frames" if kind == "png" else f"out.{kind}")

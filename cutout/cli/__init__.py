@@ -50,3 +50,8 @@ def shown(text: str, *, lines: bool = False) -> str:
     from rich.markup import escape
 
     return escape(printable(text, lines=lines))
+
+
+def about(name: str, reason: str) -> str:
+    """``name: reason`` :func:`shown`, without repeating the name when the reason already starts with it."""
+    return shown(reason if reason.startswith(name) else f"{name}: {reason}")

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cutout.cli import shown
+from cutout.cli import about, shown
 
 if TYPE_CHECKING:
     from cutout.batch import Job, Outcome
@@ -106,9 +106,7 @@ class BatchReport:
 
 
 def _describe(outcome: Outcome) -> str:
-    """``name: reason``, without repeating the name when the reason already starts with it."""
-    name, reason = outcome.job.name, outcome.reason
-    return shown(reason if reason.startswith(name) else f"{name}: {reason}")
+    return about(outcome.job.name, outcome.reason)
 
 
 def exit_on_sigterm() -> None:

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cutout.cli import shown
+from cutout.cli import about, shown
 from cutout.cli.options import (
     DEFAULT_REFINE,
     DEFAULT_REFINER,
@@ -397,7 +397,7 @@ def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, consol
             reason = str(error) if isinstance(error, CutoutError) else error.strerror or str(error)
             failed.append((clip.source, reason))
             if not quiet:  # then only in the summary
-                console.print(f"[red]failed[/]: {_named(clip.source, reason)}")
+                console.print(f"[red]failed[/]: {about(str(clip.source), reason)}")
             continue
         if not quiet and not summary.interrupted:  # an interrupted clip is told of below
             _report(console, summary)
@@ -417,7 +417,7 @@ def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, consol
     if not quiet or failed or interrupted:
         console.print(f"{head}{len(clips)} clips: {', '.join(parts)}")
     for source, reason in failed:
-        console.print(f"  failed: {_named(source, reason)}")
+        console.print(f"  failed: {about(str(source), reason)}")
     if interrupted is not None:
         rest = len(todo) - done - len(failed)
         console.print(
@@ -426,11 +426,6 @@ def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, consol
         )
         return 130
     return 1 if failed else 0
-
-
-def _named(source: Path, reason: str) -> str:
-    """``clip.mp4: reason``, or the reason alone where it names the clip itself."""
-    return shown(reason if str(source) in reason else f"{source}: {reason}")
 
 
 def _video_background(bg: str | None) -> Path | None:

@@ -350,7 +350,7 @@ class _ContainerSink:
         self.container: OutputContainer | None = None
         self.turns = info.rotation // 90 if encoding.animation else 0  # counter-clockwise quarter turns
         self.pending: Packet | None = None  # an animation's newest packet, muxed when the next one comes
-        self.notes, self.started = notes, False
+        self.started = False
         self.last_duration = _frame_span(info)
         try:
             self.container = av.open(
@@ -361,9 +361,16 @@ class _ContainerSink:
                 self.container.metadata["comment"] = SOFTWARE
                 if info.creation_time:  # the recording's date, by which libraries sort clips (not its place)
                     self.container.metadata["creation_time"] = info.creation_time
-            elif info.tags:
-                names = ", ".join(key for key, _ in info.tags)
-                notes.append(f"the input's {names} are not kept: {encoding.name} has no place for them")
+            notes.extend(
+                _not_kept(
+                    info,
+                    encoding.name,
+                    timecode=encoding.muxer not in ("mov", "mp4"),
+                    chapters=encoding.muxer not in ("mov", "mp4", "webm"),
+                    tags=encoding.animation,
+                    aspect=encoding.animation or encoding.muxer == "webm",
+                )
+            )
             self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
             if self.turns % 2:
                 self.size = self.size[::-1]
@@ -394,8 +401,6 @@ class _ContainerSink:
         stream.time_base = info.time_base
         context = stream.codec_context
         context.time_base = info.time_base
-        if info.pixel_aspect != 1 and (encoding.animation or encoding.muxer == "webm"):
-            notes.append(_squeezed(info, encoding.name))
         if encoding.animation:  # RGB frames, turned upright
             return stream
         if info.pixel_aspect != 1:  # anamorphic: shown as wide as the input (MOV and MP4; WebM's muxer drops it)
@@ -430,30 +435,18 @@ class _ContainerSink:
 
     def _set_timecode(self, pts: int) -> None:
         """The input's start timecode, moved on to the first frame written, on MOV and MP4 outputs (a tmcd track,
-        which editors line clips up by); other kinds cannot carry one, and a note says so."""
+        which editors line clips up by); other kinds cannot carry one (see :func:`_not_kept`)."""
         timecode = self.info.timecode
-        if timecode is None:
-            return
-        if self.encoding.muxer not in ("mov", "mp4"):
-            self.notes.append(
-                f"the input's timecode ({timecode}) is not kept: {self.encoding.name} has no place for one; "
-                ".mov or .mp4 keep it"
-            )
+        if timecode is None or self.encoding.muxer not in ("mov", "mp4"):
             return
         offset = round((pts * self.info.time_base - Fraction(self.info.start_time)) * self.info.fps)
         self.video.metadata["timecode"] = shift_timecode(timecode, offset, self.info.fps)
 
     def _set_chapters(self) -> None:
         """The input's chapter marks, on the output's timeline (moved by ``--start``, cut at its end), in MOV, MP4
-        and WebM; other kinds have no place for them, and a note says so."""
+        and WebM; other kinds have no place for them (see :func:`_not_kept`)."""
         chapters = self.info.chapters
-        if not chapters or self.container is None:
-            return
-        if self.encoding.muxer not in ("mov", "mp4", "webm"):
-            self.notes.append(
-                f"the input's {len(chapters)} chapter marks are not kept: {self.encoding.name} has no place for them; "
-                ".mov, .mp4 or .webm keep them"
-            )
+        if not chapters or self.container is None or self.encoding.muxer not in ("mov", "mp4", "webm"):
             return
         shift, end = self.window.shift, self.window.end
         marks: list[AvChapter] = []
@@ -755,14 +748,33 @@ def _name_of(codec: str) -> str:
     return {"libopus": "Opus", "aac": "AAC"}.get(codec, codec)
 
 
-def _squeezed(info: VideoInfo, kind: str) -> str:
-    """The note for an anamorphic input written where its pixel aspect cannot be kept."""
-    aspect = info.pixel_aspect
-    shown = round(info.width * aspect)
-    return (
-        f"the input's pixels are not square ({aspect.numerator}:{aspect.denominator}, shown {shown} x {info.height}): "
-        f"{kind} cannot say so, so it shows {info.width} x {info.height}, squeezed; .mov or .mp4 keep the aspect"
-    )
+def _not_kept(
+    info: VideoInfo, kind: str, *, timecode: bool, chapters: bool, tags: bool, aspect: bool, plural: bool = False
+) -> list[str]:
+    """The notes for what the input carries and an output of ``kind`` ("animated GIF"; ``plural``: "PNG frames")
+    has no place for: its start timecode, chapter marks, title and credits, or pixel aspect, where the flag says
+    the output lacks it."""
+    has = f"{kind} {'have' if plural else 'has'}"
+    notes = []
+    if timecode and info.timecode:
+        notes.append(
+            f"the input's timecode ({info.timecode}) is not kept: {has} no place for one; .mov or .mp4 keep it"
+        )
+    if chapters and info.chapters:
+        notes.append(
+            f"the input's {len(info.chapters)} chapter marks are not kept: {has} no place for them; .mov, .mp4 or "
+            ".webm keep them"
+        )
+    if tags and info.tags:
+        notes.append(f"the input's {', '.join(key for key, _ in info.tags)} are not kept: {has} no place for them")
+    if aspect and info.pixel_aspect != 1:
+        shown = round(info.width * info.pixel_aspect)
+        ratio = f"{info.pixel_aspect.numerator}:{info.pixel_aspect.denominator}"
+        notes.append(
+            f"the input's pixels are not square ({ratio}, shown {shown} x {info.height}): {kind} cannot say so, so it "
+            f"shows {info.width} x {info.height}, squeezed; .mov or .mp4 keep the aspect"
+        )
+    return notes
 
 
 class _PngSink:
@@ -777,17 +789,8 @@ class _PngSink:
 
     def __init__(self, path: Path, info: VideoInfo, notes: list[str], audio_from: str | Path | None) -> None:
         _check_replaceable(path)
-        if info.timecode:
-            notes.append(f"the input's timecode ({info.timecode}) is not kept: PNG frames have no place for one")
-        if info.chapters:
-            notes.append(
-                f"the input's {len(info.chapters)} chapter marks are not kept: PNG frames have no place for them"
-            )
-        if info.tags:
-            names = ", ".join(key for key, _ in info.tags)
-            notes.append(f"the input's {names} are not kept: PNG frames have no place for them")
-        if info.pixel_aspect != 1:
-            notes.append(_squeezed(info, "PNG frames"))
+        lacks = {"timecode": True, "chapters": True, "tags": True, "aspect": True}
+        notes.extend(_not_kept(info, "PNG frames", plural=True, **lacks))
         self.path = path
         self.temporary = temporary_path(path, "")
         self.count = 0
