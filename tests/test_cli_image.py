@@ -411,6 +411,27 @@ def test_long_file_names_work_up_to_the_limit_and_fail_clearly_past_it(u2netp_on
     assert sorted(p.name for p in folder.iterdir()) == [f"{fits}.jpg", f"{too_long}.jpg"]
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="these file systems store names as Unicode")
+def test_file_names_that_are_not_utf8_are_cut_out_and_named(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # an old camera's or a Windows zip's Latin-1 name: "café.jpg" as the bytes b"caf\xe9.jpg"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    latin1 = os.fsdecode(b"caf\xe9")
+    shutil.copy(EXAMPLE, folder / f"{latin1}.jpg")
+    (folder / f"{latin1}-broken.jpg").write_bytes(EXAMPLE.read_bytes()[:2000])
+    long_latin1 = os.fsdecode(b"\xe9" * 200)  # its temporary name is cut to fit, byte by byte
+    shutil.copy(EXAMPLE, folder / f"{long_latin1}.jpg")
+    result = _cutout("image", str(folder), str(tmp_path / "out"))  # before: UnicodeEncodeError ended the batch
+    message = result.stderr.decode(errors="replace")
+    assert result.returncode == 1 and "Traceback" not in message, message
+    assert "2 done, 1 failed" in message and "-broken.jpg is corrupt or truncated" in message
+    written = sorted(os.fsencode(p.name) for p in (tmp_path / "out").iterdir())
+    assert written == [b"caf\xe9.png", b"\xe9" * 200 + b".png"]
+    single = _cutout("image", str(folder / f"{latin1}.jpg"), "--bg", "white")
+    assert single.returncode == 0, single.stderr.decode(errors="replace")
+    assert (folder / f"{latin1}.cutout.png").is_file()
+
+
 def test_several_inputs_and_a_quoted_glob(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
     listed = _cutout("image", str(tree / "astronaut.jpg"), str(tree / "day1" / "chelsea.jpg"), str(tmp_path / "a"))
     assert listed.returncode == 0, listed.stderr.decode()

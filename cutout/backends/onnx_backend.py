@@ -6,6 +6,7 @@ import contextlib
 import functools
 import glob
 import hashlib
+import os
 import platform
 import threading
 from pathlib import Path
@@ -160,9 +161,9 @@ def optimized_graph_path(ort: Any, path: Path) -> Path | None:
         where = str(path.resolve())
     except OSError:
         return None
-    place = hashlib.sha256(where.encode()).hexdigest()[:8]
+    place = hashlib.sha256(os.fsencode(where)).hexdigest()[:8]
     key = "|".join([where, str(stat.st_size), str(stat.st_mtime_ns), ort.__version__, _cpu_signature()])
-    return cache_dir() / "optimized" / f"{path.stem}.{place}.{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    return cache_dir() / "optimized" / f"{path.stem}.{place}.{hashlib.sha256(os.fsencode(key)).hexdigest()[:16]}.onnx"
 
 
 @functools.cache

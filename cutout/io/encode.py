@@ -340,15 +340,28 @@ def temporary_path(path: Path, suffix: str = "") -> Path:
     (whole characters) and the random part keeps each temporary name unique.
     """
     tail = f".{secrets.token_hex(4)}.part{suffix}"
-    name = path.name.encode()[: _NAME_MAX - 1 - len(tail)].decode(errors="ignore")
-    return path.with_name(f".{name}{tail}")
+    return path.with_name(f".{_shortened(path.name, _NAME_MAX - 1 - len(tail))}{tail}")
+
+
+def _shortened(name: str, size: int) -> str:
+    """The start of ``name`` in at most ``size`` bytes: whole characters of a UTF-8 name, else whole bytes.
+
+    A name that is not UTF-8 (Latin-1 from an old camera or a zip made on Windows) reaches Python with its bytes
+    kept as surrogates; ``os.fsencode`` gives them back.
+    """
+    raw = os.fsencode(name)
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return os.fsdecode(raw[:size])
+    return raw[:size].decode(errors="ignore")
 
 
 def _output_error(path: Path, error: OSError) -> OutputError:
     reason = error.strerror or str(error)
-    if error.errno == errno.ENAMETOOLONG and len(path.name.encode()) > _NAME_MAX:
+    if error.errno == errno.ENAMETOOLONG and len(os.fsencode(path.name)) > _NAME_MAX:
         return OutputError(
-            f"cannot write {path}: its name is {len(path.name.encode())} bytes, more than the {_NAME_MAX} a file "
+            f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes, more than the {_NAME_MAX} a file "
             "name may have; use a shorter name"
         )
     in_the_way = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
