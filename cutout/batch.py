@@ -195,6 +195,8 @@ def _decoder(spec: ModelSpec, max_pixels: int) -> Callable[[Job], _Work]:
             return _Work(job, error=f"not enough memory to decode it; {_LESS_MEMORY}")
         except (OSError, ValueError) as error:  # a decoder's own failure on a hostile file
             return _Work(job, error=f"cannot decode: {error}")
+        except Exception as error:  # anything else fails this file alone too
+            return _Work(job, error=f"cannot decode: {_unexpected(error)}")
 
     return decode
 
@@ -239,7 +241,14 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
         return Outcome(work.job, "failed", f"not enough memory to finish this {width} x {height} image; {_LESS_MEMORY}")
     except OSError as error:
         return Outcome(work.job, "failed", f"cannot write {work.job.target}: {error.strerror or error}")
+    except Exception as error:  # a fault of cutout's (or a library's) on this image: the rest of the batch goes on
+        return Outcome(work.job, "failed", _unexpected(error))
     return Outcome(work.job, "done")
+
+
+def _unexpected(error: Exception) -> str:
+    """The reason given for a failure that is a fault of cutout's or of a library's, not a known fault of a file."""
+    return f"unexpected {type(error).__name__}: {error}; please report it, with the file if you can"
 
 
 def _encode(

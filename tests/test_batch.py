@@ -111,6 +111,38 @@ def test_every_bad_input_fails_alone_with_its_reason(photos: Path, tmp_path: Pat
     assert len(good) == 6 and all(o.status == "done" for o in good)
 
 
+def test_an_unexpected_fault_on_one_image_fails_it_alone(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fault in cutout or a library (here: Pillow reading one photo's metadata) used to end the whole batch
+    import cutout.batch
+
+    real = cutout.batch.kept_exif
+
+    def kept_exif(image: Image.Image) -> Image.Exif | None:
+        if image.size == (512, 512):
+            raise KeyError(0x8769)
+        return real(image)
+
+    monkeypatch.setattr(cutout.batch, "kept_exif", kept_exif)
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]
+    outcomes = _run(jobs, workers=2)
+    assert [o.status for o in outcomes] == ["failed", "done"] * 3
+    assert all(o.reason.startswith("cannot decode: unexpected KeyError: 34665; please report") for o in outcomes[::2])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p1.png", "p3.png", "p5.png"]
+
+    def encode(*args: object, **kwargs: object) -> bytes:
+        raise TypeError("an encoder's fault")
+
+    monkeypatch.setattr(cutout.batch, "kept_exif", real)
+    monkeypatch.setattr(cutout.batch, "encode_cutout_png", encode)
+    (tmp_path / "out2").mkdir()
+    finished = _run([Job(jobs[0].source, tmp_path / "out2" / "a.png"), Job(jobs[1].source, None, "webp")])
+    assert [o.status for o in finished] == ["failed", "done"] and finished[1].data
+    assert finished[0].reason == "unexpected TypeError: an encoder's fault; please report it, with the file if you can"
+    assert list((tmp_path / "out2").iterdir()) == []
+
+
 def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> None:
     (photos / "p2.jpg").write_text("broken")
     jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]

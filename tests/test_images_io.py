@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, features
+from PIL import Image, ImageCms, ImageFile, features
 
 from cutout.compose import compose
 from cutout.errors import InputError, OutputError, UsageError
@@ -342,6 +342,40 @@ def test_a_tiff_of_several_pages_warns_that_only_the_first_is_cut_out(tmp_path: 
         load_image(tmp_path / "one.tif")
 
 
+def test_a_tiff_whose_later_pages_are_damaged_gives_its_first_page_with_a_warning(tmp_path: Path) -> None:
+    with Image.open(EXAMPLE) as photo:
+        photo.save(tmp_path / "scan.tif", save_all=True, append_images=[photo.rotate(90)], dpi=(300, 300))
+        first_page = np.asarray(photo.convert("RGB"))
+    data = bytearray((tmp_path / "scan.tif").read_bytes())
+    second = struct.unpack("<I", data[struct.unpack("<I", data[4:8])[0] + 2 + 12 * _count(data) :][:4])[0]
+    for entry in range(struct.unpack("<H", data[second : second + 2])[0]):
+        at = second + 2 + 12 * entry
+        if data[at : at + 2] == struct.pack("<H", 256):  # the second page's ImageWidth tag becomes an unknown one
+            data[at : at + 2] = struct.pack("<H", 0xFFF0)
+    (tmp_path / "scan.tif").write_bytes(bytes(data))
+    # counting the pages raised Pillow's TypeError("Missing dimensions"), which ended the batch
+    with pytest.warns(UserWarning, match=r"scan\.tif is a TIFF whose pages after the first are damaged"):
+        image = load_image(tmp_path / "scan.tif")
+    assert (rgb_array(image) == first_page).all() and image.info["dpi"] == (300, 300)  # the first page's own tags
+
+
+def _count(tiff: bytes) -> int:
+    """The number of entries of a little-endian TIFF's first directory."""
+    return int(struct.unpack("<H", tiff[struct.unpack("<I", tiff[4:8])[0] :][:2])[0])
+
+
+def test_any_failure_of_a_decoder_is_the_files_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow's plugins raise more than OSError on damaged files (TypeError, KeyError, IndexError ...)
+    Image.open(EXAMPLE).save(tmp_path / "a.png")
+
+    def broken(self: ImageFile.ImageFile) -> None:
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", broken)
+    with pytest.raises(InputError, match=r"a\.png is corrupt or truncated: list index out of range"):
+        load_image(tmp_path / "a.png")
+
+
 # --- EXIF and ICC ---------------------------------------------------------------------------------------------
 
 
@@ -568,14 +602,25 @@ def test_write_atomic_cleans_up_on_failure(tmp_path: Path, monkeypatch: pytest.M
     assert os.listdir(tmp_path) == ["out.png"] and target.read_bytes() == b"old"  # no .part file, old file intact
 
 
-@pytest.mark.parametrize("name", ["x" * 251 + ".png", "é" * 125 + ".png", "ü" * 3 + ".png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x" * 251 + ".png",
+        "é" * 125 + ".png",
+        "ü" * 3 + ".png",
+        pytest.param(
+            os.fsdecode(b"caf\xe9" * 62 + b".png"),  # Latin-1, not UTF-8: its bytes reach Python as surrogates
+            marks=pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="names are Unicode there"),
+        ),
+    ],
+)
 def test_write_atomic_writes_any_name_the_file_system_takes(tmp_path: Path, name: str) -> None:
     # the temporary name adds 15 bytes: a 251-byte output name failed with "File name too long"
-    assert len(name.encode()) <= 255
+    assert len(os.fsencode(name)) <= 255
     write_atomic(tmp_path / name, b"data")
     assert os.listdir(tmp_path) == [name] and (tmp_path / name).read_bytes() == b"data"
     temporary = encode.temporary_path(tmp_path / name, ".mp4")
-    assert len(temporary.name.encode()) <= 255 and temporary.name.endswith(".part.mp4")
+    assert len(os.fsencode(temporary.name)) <= 255 and temporary.name.endswith(".part.mp4")
     assert temporary.name[1:].startswith(name[: len(temporary.name) - 20])  # whole characters kept
     assert _PART.match(temporary.name)  # what a killed run leaves is found and removed by the next
 

@@ -31,7 +31,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from cutout.errors import InputError
+from cutout.errors import CutoutError, InputError
 from cutout.io.encode import OUTPUT_FORMATS, encode_image, format_for, needs_opaque, write_atomic
 from cutout.options import DEFAULT_MAX_PIXELS
 
@@ -154,23 +154,36 @@ def _decode_named(stream: IO[bytes], what: str, max_pixels: int | None, draft: t
         stream = io.BytesIO(stream.read())
     head = stream.read(16)
     stream.seek(0)
-    try:
+    with _corrupt_if_it_fails(what):
         image = _open(stream, head, what)
-    except _DECODE_ERRORS as error:
-        raise InputError(f"{what} is corrupt or truncated: {error}") from None
     _check_size(image, what, max_pixels)
     stored = image.size
-    try:
+    with _corrupt_if_it_fails(what):
         if draft is not None and image.format == "JPEG":
             image.draft(image.mode, draft)
         image.load()
-    except _DECODE_ERRORS as error:
-        raise InputError(f"{what} is corrupt or truncated: {error}") from None
-    if image.size != stored:
-        turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
-        image.info["full_size"] = stored[::-1] if turned else stored
-    _warn_if_animated(image, what)
-    return _upright(image, what)
+    with _corrupt_if_it_fails(what):
+        if image.size != stored:
+            turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+            image.info["full_size"] = stored[::-1] if turned else stored
+        _warn_if_animated(image, what)
+        return _upright(image, what)
+
+
+@contextlib.contextmanager
+def _corrupt_if_it_fails(what: str) -> Iterator[None]:
+    """Any failure of Pillow's decoders in this block is the file's: an InputError that says it is corrupt.
+
+    Pillow's plugins raise more than OSError on a damaged file: a TIFF whose size tags are broken raises TypeError
+    ("Missing dimensions"); that must fail the one file, not a batch.
+    """
+    try:
+        yield
+    except (CutoutError, MemoryError):
+        raise
+    except Exception as error:
+        reason = str(error) or type(error).__name__
+        raise InputError(f"{what} is corrupt or truncated: {reason}") from None
 
 
 def is_animation(image: Image.Image) -> bool:
@@ -185,8 +198,12 @@ def is_animation(image: Image.Image) -> bool:
 def _warn_if_animated(image: Image.Image, what: str) -> None:
     """Say so when an animation (:func:`is_animation`) or a TIFF of several pages (a scan, a layered export) is
     cut out as its first frame or page only."""
-    pages = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
-    if pages > 1:
+    pages = _tiff_pages(image) if image.format == "TIFF" else 1
+    if pages is None:
+        warnings.warn(
+            f"{what} is a TIFF whose pages after the first are damaged: only the first is cut out", stacklevel=3
+        )
+    elif pages > 1:
         warnings.warn(
             f"{what} is a TIFF of {pages} pages: only the first is cut out (save each page as a file to cut it out)",
             stacklevel=3,
@@ -199,6 +216,18 @@ def _warn_if_animated(image: Image.Image, what: str) -> None:
     else:
         advice = f"`cutout video {what}` cuts out every frame (into {Path(what).stem}.cutout{Path(what).suffix})"
     warnings.warn(f"{what} is animated ({count}): only its first frame is cut out; {advice}", stacklevel=3)
+
+
+def _tiff_pages(image: Image.Image) -> int | None:
+    """How many pages a TIFF has; None when a later page's directory is damaged (Pillow: TypeError "Missing
+    dimensions" and the like). The first page, already decoded, then stays the image, its own tags restored."""
+    try:
+        return int(getattr(image, "n_frames", 1))
+    except (CutoutError, MemoryError):
+        raise
+    except Exception:
+        image.seek(0)  # counting left the damaged page's tags in place
+        return None
 
 
 def _open(stream: IO[bytes], head: bytes, what: str) -> Image.Image:
