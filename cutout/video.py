@@ -264,10 +264,12 @@ def process_video(
             name="cutout-infer",
             cancel=cancel,
         )
+        writer_notes: list[str] = []
         try:
             with VideoWriter(
                 target, info, kind=kind, audio_from=source, start=options.start, duration=options.duration
             ) as writer:
+                writer_notes = writer.notes  # the same list: what closing the file finds (damaged audio) counts too
                 writer.keep_on_interrupt = keep_partial
                 try:
                     for array, pts in results:
@@ -278,11 +280,10 @@ def process_video(
                 except KeyboardInterrupt:
                     summary.interrupted = True
                     raise
-                finally:
-                    summary.notes = [*summary.notes, *writer.notes]
         except KeyboardInterrupt:
             pass  # the writer has closed a valid, shorter file
         finally:
+            summary.notes = [*summary.notes, *writer_notes]
             cancel.set()
             results.close()
             decoded.close()

@@ -742,3 +742,27 @@ def test_an_interlaced_clip_is_cut_out_deinterlaced_and_says_so(tmp_path: Path) 
     with av.open(str(target)) as container:
         frames = [frame.to_ndarray(format="rgba") for frame in container.decode(video=0)]
     assert max(_comb(frame[..., :3]) for frame in frames[1:]) < 0.5  # as stored: 5.7
+
+
+def test_damaged_audio_packets_leave_a_gap_in_the_sound_not_a_failed_clip(clips: Path, tmp_path: Path) -> None:
+    # re-encoding the sound (AAC into WebM's Opus) failed the whole clip, blaming the video encoder:
+    # "cannot encode out.webm with libvpx-vp9 (Invalid data found when processing input: 'avcodec_send_packet()')"
+    from cutout.video import process_video
+
+    data = bytearray((clips / "mdn_rabbit320_audio.mp4").read_bytes())
+    with av.open(str(clips / "mdn_rabbit320_audio.mp4")) as container:
+        places = [(p.pos, p.size) for p in container.demux(container.streams.audio[0]) if p.size and p.pos]
+    damaged = places[5:40:7]  # five packets in the first second
+    for position, size in damaged:
+        data[position : position + size] = np.random.default_rng(position).integers(0, 256, size, np.uint8).tobytes()
+    source = tmp_path / "glitch.mp4"
+    source.write_bytes(bytes(data))
+    target = tmp_path / "out.webm"
+    summary = process_video(source, target, _LeftHalf(), VideoOptions(duration=1.5))
+    assert summary.frames == 45
+    assert any("damaged audio packet(s) could not be decoded and were left out" in note for note in summary.notes)
+    with av.open(str(target)) as output:
+        audio = output.streams.audio[0]
+        assert audio.codec_context.name == "opus"
+        seconds = sum(float(p.duration * p.time_base) for p in output.demux(audio) if p.size)
+    assert 1.2 < seconds < 1.55  # the sound of the second and a half, less the damaged packets' few ms

@@ -292,7 +292,7 @@ def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> 
         except av.error.DecoderNotFoundError:
             raise VideoError(_undecodable(path, stream)) from None
         except av.error.FFmpegError as error:
-            _raise_if_fatal(error)
+            raise_if_fatal(error)
             continue
         if frames:
             return frames[0]
@@ -319,7 +319,7 @@ def _undecodable(path: Path, stream: VideoStream) -> str:
     )
 
 
-def _raise_if_fatal(error: av.error.FFmpegError) -> None:
+def raise_if_fatal(error: av.error.FFmpegError) -> None:
     """Re-raise errors that are not damaged data: out of memory, an interrupt, a missing decoder."""
     if isinstance(error, (MemoryError, av.error.ExitError, av.error.DecoderNotFoundError)):
         raise error
@@ -613,14 +613,14 @@ class VideoReader:
             except StopIteration:
                 return
             except av.error.FFmpegError as error:  # damaged container data: keep what was read, stop here
-                _raise_if_fatal(error)
+                raise_if_fatal(error)
                 self.skipped += 1
                 yield from self._flush()
                 return
             try:
                 frames = self._decoder.decode(packet)
             except av.error.FFmpegError as error:
-                _raise_if_fatal(error)
+                raise_if_fatal(error)
                 self.skipped += 1
                 bad_in_a_row += 1
                 if bad_in_a_row > _MAX_BAD_PACKETS_IN_A_ROW:
@@ -636,7 +636,7 @@ class VideoReader:
         try:
             return self._decoder.decode(None)
         except av.error.FFmpegError as error:
-            _raise_if_fatal(error)
+            raise_if_fatal(error)
             return []
 
 

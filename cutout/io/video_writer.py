@@ -81,7 +81,7 @@ from av.video.stream import VideoStream
 
 from cutout.errors import OutputError, OutputTakenError, UsageError
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
-from cutout.io.video import VideoInfo, check_window, open_container, shift_timecode
+from cutout.io.video import VideoInfo, check_window, open_container, raise_if_fatal, shift_timecode
 
 if TYPE_CHECKING:
     from av.container.core import Chapter as AvChapter
@@ -624,6 +624,9 @@ class _AudioTracks:
     def __init__(self, output: OutputContainer, path: Path, encoding: _Encoding, notes: list[str]) -> None:
         self.source: InputContainer = open_container(path)
         self.output = output
+        self.notes = notes
+        self.skipped = 0  # damaged packets of re-encoded streams, left out (a gap in the sound)
+        self.damaged = False  # the container's data broke off: the audio ends there
         self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
         for stream in self.source.streams.audio:
             if stream.codec_context is None:
@@ -657,7 +660,7 @@ class _AudioTracks:
             self._start(window)
         assert self.packets is not None
         while True:
-            packet = self.pending if self.pending is not None else next(self.packets, None)
+            packet = self.pending if self.pending is not None else self._next()
             if packet is None:
                 return
             if packet.dts is None or packet.time_base is None:  # the demuxer's flush packets
@@ -672,6 +675,27 @@ class _AudioTracks:
                 return
             self.pending = None
             self._route(packet, window)
+
+    def _next(self) -> Packet | None:
+        """The next audio packet; None at the end, or where damaged container data breaks the stream off (the
+        video reader keeps what it read up to there too)."""
+        assert self.packets is not None
+        try:
+            return next(self.packets, None)
+        except av.error.FFmpegError as error:
+            raise_if_fatal(error)
+            self.packets, self.damaged = iter(()), True
+            return None
+
+    def _decode(self, source: AudioStream, packet: Packet | None) -> list[AudioFrame]:
+        """``source.decode(packet)``; a damaged packet (None: the flush) gives no samples instead of an error,
+        as in ffmpeg, so a clip whose sound has a glitch is still cut out."""
+        try:
+            return source.decode(packet)
+        except av.error.FFmpegError as error:
+            raise_if_fatal(error)
+            self.skipped += 1
+            return []
 
     def _start(self, window: _Window) -> None:
         if window.start is not None and window.shift > 0:
@@ -695,7 +719,7 @@ class _AudioTracks:
             packet.stream = output
             self.output.mux(packet)
             return
-        for frame in source.decode(packet):
+        for frame in self._decode(source, packet):
             trimmed = _trim(frame, window)
             if trimmed is not None:
                 self.output.mux(output.encode(trimmed))
@@ -705,11 +729,18 @@ class _AudioTracks:
         self.feed(window, until=None)
         for source, output, copied in self.streams.values():
             if not copied:
-                for frame in source.decode(None):
+                for frame in self._decode(source, None):
                     trimmed = _trim(frame, window)
                     if trimmed is not None:
                         self.output.mux(output.encode(trimmed))
                 self.output.mux(output.encode(None))
+        if self.skipped:
+            self.notes.append(
+                f"{self.skipped} damaged audio packet(s) could not be decoded and were left out: the sound has a "
+                "gap there"
+            )
+        if self.damaged:
+            self.notes.append("the audio breaks off where the file's data is damaged; the rest of it is not copied")
         self.close()
 
     def close(self) -> None:
