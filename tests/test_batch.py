@@ -143,6 +143,15 @@ def test_an_unexpected_fault_on_one_image_fails_it_alone(
     assert list((tmp_path / "out2").iterdir()) == []
 
 
+def test_a_panorama_too_wide_for_webp_fails_alone_with_what_to_do(tmp_path: Path) -> None:
+    Image.open(EXAMPLE).resize((17000, 120)).save(tmp_path / "pano.jpg")
+    jobs = [Job(tmp_path / "pano.jpg", tmp_path / "pano.webp", "webp"), Job(EXAMPLE, tmp_path / "a.webp", "webp")]
+    outcomes = _run(jobs)
+    assert [o.status for o in outcomes] == ["failed", "done"]
+    assert "is at most 16383 pixels a side and this one is 17000 x 120: choose --format png" in outcomes[0].reason
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.webp", "pano.jpg"]
+
+
 def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> None:
     (photos / "p2.jpg").write_text("broken")
     jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]

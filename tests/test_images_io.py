@@ -549,6 +549,13 @@ def test_encode_rejects_what_it_cannot_write() -> None:
     for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 2), np.uint8), np.zeros((0, 4, 3), np.uint8)):
         with pytest.raises(ValueError, match="expected a non-empty uint8"):
             encode_image(bad, "png")
+    # libwebp said "encoding error 5: Image size exceeds WebP limit", libjpeg "broken data stream when writing"
+    with pytest.raises(OutputError, match="a WEBP image is at most 16383 pixels a side and this one is 16384 x 2"):
+        encode_image(np.zeros((2, 16384, 4), np.uint8), "webp")
+    with pytest.raises(OutputError, match="a JPG image is at most 65500 pixels a side .* choose --format png or tif"):
+        encode_image(np.zeros((65501, 1, 3), np.uint8), "jpg")
+    assert encode_image(np.zeros((2, 16383, 4), np.uint8), "webp")[:4] == b"RIFF"
+    assert encode_image(np.zeros((2, 70000, 4), np.uint8), "tif")[:2] == b"II"
 
 
 def test_format_for() -> None:

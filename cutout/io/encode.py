@@ -112,6 +112,7 @@ def encode_image(
 
     Raises:
         ValueError: a bad array, an unknown format, or RGBA for JPEG (composite over a background first).
+        OutputError: an image too large for the format (WebP: 16383 pixels a side, JPEG: 65500).
     """
     channels = _check_array(array)
     profile = icc_profile if _profile_suits(icc_profile, channels) else None
@@ -121,6 +122,12 @@ def encode_image(
         raise ValueError(f"unknown output format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
+    height, width = array.shape[:2]
+    if max(height, width) > _MAX_SIDE.get(format, max(height, width)):
+        raise OutputError(
+            f"a {format.upper()} image is at most {_MAX_SIDE[format]} pixels a side and this one is {width} x "
+            f"{height}: choose --format png or tif"
+        )
     pillow_name, options = _PILLOW[format]
     # Pillow frames the EXIF as each format wants ("Exif\0\0" first in JPEG's APP1)
     # TIFF takes the first IFD's tags as its own; Pillow's libtiff writer cannot add the Exif IFD (the dates)
@@ -131,6 +138,10 @@ def encode_image(
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=pillow_name, **options, **extra)
     return buffer.getvalue()
+
+
+#: The longest side each format's encoder takes (libwebp, libjpeg-turbo); PNG and TIFF take far more.
+_MAX_SIDE = {"webp": 16383, "jpg": 65500}
 
 
 def _check_array(array: np.ndarray) -> int:
