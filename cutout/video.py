@@ -35,6 +35,7 @@ from cutout.refine.temporal import TemporalSmoother, frame_signature
 
 if TYPE_CHECKING:
     from cutout.api import Session
+    from cutout.io.video import VideoReader
 
 #: Output kinds by extension; a path ending in a slash (or an existing folder) is a folder of PNGs.
 KINDS = {
@@ -288,6 +289,7 @@ def process_video(
             results.close()
             decoded.close()
         summary.skipped = reader.skipped
+        summary.notes = [*summary.notes, *_timing_notes(reader)]
         announced = reader.info.frame_count
         whole = options.start is None and options.duration is None and not summary.interrupted
         # a container's count may differ from the decoded frames by a frame or two (edit lists); more is missing data
@@ -295,6 +297,26 @@ def process_video(
             summary.expected = announced
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _timing_notes(reader: VideoReader) -> list[str]:
+    """What the reader did to frames whose timestamps went back or whose size changed midway."""
+    notes = []
+    timeline, info = reader.timeline, reader.info
+    if timeline.restarts:
+        notes.append(
+            f"the clip's timestamps start again {timeline.restarts} time(s), as in recordings joined end to end: "
+            "each part was placed after the one before"
+        )
+    if timeline.dropped:
+        notes.append(f"{timeline.dropped} frame(s) whose timestamps went back (damaged data?) were left out")
+    if reader.resized:
+        sizes = ", ".join(f"{width}x{height}" for width, height in reader.resized)
+        notes.append(
+            f"{sum(reader.resized.values())} frame(s) changed size midway ({sizes}): scaled to the clip's "
+            f"{info.width}x{info.height}, as ffmpeg does"
+        )
+    return notes
 
 
 def parse_raw_size(text: str) -> tuple[int, int]:

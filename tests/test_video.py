@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 import cutout
-from cutout.options import VideoOptions
+from cutout.compose import parse_background
+from cutout.options import RemoveOptions, VideoOptions
 
 av = pytest.importorskip("av")
 pytestmark = pytest.mark.integration
@@ -766,3 +767,51 @@ def test_damaged_audio_packets_leave_a_gap_in_the_sound_not_a_failed_clip(clips:
         assert audio.codec_context.name == "opus"
         seconds = sum(float(p.duration * p.time_base) for p in output.demux(audio) if p.size)
     assert 1.2 < seconds < 1.55  # the sound of the second and a half, less the damaged packets' few ms
+
+
+def _ts_part(path: Path, size: tuple[int, int], frames: int) -> bytes:
+    """An MPEG-TS recording of ``frames`` grey frames at 10 fps with a tone (AAC), its timestamps from 0."""
+    width, height = size
+    with av.open(str(path), "w", format="mpegts") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=48000)
+        audio.layout = "stereo"
+        tone = (np.sin(np.arange(4800) / 10)[None].repeat(2, 0) * 0.3).astype(np.float32)
+        for index in range(frames):
+            picture = np.full((height, width, 3), 40 + 10 * index, np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+            sound = av.AudioFrame.from_ndarray(tone, format="fltp", layout="stereo")
+            sound.sample_rate, sound.pts = 48000, index * 4800
+            container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["mp4", "webm"])
+def test_recordings_joined_end_to_end_follow_one_another_sound_too(tmp_path: Path, kind: str) -> None:
+    # `cat part1.ts part2.ts`: the second part's timestamps start again at 0 (and here its frames are larger);
+    # the writer stopped with ValueError("frame timestamps must increase"), or "cannot encode ... Invalid argument"
+    from cutout.video import process_video
+
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(_ts_part(tmp_path / "1.ts", (320, 240), 20) + _ts_part(tmp_path / "2.ts", (640, 360), 20))
+    target = tmp_path / f"out.{kind}"
+    white = RemoveOptions(background=parse_background("white"))
+    summary = process_video(joined, target, _LeftHalf(), VideoOptions(remove=white))
+    assert summary.frames == 40
+    notes = " ".join(summary.notes)
+    assert "timestamps start again 1 time(s), as in recordings joined end to end" in notes
+    assert "20 frame(s) changed size midway (640x360): scaled to the clip's 320x240" in notes
+    with av.open(str(target)) as output:
+        stream = output.streams.video[0]
+        frames = [(frame.time, frame.to_ndarray(format="rgb24")) for frame in output.decode(stream)]
+    with av.open(str(target)) as output:
+        sound = [float(p.pts * p.time_base) for p in output.demux(audio=0) if p.size]
+    steps = np.diff([time for time, _ in frames])
+    assert len(frames) == 40 and np.allclose(steps, 0.1, atol=1e-3), steps
+    assert {picture.shape for _, picture in frames} == {(240, 320, 3)}
+    assert abs(int(frames[25][1][120, 200, 0]) - 255) <= 3  # the right half is the background
+    assert abs(int(frames[25][1][120, 80, 0]) - (40 + 10 * 5)) <= 6  # the second part's sixth frame, in place
+    assert sound[0] < 0.3 and sound[-1] > 3.7  # both parts' sound, one after the other (4 s in all)

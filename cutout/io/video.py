@@ -46,6 +46,7 @@ from av.video.stream import VideoStream
 from PIL import Image
 
 from cutout.errors import UsageError, VideoError
+from cutout.io.timeline import Timeline, increasing
 
 if TYPE_CHECKING:
     from cutout.io.video_writer import KINDS, VideoWriter
@@ -498,6 +499,8 @@ class VideoReader:
     Attributes:
         info: the :class:`VideoInfo` of the file.
         skipped: packets that could not be decoded (damaged data) and were skipped.
+        timeline: what the last :meth:`frames` did to timestamps that did not increase (:mod:`cutout.io.timeline`).
+        resized: how many frames of each other (width, height) than the clip's were scaled to its size.
     """
 
     def __init__(self, path: str | Path, *, start: float | None = None, duration: float | None = None) -> None:
@@ -507,6 +510,8 @@ class VideoReader:
         self.duration = duration
         self.info = probe(self.path)
         self.skipped = 0
+        self.timeline = Timeline(jump=1)  # set by frames(): what it did to the timestamps
+        self.resized: dict[tuple[int, int], int] = {}  # frames scaled to the clip's size, by their own size
         self._started = False
         self._to_rgb = VideoReformatter()  # one per reader: it keeps its scaler between frames (2x faster)
         self._animation = _open_webp(self.path) if self.info.codec == "webp" and self.info.frame_count else None
@@ -553,6 +558,8 @@ class VideoReader:
         decoded = self._decoded()
         if self.info.interlaced:
             decoded = _deinterlaced(decoded, time_base, _PARITIES.get(self.info.interlaced, "auto"))
+        self.timeline = Timeline(jump=2 * nominal)  # back by over two frames: a new part, or a wild timestamp
+        decoded = increasing(decoded, self.timeline, _pts, _set_pts, lambda frame: frame.duration or nominal)
         for frame in decoded:
             pts = frame.pts if frame.pts is not None else (origin if previous is None else previous + nominal)
             previous = pts
@@ -591,10 +598,19 @@ class VideoReader:
             previous, pts = pts, pts + shown
 
     def _pixels(self, frame: AvFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """The frame's RGB and, if it has an alpha channel that is not opaque everywhere, its alpha."""
+        """The frame's RGB and, if it has an alpha channel that is not opaque everywhere, its alpha.
+
+        A frame of another size than the clip's first (a stream that changes resolution midway, recordings joined
+        end to end) is scaled to that size, as ffmpeg does, and counted in ``resized``.
+        """
+        size: dict[str, int] = {}
+        if (frame.width, frame.height) != (self.info.width, self.info.height):
+            size = {"width": self.info.width, "height": self.info.height}
+            self.resized[frame.width, frame.height] = self.resized.get((frame.width, frame.height), 0) + 1
         if not frame.format.name.startswith(_ALPHA_PREFIXES):
-            return np.ascontiguousarray(self._to_rgb.reformat(frame, format="rgb24").to_ndarray()), None  # unpadded
-        rgba = self._to_rgb.reformat(frame, format="rgba").to_ndarray()
+            rgb = self._to_rgb.reformat(frame, format="rgb24", **size).to_ndarray()
+            return np.ascontiguousarray(rgb), None  # unpadded
+        rgba = self._to_rgb.reformat(frame, format="rgba", **size).to_ndarray()
         alpha = rgba[..., 3]
         return np.ascontiguousarray(rgba[..., :3]), None if alpha.min() == 255 else np.ascontiguousarray(alpha)
 
@@ -638,6 +654,14 @@ class VideoReader:
         except av.error.FFmpegError as error:
             raise_if_fatal(error)
             return []
+
+
+def _pts(frame: AvFrame) -> int | None:
+    return frame.pts
+
+
+def _set_pts(frame: AvFrame, pts: int) -> None:
+    frame.pts = pts
 
 
 def _deinterlaced(frames: Iterator[AvFrame], time_base: Fraction, parity: str) -> Iterator[AvFrame]:

@@ -81,6 +81,7 @@ from av.video.stream import VideoStream
 
 from cutout.errors import OutputError, OutputTakenError, UsageError
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
+from cutout.io.timeline import Increasing, Timeline
 from cutout.io.video import VideoInfo, check_window, open_container, raise_if_fatal, shift_timecode
 
 if TYPE_CHECKING:
@@ -627,6 +628,7 @@ class _AudioTracks:
         self.notes = notes
         self.skipped = 0  # damaged packets of re-encoded streams, left out (a gap in the sound)
         self.damaged = False  # the container's data broke off: the audio ends there
+        self.timelines: dict[int, Timeline] = {}  # what was done to each stream's timestamps that went back
         self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
         for stream in self.source.streams.audio:
             if stream.codec_context is None:
@@ -640,6 +642,8 @@ class _AudioTracks:
                     f"audio stream #{stream.index} ({_name(stream)}) cannot go into {encoding.muxer.upper()} as it "
                     f"is: re-encoded to {_name_of(encoding.audio_codec)} at {encoding.audio_bit_rate // 1000} kb/s"
                 )
+        for index, (source, _, _) in self.streams.items():  # back by more than 0.2 s: a new part (or wild)
+            self.timelines[index] = Timeline(jump=max(1, round(0.2 / (source.time_base or Fraction(1, 1000)))))
         self.packets: Iterator[Packet] | None = None
         self.pending: Packet | None = None
 
@@ -677,15 +681,30 @@ class _AudioTracks:
             self._route(packet, window)
 
     def _next(self) -> Packet | None:
-        """The next audio packet; None at the end, or where damaged container data breaks the stream off (the
-        video reader keeps what it read up to there too)."""
         assert self.packets is not None
-        try:
-            return next(self.packets, None)
-        except av.error.FFmpegError as error:
-            raise_if_fatal(error)
-            self.packets, self.damaged = iter(()), True
-            return None
+        return next(self.packets, None)
+
+    def _in_order(self, packets: Iterator[Packet]) -> Iterator[Packet]:
+        """The demuxed packets, each stream's timestamps made to increase as the video's are (recordings joined
+        end to end follow one another: :mod:`cutout.io.timeline`); damaged container data ends them there, as
+        the video reader keeps what it read up to there too."""
+        orders = {
+            index: Increasing(self.timelines[index], _dts, _set_dts, lambda packet: packet.duration or 1)
+            for index in self.streams
+        }
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as error:
+                raise_if_fatal(error)
+                self.damaged = True
+                break
+            order = orders.get(packet.stream_index)
+            yield from order.add(packet) if order is not None else [packet]
+        for order in orders.values():
+            yield from order.end()
 
     def _decode(self, source: AudioStream, packet: Packet | None) -> list[AudioFrame]:
         """``source.decode(packet)``; a damaged packet (None: the flush) gives no samples instead of an error,
@@ -702,7 +721,7 @@ class _AudioTracks:
             with contextlib.suppress(av.error.FFmpegError):
                 self.source.seek(int(window.shift * av.time_base), backward=True)
         sources = [source for source, _, _ in self.streams.values()]
-        self.packets = self.source.demux(*sources) if sources else iter(())  # demux() with none reads all
+        self.packets = self._in_order(self.source.demux(*sources)) if sources else iter(())  # none: demux reads all
 
     def _route(self, packet: Packet, window: _Window) -> None:
         source, output, copied = self.streams[packet.stream_index]
@@ -741,10 +760,26 @@ class _AudioTracks:
             )
         if self.damaged:
             self.notes.append("the audio breaks off where the file's data is damaged; the rest of it is not copied")
+        dropped = sum(timeline.dropped for timeline in self.timelines.values())
+        if dropped:
+            self.notes.append(f"{dropped} audio packet(s) whose timestamps went back (damaged data?) were left out")
         self.close()
 
     def close(self) -> None:
         self.source.close()
+
+
+def _dts(packet: Packet) -> int | None:
+    return packet.dts
+
+
+def _set_dts(packet: Packet, dts: int) -> None:
+    """Move the packet to ``dts``, its presentation time with it."""
+    assert packet.dts is not None
+    moved = dts - packet.dts
+    packet.dts = dts
+    if packet.pts is not None:
+        packet.pts += moved
 
 
 def _trim(frame: AudioFrame, window: _Window) -> AudioFrame | None:

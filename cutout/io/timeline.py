@@ -1,0 +1,115 @@
+"""Timestamps that only go forward, for frames and packets whose file says otherwise.
+
+    >>> from cutout.io.timeline import Timeline, increasing
+    >>> timeline = Timeline(jump=6000)                      # 2 frames at 30 fps, time base 1/90000  # doctest: +SKIP
+    >>> for frame in increasing(frames, timeline, stamp, restamp, step): ...                       # doctest: +SKIP
+
+An output needs timestamps that increase, and most files have them. Two kinds do not:
+
+* recordings joined end to end (``cat part1.ts part2.ts``, a camera's or a stream's segments): each part's
+  timestamps start again, a jump back of more than a few frames (``Timeline.jump``). The parts are placed one
+  after another: from the first item of a part on, every timestamp is moved on by the same amount, so the part
+  follows the one before after one item's duration. A jump back is taken for such a restart only when the next
+  item carries on from it (is later, but still before where the stream was); a single item with a wild timestamp
+  (damaged data) is left out instead, so that it cannot push the rest of the stream minutes on.
+* an item whose timestamp goes back a little or repeats (a damaged or badly muxed file): it is left out, as
+  ffmpeg does.
+
+Timestamps are integers in the stream's own time base; items without one pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class Timeline:
+    """What :func:`increasing` found in one stream; ``jump`` is how far back (in its time base) a timestamp must go
+    to be taken for the start of a new part rather than an item out of order."""
+
+    jump: int
+    restarts: int = 0  # parts after the first (timestamps that started again)
+    dropped: int = 0  # items left out: their timestamp went back a little, repeated, or was wild
+
+
+def increasing(
+    items: Iterator[Item],
+    timeline: Timeline,
+    stamp: Callable[[Item], int | None],
+    restamp: Callable[[Item, int], None],
+    step: Callable[[Item], int],
+) -> Iterator[Item]:
+    """``items`` with increasing timestamps (see the module docstring); ``timeline`` counts what was done.
+
+    Args:
+        items: frames or packets, in the order they are shown (frames) or sent (packets).
+        timeline: the threshold of a restart, and the counts, updated as items pass.
+        stamp: an item's timestamp, or None (passed through as it is).
+        restamp: sets an item's timestamp (moved on by the parts before it).
+        step: an item's duration (at least 1): how long after the last item of a part the next part begins.
+    """
+    order = Increasing(timeline, stamp, restamp, step)
+    for item in items:
+        yield from order.add(item)
+    yield from order.end()
+
+
+class Increasing(Generic[Item]):
+    """:func:`increasing` an item at a time, for streams whose items come interleaved with other streams'."""
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        stamp: Callable[[Item], int | None],
+        restamp: Callable[[Item, int], None],
+        step: Callable[[Item], int],
+    ) -> None:
+        self.timeline, self.stamp, self.restamp, self.step = timeline, stamp, restamp, step
+        self.shift = 0  # what the parts before the current one add to its timestamps
+        self.last: int | None = None  # the timestamp of the last item given out
+        self.held: tuple[Item, int] | None = None  # an item that went far back: a new part, or a wild one?
+
+    def add(self, item: Item) -> list[Item]:
+        """The items that can be given out now that ``item`` came, in order (none, one, or a held one and it)."""
+        raw = self.stamp(item)
+        if raw is None:
+            return [item]
+        time, out = raw + self.shift, []
+        if self.held is not None:
+            first, first_time = self.held
+            self.held = None
+            assert self.last is not None
+            if first_time < time <= self.last:  # the next one carries on from it: a new part begins at ``first``
+                moved = self.last + self.step(first) - first_time
+                self.shift, time, self.last = self.shift + moved, time + moved, first_time + moved
+                self.timeline.restarts += 1
+                self.restamp(first, self.last)
+                out.append(first)
+            else:  # on its own: a wild timestamp
+                self.timeline.dropped += 1
+        if self.last is None or time > self.last:
+            self.restamp(item, time)
+            self.last = time
+            out.append(item)
+        elif self.last - time > self.timeline.jump:
+            self.held = (item, time)
+        else:
+            self.timeline.dropped += 1
+        return out
+
+    def end(self) -> list[Item]:
+        """What is still held at the end of the stream: its very last item, placed after the rest."""
+        if self.held is None:
+            return []
+        first, _ = self.held
+        self.held = None
+        assert self.last is not None
+        self.timeline.restarts += 1
+        self.last += self.step(first)
+        self.restamp(first, self.last)
+        return [first]
