@@ -308,8 +308,11 @@ def _timing_notes(reader: VideoReader) -> list[str]:
             f"the clip's timestamps start again {timeline.restarts} time(s), as in recordings joined end to end: "
             "each part was placed after the one before"
         )
-    if timeline.dropped:
-        notes.append(f"{timeline.dropped} frame(s) whose timestamps went back (damaged data?) were left out")
+    if timeline.moved:
+        notes.append(
+            f"{timeline.moved} frame(s) had timestamps out of order (an AVI with B-frames, or damaged data): each "
+            "was shown right after the frame before"
+        )
     if reader.resized:
         sizes = ", ".join(f"{width}x{height}" for width, height in reader.resized)
         notes.append(

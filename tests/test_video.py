@@ -815,3 +815,80 @@ def test_recordings_joined_end_to_end_follow_one_another_sound_too(tmp_path: Pat
     assert abs(int(frames[25][1][120, 200, 0]) - 255) <= 3  # the right half is the background
     assert abs(int(frames[25][1][120, 80, 0]) - (40 + 10 * 5)) <= 6  # the second part's sixth frame, in place
     assert sound[0] < 0.3 and sound[-1] > 3.7  # both parts' sound, one after the other (4 s in all)
+
+
+def _clip_with_sound(path: Path, audio_codec: str, video_codec: str = "libx264", frames: int = 10) -> None:
+    """A 10 fps clip of ``frames`` (up to 30) growing brighter (40 + 7 per frame), with 0.1 s of a tone each."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(video_codec, rate=10)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        audio = container.add_stream(audio_codec, rate=48000)
+        audio.layout = "stereo"
+        kind = audio.format.name
+        wave = np.sin(np.arange(4800) / 10) * 0.3
+        samples = (wave * 32767).astype(np.int16) if kind.startswith("s16") else wave.astype(np.float32)
+        samples = samples[None].repeat(2, 0)
+        for index in range(frames):
+            picture = np.full((120, 160, 3), 40 + 7 * index, np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+            layout = samples.T.reshape(1, -1) if audio.format.is_packed else samples
+            sound = av.AudioFrame.from_ndarray(np.ascontiguousarray(layout), format=kind, layout="stereo")
+            sound.sample_rate, sound.pts = 48000, index * 4800
+            container.mux(audio.encode(sound))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+
+
+@pytest.mark.parametrize(
+    ("name", "audio_codec", "kind", "written"),
+    [
+        ("screen.mkv", "pcm_s16le", "mp4", "aac"),  # channels in no stated order: MP4 failed writing its index
+        ("camera.mov", "pcm_s16le", "mp4", "aac"),  # PCM in MP4 plays in few players
+        ("camera.mov", "pcm_s16le", "mov", "pcm_s16le"),  # kept as it is
+        ("music.mkv", "flac", "mov", "aac"),  # "flac only supported in MP4"
+        ("call.mkv", "libopus", "mov", "aac"),  # "opus only supported in MP4"
+        ("call.mkv", "libopus", "mp4", "opus"),
+        ("old.avi", "pcm_s16le", "mov", "pcm_s16le"),
+    ],
+)
+def test_sound_the_output_cannot_hold_as_it_is_is_re_encoded_not_a_failed_clip(
+    tmp_path: Path, name: str, audio_codec: str, kind: str, written: str
+) -> None:
+    # these failed the clip with "cannot encode out.mov with prores_ks (Invalid argument ... returned 22)"
+    from cutout.video import process_video
+
+    source = tmp_path / name
+    _clip_with_sound(source, audio_codec)
+    target = tmp_path / f"out.{kind}"
+    white = RemoveOptions(background=parse_background("white"))
+    summary = process_video(source, target, _LeftHalf(), VideoOptions(remove=white), kind=kind)
+    assert summary.frames == 10
+    re_encoded = any(f"cannot go into {kind.upper()} as it is: re-encoded to AAC" in note for note in summary.notes)
+    assert re_encoded == (written == "aac"), summary.notes
+    with av.open(str(target)) as output:
+        audio = output.streams.audio[0]
+        assert audio.codec_context.name == written
+        seconds = sum(float(p.duration * p.time_base) for p in output.demux(audio) if p.size)
+    assert seconds == pytest.approx(1.0, abs=0.08)
+
+
+def test_an_avi_with_b_frames_keeps_every_frame_in_order(tmp_path: Path) -> None:
+    # AVI stores no presentation times: the decoder gives the frames in order with timestamps 1, 4, 3, 5, 2, ...;
+    # before, the writer stopped with "frame timestamps must increase"
+    from cutout.video import process_video
+
+    source = tmp_path / "old.avi"
+    _clip_with_sound(source, "pcm_s16le", frames=30)
+    with av.open(str(source)) as container:
+        stamps = [frame.pts for frame in container.decode(video=0)]
+    assert stamps != sorted(stamps)  # the premise: shuffled
+    target = tmp_path / "out.mov"
+    white = RemoveOptions(background=parse_background("white"))
+    summary = process_video(source, target, _LeftHalf(), VideoOptions(remove=white))
+    assert summary.frames == 30 and summary.expected is None
+    assert any("had timestamps out of order (an AVI with B-frames" in note for note in summary.notes)
+    with av.open(str(target)) as output:
+        shown = [(frame.time, int(frame.to_ndarray(format="rgb24")[60, 40, 0])) for frame in output.decode(video=0)]
+    assert [abs(value - (40 + 7 * index)) <= 4 for index, (_, value) in enumerate(shown)] == [True] * 30
+    times = [time for time, _ in shown]
+    assert times == sorted(times) and all(time - 0.1 * index < 0.45 for index, time in enumerate(times))

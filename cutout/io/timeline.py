@@ -1,19 +1,25 @@
 """Timestamps that only go forward, for frames and packets whose file says otherwise.
 
     >>> from cutout.io.timeline import Timeline, increasing
-    >>> timeline = Timeline(jump=6000)                      # 2 frames at 30 fps, time base 1/90000  # doctest: +SKIP
+    >>> timeline = Timeline(jump=6000, keep=True)           # 2 frames at 30 fps, time base 1/90000  # doctest: +SKIP
     >>> for frame in increasing(frames, timeline, stamp, restamp, step): ...                       # doctest: +SKIP
 
-An output needs timestamps that increase, and most files have them. Two kinds do not:
+An output needs timestamps that increase, and most files have them. Three kinds do not:
 
 * recordings joined end to end (``cat part1.ts part2.ts``, a camera's or a stream's segments): each part's
   timestamps start again, a jump back of more than a few frames (``Timeline.jump``). The parts are placed one
   after another: from the first item of a part on, every timestamp is moved on by the same amount, so the part
   follows the one before after one item's duration. A jump back is taken for such a restart only when the next
   item carries on from it (is later, but still before where the stream was); a single item with a wild timestamp
-  (damaged data) is left out instead, so that it cannot push the rest of the stream minutes on.
-* an item whose timestamp goes back a little or repeats (a damaged or badly muxed file): it is left out, as
-  ffmpeg does.
+  (damaged data) is not allowed to push the rest of the stream on.
+* frames whose timestamps are shuffled: an AVI with B-frames stores none, and the decoder gives its frames in the
+  right order but with their timestamps out of order (1, 4, 3, 5, 2, ...);
+* an item whose timestamp repeats or goes back a little (a damaged or badly muxed file).
+
+A frame of the last two kinds, and a wild one, is kept one tick (one step of the time base) after the one
+before (``Timeline.keep``): the frames are in the order they are shown, so none is lost, and with timestamps
+shuffled by at most n frames the picture is never more than n frames late. An audio packet of those kinds is
+left out instead, as sound placed over the sound before it would be heard twice.
 
 Timestamps are integers in the stream's own time base; items without one pass through.
 """
@@ -29,12 +35,18 @@ Item = TypeVar("Item")
 
 @dataclass
 class Timeline:
-    """What :func:`increasing` found in one stream; ``jump`` is how far back (in its time base) a timestamp must go
-    to be taken for the start of a new part rather than an item out of order."""
+    """What :func:`increasing` does in one stream, and what it found.
+
+    ``jump``: how far back (in the stream's time base) a timestamp must go to be taken for the start of a new part
+    rather than an item out of order. ``keep``: items out of order are kept one tick after the one before (frames),
+    not left out (packets).
+    """
 
     jump: int
+    keep: bool = False
     restarts: int = 0  # parts after the first (timestamps that started again)
-    dropped: int = 0  # items left out: their timestamp went back a little, repeated, or was wild
+    moved: int = 0  # items out of order kept one tick after the one before
+    dropped: int = 0  # items out of order left out
 
 
 def increasing(
@@ -48,9 +60,9 @@ def increasing(
 
     Args:
         items: frames or packets, in the order they are shown (frames) or sent (packets).
-        timeline: the threshold of a restart, and the counts, updated as items pass.
+        timeline: what to do, and the counts, updated as items pass.
         stamp: an item's timestamp, or None (passed through as it is).
-        restamp: sets an item's timestamp (moved on by the parts before it).
+        restamp: sets an item's timestamp.
         step: an item's duration (at least 1): how long after the last item of a part the next part begins.
     """
     order = Increasing(timeline, stamp, restamp, step)
@@ -91,7 +103,7 @@ class Increasing(Generic[Item]):
                 self.restamp(first, self.last)
                 out.append(first)
             else:  # on its own: a wild timestamp
-                self.timeline.dropped += 1
+                out.extend(self._out_of_order(first))
         if self.last is None or time > self.last:
             self.restamp(item, time)
             self.last = time
@@ -99,7 +111,7 @@ class Increasing(Generic[Item]):
         elif self.last - time > self.timeline.jump:
             self.held = (item, time)
         else:
-            self.timeline.dropped += 1
+            out.extend(self._out_of_order(item))
         return out
 
     def end(self) -> list[Item]:
@@ -113,3 +125,14 @@ class Increasing(Generic[Item]):
         self.last += self.step(first)
         self.restamp(first, self.last)
         return [first]
+
+    def _out_of_order(self, item: Item) -> list[Item]:
+        """An item whose timestamp is not after the last one's: one tick after it, or left out."""
+        assert self.last is not None
+        if not self.timeline.keep:
+            self.timeline.dropped += 1
+            return []
+        self.timeline.moved += 1
+        self.last += 1
+        self.restamp(item, self.last)
+        return [item]

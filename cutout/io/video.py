@@ -558,7 +558,8 @@ class VideoReader:
         decoded = self._decoded()
         if self.info.interlaced:
             decoded = _deinterlaced(decoded, time_base, _PARITIES.get(self.info.interlaced, "auto"))
-        self.timeline = Timeline(jump=2 * nominal)  # back by over two frames: a new part, or a wild timestamp
+        # back by over a second (and 16 frames, more than B-frames shuffle): a new part, or a wild timestamp
+        self.timeline = Timeline(jump=max(round(1 / time_base), 16 * nominal), keep=True)
         decoded = increasing(decoded, self.timeline, _pts, _set_pts, lambda frame: frame.duration or nominal)
         for frame in decoded:
             pts = frame.pts if frame.pts is not None else (origin if previous is None else previous + nominal)

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import shutil
 import struct
@@ -635,8 +636,12 @@ class _AudioTracks:
                 notes.append(f"dropped audio stream #{stream.index}: its codec is unknown to this FFmpeg")
                 continue
             try:
+                # PCM in MP4 (ISO 23003-5) is written by FFmpeg, but QuickTime, browsers and most editors cannot play it
+                pcm_in_mp4 = encoding.muxer == "mp4" and stream.codec_context.name.startswith("pcm_")
+                if pcm_in_mp4 or not _muxer_takes(encoding.muxer, path, stream.index):
+                    raise ValueError(stream.codec_context.name)
                 self.streams[stream.index] = (stream, output.add_stream_from_template(stream), True)
-            except ValueError:  # the container does not take this codec
+            except ValueError:  # the container does not take this codec, or not with these settings
                 self.streams[stream.index] = (stream, self._encoder(output, stream, encoding), False)
                 notes.append(
                     f"audio stream #{stream.index} ({_name(stream)}) cannot go into {encoding.muxer.upper()} as it "
@@ -653,7 +658,9 @@ class _AudioTracks:
         rate = 48_000 if encoding.audio_codec == "libopus" else context.sample_rate
         encoder: AudioStream = output.add_stream(encoding.audio_codec, rate=rate)  # type: ignore[assignment]
         encoder.bit_rate = encoding.audio_bit_rate
-        encoder.layout = context.layout
+        # channels in no stated order ("2 channels", as PCM in MKV or AVI has them): the usual layout for as many
+        unordered = all(channel.name == "NONE" for channel in context.layout.channels)
+        encoder.layout = _USUAL_LAYOUTS.get(context.channels, context.layout) if unordered else context.layout
         formats = [f.name for f in encoder.codec_context.codec.audio_formats or ()]
         encoder.format = next((f for f in ("flt", "fltp") if f in formats), formats[0])  # not 16-bit if avoidable
         return encoder
@@ -767,6 +774,32 @@ class _AudioTracks:
 
     def close(self) -> None:
         self.source.close()
+
+
+#: FFmpeg's default layout for each number of channels (av_channel_layout_default)
+_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
+    """Whether ``muxer`` takes the packets of audio stream ``index`` of ``path`` as they are: a file with a copy of
+    the stream and its first packet is written in memory. What a muxer refuses shows only then: MOV refuses Opus
+    and FLAC when its header is written ("only supported in MP4"), MP4 refuses PCM whose channels are in no stated
+    order (as MKV and AVI keep them) when it writes its index, at the end; and a file that fails there is lost."""
+    with open_container(path) as source:
+        stream = source.streams[index]
+        first = next((packet for packet in source.demux(stream) if packet.dts is not None and packet.size), None)
+        trial = av.open(io.BytesIO(), "w", format=muxer)
+        try:
+            copy = trial.add_stream_from_template(stream)
+            if first is not None:
+                first.stream = copy
+                trial.mux(first)
+            trial.close()
+        except (ValueError, av.error.FFmpegError):
+            with contextlib.suppress(Exception):
+                trial.close()
+            return False
+    return True
 
 
 def _dts(packet: Packet) -> int | None:
