@@ -667,8 +667,10 @@ def test_writer_rejects_what_cannot_work(clips: Path, tmp_path: Path) -> None:
         writer.write(np.zeros((240, 320, 3), np.uint8), 5)
         with pytest.raises(ValueError, match="timestamps must increase"):
             writer.write(np.zeros((240, 320, 3), np.uint8), 5)
-    with pytest.raises(OutputError, match="no frames were written"):
+    with pytest.raises(OutputError, match=r"no frames were written .* no frame of the input could be decoded"):
         VideoWriter(tmp_path / "empty.mp4", info, kind="mp4").close()
+    with pytest.raises(OutputError, match="no frames were written .* check that the start and duration lie within"):
+        VideoWriter(tmp_path / "empty.mp4", info, kind="mp4", start=60.0).close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")

@@ -281,9 +281,13 @@ class VideoWriter:
             return
         if not self.frames_written:
             self.abort()
-            raise OutputError(
-                f"no frames were written to {self.path}; check that the start and duration lie within the video"
+            windowed = self._window.start is not None or self._window.end is not None
+            hint = (
+                "check that the start and duration lie within the video"
+                if windowed
+                else "no frame of the input could be decoded (damaged data?); check that it plays elsewhere"
             )
+            raise OutputError(f"no frames were written to {self.path}; {hint}")
         self._finish(interrupted=False)
 
     def abort(self) -> None:
