@@ -183,3 +183,23 @@ def test_a_background_load_raises_its_error_when_the_model_is_first_used(tmp_pat
     with pytest.raises(cutout.CutoutError, match="onnxruntime cannot load"):
         list(cutout.process_images(jobs, loading, cutout.make_options()))
     assert not (tmp_path / "out.png").exists()
+
+
+def test_one_session_serves_several_threads_at_once(session: cutout.Session) -> None:
+    # a web service shares one loaded session between its request threads
+    from concurrent.futures import ThreadPoolExecutor
+
+    photo = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    inputs = [np.ascontiguousarray(np.roll(photo, 37 * index, axis=1)[::2, ::2]) for index in range(6)]
+    alone = [session.remove(array) for array in inputs]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(session.remove, inputs))
+        encoded = list(pool.map(lambda array: session.remove(_jpeg(array)), inputs))
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together, strict=True))
+    assert all(data[:8] == b"\x89PNG\r\n\x1a\n" for data in encoded)
+
+
+def _jpeg(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG")
+    return buffer.getvalue()
