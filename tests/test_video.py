@@ -267,6 +267,21 @@ def test_a_truncated_clip_gives_the_frames_it_has_a_warning_and_exit_code_1(clip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "rabbit.mp4"]
 
 
+def test_a_clip_whose_index_claims_an_absurd_frame_size_gives_the_frames_before_it(clips: Path, tmp_path: Path) -> None:
+    # MP4's sample size table says frame 11 holds 1 GB: FFmpeg's demuxer fails with ENOMEM, which ended the run
+    # as "ran out of memory ... close other programs"
+    data = bytearray((clips / "mdn_rabbit320_audio.mp4").read_bytes())
+    sizes = data.find(b"stsz") + 16  # after version and flags, the common size (0: each its own) and the count
+    data[sizes + 4 * 10 : sizes + 4 * 11] = (0x3FFFFFFF).to_bytes(4, "big")
+    source = tmp_path / "damaged.mp4"
+    source.write_bytes(bytes(data))
+    result = _cutout("video", str(source), str(tmp_path / "out.mp4"), "--bg", "white", "-q")
+    message = " ".join(result.stderr.decode().split())
+    assert result.returncode == 1 and "Traceback" not in message and "memory" not in message, message
+    assert "ended after 10 of the 234 frames it announces" in message
+    assert _video_stream_facts(tmp_path / "out.mp4")[0] == 10
+
+
 def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(clips: Path, tmp_path: Path) -> None:
     stale = tmp_path / ".out.mp4.0badc0de.part.mp4"  # what SIGKILL leaves: no handler runs
     stale.write_bytes(b"half an mp4")

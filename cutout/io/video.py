@@ -630,7 +630,8 @@ class VideoReader:
             except StopIteration:
                 return
             except av.error.FFmpegError as error:  # damaged container data: keep what was read, stop here
-                raise_if_fatal(error)
+                if not isinstance(error, av.error.MemoryError):  # the demuxer's ENOMEM: a damaged, absurd packet size
+                    raise_if_fatal(error)
                 self.skipped += 1
                 yield from self._flush()
                 return

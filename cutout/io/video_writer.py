@@ -709,7 +709,8 @@ class _AudioTracks:
             except StopIteration:
                 break
             except av.error.FFmpegError as error:
-                raise_if_fatal(error)
+                if not isinstance(error, av.error.MemoryError):  # the demuxer's ENOMEM: an absurd packet size
+                    raise_if_fatal(error)
                 self.damaged = True
                 break
             order = orders.get(packet.stream_index)
@@ -791,7 +792,10 @@ def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
     order (as MKV and AVI keep them) when it writes its index, at the end; and a file that fails there is lost."""
     with open_container(path) as source:
         stream = source.streams[index]
-        first = next((packet for packet in source.demux(stream) if packet.dts is not None and packet.size), None)
+        try:
+            first = next((packet for packet in source.demux(stream) if packet.dts is not None and packet.size), None)
+        except av.error.FFmpegError:  # damaged data: the reader says so; here, try the stream without a packet
+            first = None
         trial = av.open(io.BytesIO(), "w", format=muxer)
         try:
             copy = trial.add_stream_from_template(stream)
