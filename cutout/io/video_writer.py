@@ -41,8 +41,8 @@ appears), and a note says so. ProRes, VP9 and PNG keep odd sizes as they are.
 
 Audio (``audio_from``): every audio stream of that file, within the window, is copied packet by packet when
 the container takes its codec, else re-encoded (Opus 160 kb/s for WebM, AAC 256 kb/s for MP4/MOV) with a note.
-Audio is interleaved with the video as frames arrive, never held whole. Subtitle, data and extra video streams
-cannot be carried and are noted as dropped.
+Audio is interleaved with the video as frames arrive, never held whole (:mod:`cutout.io.audio_tracks`).
+Subtitle, data and extra video streams cannot be carried and are noted as dropped.
 
 Atomic output: the file is written as ``.NAME.XXXXXXXX.part.EXT`` next to ``NAME`` (the muxer still sees the
 extension) and renamed on a successful :meth:`VideoWriter.close`. If Ctrl-C (KeyboardInterrupt) leaves the
@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import shutil
 import struct
@@ -67,23 +66,21 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import av
 import av.error
 import numpy as np
-from av.audio.frame import AudioFrame
-from av.audio.stream import AudioStream
-from av.container import InputContainer, OutputContainer
+from av.container import OutputContainer
 from av.packet import Packet
 from av.video.frame import VideoFrame as AvFrame
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
 from cutout.errors import OutputError, OutputTakenError, UsageError
+from cutout.io.audio_tracks import AudioTracks, Window
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
-from cutout.io.timeline import Increasing, Timeline
-from cutout.io.video import VideoInfo, check_window, open_container, raise_if_fatal, shift_timecode
+from cutout.io.video import VideoInfo, check_window, shift_timecode
 
 if TYPE_CHECKING:
     from av.container.core import Chapter as AvChapter
@@ -173,17 +170,6 @@ _ENCODINGS = {
 }
 
 
-@dataclasses.dataclass
-class _Window:
-    """The part of the input being written, in input seconds; ``shift`` is subtracted from every timestamp."""
-
-    start: float | None
-    end: float | None
-    shift: float = 0.0
-    shift_pts: int = 0  # the same, exactly, in the video's time base
-    last_end: float = 0.0  # end of the last frame written
-
-
 class VideoWriter:
     """Write frames as a video of ``kind`` (see the module docstring) to ``path``, atomically.
 
@@ -222,7 +208,7 @@ class VideoWriter:
         self.frames_written = 0
         self.keep_on_interrupt = True
         self._last_pts: int | None = None
-        self._window = _Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
+        self._window = Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
         self._closed = False
         self._sink: _PngSink | _ContainerSink
         if kind == "png":
@@ -340,7 +326,7 @@ class _ContainerSink:
         encoding: _Encoding,
         notes: list[str],
         audio_from: str | Path | None,
-        window: _Window,
+        window: Window,
     ) -> None:
         if path.suffix.lower() not in encoding.extensions:
             names = " or ".join(encoding.extensions)
@@ -383,7 +369,14 @@ class _ContainerSink:
             self.video = self._add_video(notes)
             self.audio = None
             if audio_from and encoding.audio_codec:
-                self.audio = _AudioTracks(self.container, Path(audio_from), encoding, notes)
+                self.audio = AudioTracks(
+                    self.container,
+                    Path(audio_from),
+                    encoding.muxer,
+                    encoding.audio_codec,
+                    encoding.audio_bit_rate,
+                    notes,
+                )
             elif audio_from and info.audio:
                 notes.append(f"an {encoding.name} carries no audio: the audio of {audio_from} is not copied")
         except BaseException:
@@ -534,7 +527,7 @@ class _ContainerSink:
                 end = self.window.end
                 if interrupted:
                     end = min(end, self.window.last_end) if end is not None else self.window.last_end
-                self.audio.finish(_Window(self.window.start, end, self.window.shift, self.window.shift_pts))
+                self.audio.finish(Window(self.window.start, end, self.window.shift, self.window.shift_pts))
             self.container.close()
         try:
             if self.encoding.animation:
@@ -622,237 +615,6 @@ def _even_size(info: VideoInfo, notes: list[str]) -> tuple[int, int]:
             "H.264 in 4:2:0 needs an even width and height"
         )
     return width, height
-
-
-class _AudioTracks:
-    """The audio streams of a file, copied (or re-encoded) into an output as the video advances."""
-
-    def __init__(self, output: OutputContainer, path: Path, encoding: _Encoding, notes: list[str]) -> None:
-        self.source: InputContainer = open_container(path)
-        self.output = output
-        self.notes = notes
-        self.skipped = 0  # damaged packets of re-encoded streams, left out (a gap in the sound)
-        self.damaged = False  # the container's data broke off: the audio ends there
-        self.timelines: dict[int, Timeline] = {}  # what was done to each stream's timestamps that went back
-        self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
-        for stream in self.source.streams.audio:
-            if stream.codec_context is None:
-                notes.append(f"dropped audio stream #{stream.index}: its codec is unknown to this FFmpeg")
-                continue
-            try:
-                # PCM in MP4 (ISO 23003-5) is written by FFmpeg, but QuickTime, browsers and most editors cannot play it
-                pcm_in_mp4 = encoding.muxer == "mp4" and stream.codec_context.name.startswith("pcm_")
-                if pcm_in_mp4 or not _muxer_takes(encoding.muxer, path, stream.index):
-                    raise ValueError(stream.codec_context.name)
-                self.streams[stream.index] = (stream, output.add_stream_from_template(stream), True)
-            except ValueError:  # the container does not take this codec, or not with these settings
-                self.streams[stream.index] = (stream, self._encoder(output, stream, encoding), False)
-                notes.append(
-                    f"audio stream #{stream.index} ({_name(stream)}) cannot go into {encoding.muxer.upper()} as it "
-                    f"is: re-encoded to {_name_of(encoding.audio_codec)} at {encoding.audio_bit_rate // 1000} kb/s"
-                )
-        for index, (source, _, _) in self.streams.items():  # back by more than 0.2 s: a new part (or wild)
-            self.timelines[index] = Timeline(jump=max(1, round(0.2 / (source.time_base or Fraction(1, 1000)))))
-        self.packets: Iterator[Packet] | None = None
-        self.pending: Packet | None = None
-
-    @staticmethod
-    def _encoder(output: OutputContainer, stream: AudioStream, encoding: _Encoding) -> AudioStream:
-        context = stream.codec_context
-        rate = 48_000 if encoding.audio_codec == "libopus" else context.sample_rate
-        encoder: AudioStream = output.add_stream(encoding.audio_codec, rate=rate)  # type: ignore[assignment]
-        encoder.bit_rate = encoding.audio_bit_rate
-        # channels in no stated order ("2 channels", as PCM in MKV or AVI has them): the usual layout for as many
-        unordered = all(channel.name == "NONE" for channel in context.layout.channels)
-        encoder.layout = _USUAL_LAYOUTS.get(context.channels, context.layout) if unordered else context.layout
-        formats = [f.name for f in encoder.codec_context.codec.audio_formats or ()]
-        encoder.format = next((f for f in ("flt", "fltp") if f in formats), formats[0])  # not 16-bit if avoidable
-        return encoder
-
-    def feed(self, window: _Window, until: float | None) -> None:
-        """Copy the audio packets that start before ``until`` seconds (None: all) and lie in ``window``."""
-        if self.packets is None:
-            self._start(window)
-        assert self.packets is not None
-        while True:
-            packet = self.pending if self.pending is not None else self._next()
-            if packet is None:
-                return
-            if packet.dts is None or packet.time_base is None:  # the demuxer's flush packets
-                self.pending = None
-                continue
-            time = float(packet.dts * packet.time_base)
-            if window.end is not None and time >= window.end + 1.0:  # past the end for every stream: stop reading
-                self.pending = None
-                return
-            if until is not None and time >= until:
-                self.pending = packet
-                return
-            self.pending = None
-            self._route(packet, window)
-
-    def _next(self) -> Packet | None:
-        assert self.packets is not None
-        return next(self.packets, None)
-
-    def _in_order(self, packets: Iterator[Packet]) -> Iterator[Packet]:
-        """The demuxed packets, each stream's timestamps made to increase as the video's are (recordings joined
-        end to end follow one another: :mod:`cutout.io.timeline`); damaged container data ends them there, as
-        the video reader keeps what it read up to there too."""
-        orders = {
-            index: Increasing(self.timelines[index], _dts, _set_dts, lambda packet: packet.duration or 1)
-            for index in self.streams
-        }
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as error:
-                if not isinstance(error, av.error.MemoryError):  # the demuxer's ENOMEM: an absurd packet size
-                    raise_if_fatal(error)
-                self.damaged = True
-                break
-            order = orders.get(packet.stream_index)
-            yield from order.add(packet) if order is not None else [packet]
-        for order in orders.values():
-            yield from order.end()
-
-    def _decode(self, source: AudioStream, packet: Packet | None) -> list[AudioFrame]:
-        """``source.decode(packet)``; a damaged packet (None: the flush) gives no samples instead of an error,
-        as in ffmpeg, so a clip whose sound has a glitch is still cut out."""
-        try:
-            return source.decode(packet)
-        except av.error.FFmpegError as error:
-            raise_if_fatal(error)
-            self.skipped += 1
-            return []
-
-    def _start(self, window: _Window) -> None:
-        if window.start is not None and window.shift > 0:
-            with contextlib.suppress(av.error.FFmpegError):
-                self.source.seek(int(window.shift * av.time_base), backward=True)
-        sources = [source for source, _, _ in self.streams.values()]
-        self.packets = self._in_order(self.source.demux(*sources)) if sources else iter(())  # none: demux reads all
-
-    def _route(self, packet: Packet, window: _Window) -> None:
-        source, output, copied = self.streams[packet.stream_index]
-        time_base = packet.time_base
-        stamp = packet.pts if packet.pts is not None else packet.dts
-        begin = float((stamp or 0) * time_base)
-        end = begin + float((packet.duration or 0) * time_base)
-        if (window.end is not None and begin >= window.end) or (window.start is not None and end <= window.shift):
-            return
-        if copied:
-            offset = round(window.shift / time_base)
-            packet.pts = None if packet.pts is None else packet.pts - offset
-            packet.dts = None if packet.dts is None else packet.dts - offset
-            packet.stream = output
-            self.output.mux(packet)
-            return
-        for frame in self._decode(source, packet):
-            trimmed = _trim(frame, window)
-            if trimmed is not None:
-                self.output.mux(output.encode(trimmed))
-
-    def finish(self, window: _Window) -> None:
-        """Copy the rest of the audio in ``window`` and flush the re-encoders."""
-        self.feed(window, until=None)
-        for source, output, copied in self.streams.values():
-            if not copied:
-                for frame in self._decode(source, None):
-                    trimmed = _trim(frame, window)
-                    if trimmed is not None:
-                        self.output.mux(output.encode(trimmed))
-                self.output.mux(output.encode(None))
-        if self.skipped:
-            self.notes.append(
-                f"{self.skipped} damaged audio packet(s) could not be decoded and were left out: the sound has a "
-                "gap there"
-            )
-        if self.damaged:
-            self.notes.append("the audio breaks off where the file's data is damaged; the rest of it is not copied")
-        dropped = sum(timeline.dropped for timeline in self.timelines.values())
-        if dropped:
-            self.notes.append(f"{dropped} audio packet(s) whose timestamps went back (damaged data?) were left out")
-        self.close()
-
-    def close(self) -> None:
-        self.source.close()
-
-
-#: FFmpeg's default layout for each number of channels (av_channel_layout_default)
-_USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-
-
-def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
-    """Whether ``muxer`` takes the packets of audio stream ``index`` of ``path`` as they are: a file with a copy of
-    the stream and its first packet is written in memory. What a muxer refuses shows only then: MOV refuses Opus
-    and FLAC when its header is written ("only supported in MP4"), MP4 refuses PCM whose channels are in no stated
-    order (as MKV and AVI keep them) when it writes its index, at the end; and a file that fails there is lost."""
-    with open_container(path) as source:
-        stream = source.streams[index]
-        try:
-            first = next((packet for packet in source.demux(stream) if packet.dts is not None and packet.size), None)
-        except av.error.FFmpegError:  # damaged data: the reader says so; here, try the stream without a packet
-            first = None
-        trial = av.open(io.BytesIO(), "w", format=muxer)
-        try:
-            copy = trial.add_stream_from_template(stream)
-            if first is not None:
-                first.stream = copy
-                trial.mux(first)
-            trial.close()
-        except (ValueError, av.error.FFmpegError):
-            with contextlib.suppress(Exception):
-                trial.close()
-            return False
-    return True
-
-
-def _dts(packet: Packet) -> int | None:
-    return packet.dts
-
-
-def _set_dts(packet: Packet, dts: int) -> None:
-    """Move the packet to ``dts``, its presentation time with it."""
-    assert packet.dts is not None
-    moved = dts - packet.dts
-    packet.dts = dts
-    if packet.pts is not None:
-        packet.pts += moved
-
-
-def _trim(frame: AudioFrame, window: _Window) -> AudioFrame | None:
-    """The samples of ``frame`` inside ``window``, with the timestamp shifted; None if there are none."""
-    if frame.pts is None or frame.time_base is None:
-        return frame
-    rate = frame.sample_rate
-    begin = float(frame.pts * frame.time_base)
-    first = 0 if window.start is None else max(0, round((window.shift - begin) * rate))
-    last = frame.samples if window.end is None else min(frame.samples, round((window.end - begin) * rate))
-    if first >= last:
-        return None
-    if (first, last) != (0, frame.samples):
-        samples: Any = frame.to_ndarray()
-        step = 1 if frame.format.is_planar else len(frame.layout.channels)
-        trimmed = AudioFrame.from_ndarray(
-            np.ascontiguousarray(samples[:, first * step : last * step]), format=frame.format.name, layout=frame.layout
-        )
-        trimmed.sample_rate = rate
-    else:
-        trimmed = frame
-    trimmed.time_base = Fraction(1, rate)
-    trimmed.pts = round((begin - window.shift) * rate) + first
-    return trimmed
-
-
-def _name(stream: AudioStream) -> str:
-    return stream.codec_context.name if stream.codec_context is not None else "unknown codec"
-
-
-def _name_of(codec: str) -> str:
-    return {"libopus": "Opus", "aac": "AAC"}.get(codec, codec)
 
 
 def _not_kept(
