@@ -907,3 +907,37 @@ def test_an_avi_with_b_frames_keeps_every_frame_in_order(tmp_path: Path) -> None
     assert [abs(value - (40 + 7 * index)) <= 4 for index, (_, value) in enumerate(shown)] == [True] * 30
     times = [time for time, _ in shown]
     assert times == sorted(times) and all(time - 0.1 * index < 0.45 for index, time in enumerate(times))
+
+
+@pytest.mark.parametrize(
+    ("fps", "kind", "kept"), [(120, "gif", 20), (60, "gif", 15), (240, "webp", 24), (25, "gif", 12)]
+)
+def test_an_animation_gets_at_most_50_frames_a_second_so_it_plays_in_time(
+    tmp_path: Path, fps: int, kind: str, kept: int
+) -> None:
+    # a phone's 120 fps slow motion as a GIF failed ("non monotonically increasing dts": two frames in the same
+    # hundredth of a second); at 60 fps its frames of 10 ms played at 100 ms each in browsers
+    from cutout.video import process_video
+
+    source = tmp_path / "fast.mp4"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for index in range(fps // 2):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 2 * index, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    target = tmp_path / f"sticker.{kind}"
+    summary = process_video(source, target, _LeftHalf(), VideoOptions(), kind=kind)
+    assert summary.frames == fps // 2
+    dropped = fps // 2 - kept
+    told = any("gets at most 50 frames a second" in note and f"{dropped} frame(s)" in note for note in summary.notes)
+    assert told == (dropped > 0), summary.notes
+    with Image.open(target) as animation:
+        durations = []
+        for index in range(animation.n_frames):
+            animation.seek(index)
+            animation.load()
+            durations.append(animation.info["duration"])
+    seconds = (fps // 2) / fps
+    assert len(durations) == kept and min(durations) >= 20 and sum(durations) == pytest.approx(1000 * seconds, abs=10)

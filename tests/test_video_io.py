@@ -560,9 +560,10 @@ def test_an_animation_of_a_rotated_clip_is_turned_upright_and_notes_the_lost_aud
     source = tmp_path / "turned.mp4"
     _make_clip(source, list(range(3)), rotation=90)  # 64 x 48 stored, shown turned 90 degrees counter-clockwise
     with VideoReader(source) as reader, VideoWriter(tmp_path / "o.webp", reader.info, kind="webp") as out:
-        frames = [frame.rgb for frame in reader.frames()]
-        for index, rgb in enumerate(frames):
-            out.write(rgb, index)
+        decoded = list(reader.frames())
+        for frame in decoded:
+            out.write(frame.rgb, frame.pts)
+        frames = [frame.rgb for frame in decoded]
     image = Image.open(tmp_path / "o.webp")
     assert image.size == (48, 64) and image.n_frames == 3
     upright = np.rot90(frames[2])

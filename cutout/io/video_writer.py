@@ -88,6 +88,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "VideoWriter"]
 
 KINDS = ("mp4", "mov", "webm", "webp", "apng", "gif", "png", "mask")
+_ANIMATION_STEP = Fraction(1, 50)  # the shortest frame an animation gets (see VideoWriter._too_soon)
 _X264 = {"crf": "18", "preset": "veryfast"}
 # AVColorSpace -> the RGB -> YUV matrix swscale uses; any other (2: unspecified) gets swscale's default, BT.601,
 # the same one the reader used to decode it
@@ -207,7 +208,9 @@ class VideoWriter:
         self.notes: list[str] = []
         self.frames_written = 0
         self.keep_on_interrupt = True
+        self.frames_dropped = 0  # an animation's frames that came less than 1/50 s after the one before
         self._last_pts: int | None = None
+        self._kept_pts: int | None = None
         self._window = Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
         self._closed = False
         self._sink: _PngSink | _ContainerSink
@@ -251,11 +254,31 @@ class VideoWriter:
             raise ValueError(f"frame timestamps must increase: got pts {pts} after {self._last_pts}")
         if self._last_pts is None and self._window.start is not None:
             self._window.shift, self._window.shift_pts = float(pts * self.info.time_base), pts
-        self._sink.write(_checked(array, self.info, self._sink.channels), pts)
-        self._last_pts = pts
-        self._sink.last_duration = duration or _frame_span(self.info)
-        self._window.last_end = float((pts + self._sink.last_duration) * self.info.time_base)
+        array = _checked(array, self.info, self._sink.channels)
+        self._last_pts, duration = pts, duration or _frame_span(self.info)
+        if self._too_soon(pts):  # the frame kept before shows until this one would have ended
+            self._sink.last_duration = pts + duration - self._kept_pts  # type: ignore[operator]
+            self._window.last_end = float((pts + duration) * self.info.time_base)
+            return
+        self._sink.write(array, pts)
+        self._kept_pts = pts
+        self._sink.last_duration = duration
+        self._window.last_end = float((pts + duration) * self.info.time_base)
         self.frames_written += 1
+
+    def _too_soon(self, pts: int) -> bool:
+        """Whether an animation's frame comes less than 1/50 s after the one kept before it: left out, with a note.
+
+        Browsers show a GIF (and WebP) frame of 10 ms or less for 100 ms, so frames of a 60 fps clip would play
+        many times too slowly, and GIF, in hundredths of a second, cannot time those of 120 fps at all (FFmpeg's
+        muxer refuses two frames in the same hundredth: "non monotonically increasing dts").
+        """
+        if not isinstance(self._sink, _ContainerSink) or not self._sink.encoding.animation or self._kept_pts is None:
+            return False
+        if (pts - self._kept_pts) * self.info.time_base >= _ANIMATION_STEP:
+            return False
+        self.frames_dropped += 1
+        return True
 
     def close(self) -> None:
         """Flush the encoders, copy the rest of the audio, and move the file into place.
@@ -285,6 +308,12 @@ class VideoWriter:
     def _finish(self, interrupted: bool) -> None:
         if self._closed:
             return
+        if self.frames_dropped:
+            assert isinstance(self._sink, _ContainerSink)
+            self.notes.append(
+                f"an {self._sink.encoding.name} gets at most 50 frames a second (browsers slow shorter frames down): "
+                f"{self.frames_dropped} frame(s) that came sooner were left out, the one before shown longer"
+            )
         try:
             self._sink.finish(interrupted)
         except BaseException:
