@@ -941,3 +941,23 @@ def test_an_animation_gets_at_most_50_frames_a_second_so_it_plays_in_time(
             durations.append(animation.info["duration"])
     seconds = (fps // 2) / fps
     assert len(durations) == kept and min(durations) >= 20 and sum(durations) == pytest.approx(1000 * seconds, abs=10)
+
+
+def test_an_audio_track_without_a_packet_that_mov_refuses_is_re_encoded(tmp_path: Path) -> None:
+    # an MKV declaring an Opus track that holds no packet (a muted recording): the trial of MOV's header was
+    # skipped for want of a packet, and the clip failed with "opus only supported in MP4"
+    from cutout.video import process_video
+
+    source = tmp_path / "muted.mkv"
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        audio = container.add_stream("libopus", rate=48000)
+        audio.layout = "stereo"
+        for index in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 40 * index, np.uint8), format="rgb24")
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    summary = process_video(source, tmp_path / "out.mov", _LeftHalf(), VideoOptions())
+    assert summary.frames == 5
+    assert any("audio stream #1 (opus) cannot go into MOV as it is" in note for note in summary.notes)

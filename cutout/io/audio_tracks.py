@@ -218,6 +218,7 @@ def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
         trial = av.open(io.BytesIO(), "w", format=muxer)
         try:
             copy = trial.add_stream_from_template(stream)
+            trial.start_encoding()  # the header, also when no packet could be read
             if first is not None:
                 first.stream = copy
                 trial.mux(first)
