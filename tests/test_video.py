@@ -776,7 +776,7 @@ def test_damaged_audio_packets_leave_a_gap_in_the_sound_not_a_failed_clip(clips:
     target = tmp_path / "out.webm"
     summary = process_video(source, target, _LeftHalf(), VideoOptions(duration=1.5))
     assert summary.frames == 45
-    assert any("damaged audio packet(s) could not be decoded and were left out" in note for note in summary.notes)
+    assert any("damaged audio packet(s) were left out" in note for note in summary.notes)
     with av.open(str(target)) as output:
         audio = output.streams.audio[0]
         assert audio.codec_context.name == "opus"
@@ -961,3 +961,50 @@ def test_an_audio_track_without_a_packet_that_mov_refuses_is_re_encoded(tmp_path
     summary = process_video(source, tmp_path / "out.mov", _LeftHalf(), VideoOptions())
     assert summary.frames == 5
     assert any("audio stream #1 (opus) cannot go into MOV as it is" in note for note in summary.notes)
+
+
+def test_a_damaged_aac_packet_copied_into_mp4_leaves_a_gap_not_a_failed_clip(tmp_path: Path) -> None:
+    # MP4 takes ADTS AAC (from MPEG-TS) through a filter that refuses a damaged packet: the clip failed with
+    # "cannot encode out.mp4 with libx264 (Invalid data found when processing input)"
+    from cutout.video import process_video
+
+    data = bytearray(_ts_part(tmp_path / "part.ts", (160, 120), 20))
+    with av.open(str(tmp_path / "part.ts")) as container:
+        sixth = [bytes(packet) for packet in container.demux(audio=0) if packet.size][5]
+    at = data.find(sixth[:12])
+    data[at : at + 2] = b"\0\0"  # its ADTS sync word
+    source = tmp_path / "damaged.ts"
+    source.write_bytes(bytes(data))
+    white = RemoveOptions(background=parse_background("white"))
+    summary = process_video(source, tmp_path / "out.mp4", _LeftHalf(), VideoOptions(remove=white))
+    assert summary.frames == 20
+    assert any("damaged audio packet(s) were left out: the sound has a gap there" in note for note in summary.notes)
+    with av.open(str(tmp_path / "out.mp4")) as output:
+        assert output.streams.audio[0].codec_context.name == "aac"
+        times = [float(packet.pts * packet.time_base) for packet in output.demux(audio=0) if packet.size]
+    assert times[0] < 0.2 and times[-1] > 2.1  # the sound to the end, not cut at the damage
+
+
+def test_re_encoded_sound_follows_on_when_a_decoder_times_a_frame_early_or_not_at_all(tmp_path: Path) -> None:
+    # after a damaged AAC packet the decoder gave a frame without a time; the Opus encoder's packets then went
+    # back ("non monotonically increasing dts") and the clip failed
+    from fractions import Fraction
+
+    from cutout.io.audio_tracks import AudioTracks
+
+    source = tmp_path / "in.mp4"
+    _clip_with_sound(source, "aac", frames=3)
+    with av.open(str(tmp_path / "out.webm"), "w") as output:
+        tracks = AudioTracks(output, source, "webm", "libopus", 160_000, [])
+        index = next(iter(tracks.streams))
+        for pts in (0, 960, None, 1500, 4800):  # the third has no time, the fourth starts inside the one before
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, 960), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate = 48000
+            if pts is not None:
+                frame.pts, frame.time_base = pts, Fraction(1, 48000)
+            tracks._encode(index, frame)
+        output.mux(tracks.streams[index][1].encode(None))
+        tracks.close()
+    with av.open(str(tmp_path / "out.webm")) as written:
+        stamps = [packet.pts for packet in written.demux(audio=0) if packet.size]
+    assert stamps == sorted(set(stamps)) and len(stamps) >= 5

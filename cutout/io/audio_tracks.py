@@ -57,6 +57,7 @@ class AudioTracks:
         self.skipped = 0  # damaged packets of re-encoded streams, left out (a gap in the sound)
         self.damaged = False  # the container's data broke off: the audio ends there
         self.timelines: dict[int, Timeline] = {}  # what was done to each stream's timestamps that went back
+        self.next_sample: dict[int, int] = {}  # where each re-encoded stream's next samples go (1 / sample rate)
         self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
         for stream in self.source.streams.audio:
             if stream.codec_context is None:
@@ -167,12 +168,26 @@ class AudioTracks:
             packet.pts = None if packet.pts is None else packet.pts - offset
             packet.dts = None if packet.dts is None else packet.dts - offset
             packet.stream = output
-            self.output.mux(packet)
+            try:
+                self.output.mux(packet)
+            except av.error.InvalidDataError:  # a damaged packet the muxer's filter refuses (ADTS AAC into MP4)
+                self.skipped += 1
             return
         for frame in self._decode(source, packet):
-            trimmed = _trim(frame, window)
-            if trimmed is not None:
-                self.output.mux(output.encode(trimmed))
+            self._encode(packet.stream_index, _trim(frame, window))
+
+    def _encode(self, index: int, frame: AudioFrame | None) -> None:
+        """Re-encode ``frame`` (None: nothing) of stream ``index``. Its samples follow the last ones given: a
+        decoder can time a frame after a damaged packet before the end of the one before it, and the muxer then
+        refuses the encoder's packets ("non monotonically increasing dts")."""
+        if frame is None:
+            return
+        if frame.pts is None and index in self.next_sample:  # a decoder's frame without a time: right after
+            frame.pts, frame.time_base = self.next_sample[index], Fraction(1, frame.sample_rate)
+        if frame.pts is not None:
+            frame.pts = max(frame.pts, self.next_sample.get(index, frame.pts))
+            self.next_sample[index] = frame.pts + frame.samples
+        self.output.mux(self.streams[index][1].encode(frame))
 
     def finish(self, window: Window) -> None:
         """Copy the rest of the audio in ``window`` and flush the re-encoders."""
@@ -180,15 +195,10 @@ class AudioTracks:
         for source, output, copied in self.streams.values():
             if not copied:
                 for frame in self._decode(source, None):
-                    trimmed = _trim(frame, window)
-                    if trimmed is not None:
-                        self.output.mux(output.encode(trimmed))
+                    self._encode(source.index, _trim(frame, window))
                 self.output.mux(output.encode(None))
         if self.skipped:
-            self.notes.append(
-                f"{self.skipped} damaged audio packet(s) could not be decoded and were left out: the sound has a "
-                "gap there"
-            )
+            self.notes.append(f"{self.skipped} damaged audio packet(s) were left out: the sound has a gap there")
         if self.damaged:
             self.notes.append("the audio breaks off where the file's data is damaged; the rest of it is not copied")
         dropped = sum(timeline.dropped for timeline in self.timelines.values())
