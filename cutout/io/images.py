@@ -156,13 +156,11 @@ def _decode_named(stream: IO[bytes], what: str, max_pixels: int | None, draft: t
     stream.seek(0)
     with _corrupt_if_it_fails(what):
         image = _open(stream, head, what)
-    _check_size(image, what, max_pixels)
-    stored = image.size
-    with _corrupt_if_it_fails(what):
+        _check_size(image, what, max_pixels)
+        stored = image.size
         if draft is not None and image.format == "JPEG":
             image.draft(image.mode, draft)
         image.load()
-    with _corrupt_if_it_fails(what):
         if image.size != stored:
             turned = image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)
             image.info["full_size"] = stored[::-1] if turned else stored
