@@ -1008,3 +1008,22 @@ def test_re_encoded_sound_follows_on_when_a_decoder_times_a_frame_early_or_not_a
     with av.open(str(tmp_path / "out.webm")) as written:
         stamps = [packet.pts for packet in written.demux(audio=0) if packet.size]
     assert stamps == sorted(set(stamps)) and len(stamps) >= 5
+
+
+@pytest.mark.parametrize("kind", ["webm", "mov"])
+def test_an_audio_stream_whose_header_gives_no_channels_is_dropped_not_a_failed_clip(tmp_path: Path, kind: str) -> None:
+    # damaged headers: re-encoding failed the clip ("avcodec_open2("libopus") returned 22"), copying wrote a
+    # track of 0 channels
+    from cutout.video import process_video
+
+    source = tmp_path / "screen.mkv"
+    _clip_with_sound(source, "pcm_s16le", frames=5)
+    data = bytearray(source.read_bytes())
+    at = data.find(b"\x9f\x81\x02")  # Matroska's Channels element: 2
+    data[at + 2] = 0
+    source.write_bytes(bytes(data))
+    summary = process_video(source, tmp_path / f"out.{kind}", _LeftHalf(), VideoOptions(), kind=kind)
+    assert summary.frames == 5
+    assert "dropped audio stream #1 (pcm_s16le): its header gives 0 channels at 48000 Hz (damaged?)" in summary.notes
+    with av.open(str(tmp_path / f"out.{kind}")) as output:
+        assert not output.streams.audio

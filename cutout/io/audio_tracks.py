@@ -63,6 +63,13 @@ class AudioTracks:
             if stream.codec_context is None:
                 notes.append(f"dropped audio stream #{stream.index}: its codec is unknown to this FFmpeg")
                 continue
+            context = stream.codec_context
+            if not (context.channels and context.sample_rate):  # no encoder or muxer takes it: it failed the clip
+                notes.append(
+                    f"dropped audio stream #{stream.index} ({_name(stream)}): its header gives {context.channels} "
+                    f"channels at {context.sample_rate} Hz (damaged?)"
+                )
+                continue
             try:
                 # PCM in MP4 (ISO 23003-5) is written by FFmpeg, but QuickTime, browsers and most editors cannot play it
                 pcm_in_mp4 = muxer == "mp4" and stream.codec_context.name.startswith("pcm_")
