@@ -282,6 +282,18 @@ def test_a_clip_whose_index_claims_an_absurd_frame_size_gives_the_frames_before_
     assert _video_stream_facts(tmp_path / "out.mp4")[0] == 10
 
 
+def test_a_clip_whose_first_frame_has_an_absurd_size_is_named_damaged(clips: Path, tmp_path: Path) -> None:
+    data = bytearray((clips / "mdn_rabbit320_audio.mp4").read_bytes())
+    sizes = data.find(b"stsz") + 16
+    data[sizes : sizes + 4] = (0x3FFFFFFF).to_bytes(4, "big")  # the first frame "holds 1 GB": ENOMEM while probing
+    source = tmp_path / "damaged.mp4"
+    source.write_bytes(bytes(data))
+    result = _cutout("video", str(source), str(tmp_path / "out.mp4"), "--bg", "white", "-q")
+    message = " ".join(result.stderr.decode().split())
+    assert result.returncode == 1 and "Traceback" not in message, message
+    assert "no frame of its h264 video could be decoded; the file is damaged" in message
+
+
 def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(clips: Path, tmp_path: Path) -> None:
     stale = tmp_path / ".out.mp4.0badc0de.part.mp4"  # what SIGKILL leaves: no handler runs
     stale.write_bytes(b"half an mp4")

@@ -285,8 +285,15 @@ def _vp9_alpha(stream: VideoStream) -> bool:
 
 
 def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> AvFrame:
-    for count, packet in enumerate(container.demux(stream)):
-        if count >= _PROBE_PACKETS:
+    packets = container.demux(stream)
+    for _ in range(_PROBE_PACKETS):
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as error:  # damaged container data (ENOMEM: an absurd packet size) ends it
+            if not isinstance(error, av.error.MemoryError):
+                raise_if_fatal(error)
             break
         try:
             frames = packet.decode()
