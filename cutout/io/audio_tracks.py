@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import itertools
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -221,6 +222,9 @@ class AudioTracks:
 _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
+_TRIAL_PACKETS = 1000  # how far into a file (of all its streams' packets) the trial looks for its first packet
+
+
 def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
     """Whether ``muxer`` takes the packets of audio stream ``index`` of ``path`` as they are: a file with a copy of
     the stream and its first packet is written in memory. What a muxer refuses shows only then: MOV refuses Opus
@@ -228,10 +232,13 @@ def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
     order (as MKV and AVI keep them) when it writes its index, at the end; and a file that fails there is lost."""
     with open_container(path) as source:
         stream = source.streams[index]
-        try:
-            first = next((packet for packet in source.demux(stream) if packet.dts is not None and packet.size), None)
-        except av.error.FFmpegError:  # damaged data: the reader says so; here, try the stream without a packet
-            first = None
+        first = None
+        with contextlib.suppress(av.error.FFmpegError):  # damaged data: the reader says so; here, go without
+            # among the file's first packets: a track that holds none is not searched for to the end of the file
+            for packet in itertools.islice(source.demux(), _TRIAL_PACKETS):
+                if packet.stream.index == index and packet.dts is not None and packet.size:
+                    first = packet
+                    break
         trial = av.open(io.BytesIO(), "w", format=muxer)
         try:
             copy = trial.add_stream_from_template(stream)
