@@ -70,3 +70,17 @@ def test_items_without_a_timestamp_pass_through_and_a_last_item_far_back_goes_la
     out, timeline = _run([None, 0, None, 10, 500, 600, 0])
     assert out == [(0, None), (1, 0), (2, None), (3, 10), (4, 500), (5, 600), (6, 610)]
     assert timeline.restarts == 1
+
+
+def test_a_pause_is_kept_and_a_wild_timestamp_far_ahead_is_not() -> None:
+    # a screen recording shows nothing new for 5 s: its next frames follow the jump ahead
+    out, timeline = _run([0, 10, 20, 520, 530, 540])
+    assert [time for _, time in out] == [0, 10, 20, 520, 530, 540] and timeline == Timeline(100, True)
+    # damaged data: one frame 10 hours ahead, the next back where the stream was; it pushed the rest 10 hours on
+    # (and MP4's muxer refused the pair of times x264 then gave: "pts/dts pair unsupported")
+    out, timeline = _run([0, 10, 20, 36_000_000, 30, 40])
+    assert [time for _, time in out] == [0, 10, 20, 21, 30, 40] and timeline.moved == 1
+    out, timeline = _run([0, 10, 20, 36_000_000, 30, 40], keep=False)
+    assert [index for index, _ in out] == [0, 1, 2, 4, 5] and timeline.dropped == 1
+    # a jump ahead as the very last item is kept where it is
+    assert _run([0, 10, 900])[0] == [(0, 0), (1, 10), (2, 900)]

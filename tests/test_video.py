@@ -1039,3 +1039,41 @@ def test_an_audio_stream_whose_header_gives_no_channels_is_dropped_not_a_failed_
     assert "dropped audio stream #1 (pcm_s16le): its header gives 0 channels at 48000 Hz (damaged?)" in summary.notes
     with av.open(str(tmp_path / f"out.{kind}")) as output:
         assert not output.streams.audio
+
+
+def test_sound_that_changes_channels_and_rate_midway_is_converted_to_the_first(tmp_path: Path) -> None:
+    # a broadcast switching from stereo to mono (and 48 to 44.1 kHz) at a join: PyAV's encoder stopped the run
+    # with ValueError("Frame does not match AudioResampler setup")
+    from cutout.video import process_video
+
+    parts = []
+    for number, (layout, rate) in enumerate((("stereo", 48000), ("mono", 44100))):
+        path = tmp_path / f"{number}.ts"
+        with av.open(str(path), "w", format="mpegts") as container:
+            video = container.add_stream("libx264", rate=10)
+            video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+            audio = container.add_stream("aac", rate=rate)
+            audio.layout = layout
+            for index in range(20):
+                picture = np.full((120, 160, 3), 40 + 5 * index, np.uint8)
+                container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+                channels = 1 if layout == "mono" else 2
+                sound = av.AudioFrame.from_ndarray(np.zeros((channels, rate // 10), np.float32), "fltp", layout)
+                sound.sample_rate, sound.pts = rate, index * (rate // 10)
+                container.mux(audio.encode(sound))
+            container.mux(video.encode(None))
+            container.mux(audio.encode(None))
+        parts.append(path.read_bytes())
+    source = tmp_path / "broadcast.ts"
+    source.write_bytes(b"".join(parts))
+    summary = process_video(source, tmp_path / "out.webm", _LeftHalf(), VideoOptions())
+    assert summary.frames == 40
+    assert any(
+        "changes midway (stereo at 48000 Hz, then mono at 44100 Hz): converted to the first" in note
+        for note in summary.notes
+    )
+    with av.open(str(tmp_path / "out.webm")) as output:
+        audio = output.streams.audio[0]
+        assert audio.codec_context.channels == 2
+        seconds = sum(float(p.duration * p.time_base) for p in output.demux(audio) if p.size)
+    assert seconds == pytest.approx(4.0, abs=0.15)

@@ -59,6 +59,8 @@ class AudioTracks:
         self.damaged = False  # the container's data broke off: the audio ends there
         self.timelines: dict[int, Timeline] = {}  # what was done to each stream's timestamps that went back
         self.next_sample: dict[int, int] = {}  # where each re-encoded stream's next samples go (1 / sample rate)
+        self.shapes: dict[int, tuple[str, str, int]] = {}  # each re-encoded stream's first sample format, layout, rate
+        self.converters: dict[tuple[int, tuple[str, str, int]], av.AudioResampler] = {}  # to that, from another
         self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
         for stream in self.source.streams.audio:
             if stream.codec_context is None:
@@ -178,7 +180,10 @@ class AudioTracks:
             packet.stream = output
             try:
                 self.output.mux(packet)
-            except av.error.InvalidDataError:  # a damaged packet the muxer's filter refuses (ADTS AAC into MP4)
+            except av.error.FFmpegError as error:  # a damaged packet the muxer refuses: "Invalid data" (ADTS AAC
+                raise_if_fatal(error)  # into MP4), "Not yet implemented"; a disk's errors are OSErrors, not these
+                if isinstance(error, OSError):
+                    raise
                 self.skipped += 1
             return
         for frame in self._decode(source, packet):
@@ -190,12 +195,32 @@ class AudioTracks:
         refuses the encoder's packets ("non monotonically increasing dts")."""
         if frame is None:
             return
-        if frame.pts is None and index in self.next_sample:  # a decoder's frame without a time: right after
-            frame.pts, frame.time_base = self.next_sample[index], Fraction(1, frame.sample_rate)
-        if frame.pts is not None:
-            frame.pts = max(frame.pts, self.next_sample.get(index, frame.pts))
-            self.next_sample[index] = frame.pts + frame.samples
-        self.output.mux(self.streams[index][1].encode(frame))
+        for part in self._as_first(index, frame):
+            if part.pts is None and index in self.next_sample:  # a decoder's frame without a time: right after
+                part.pts, part.time_base = self.next_sample[index], Fraction(1, part.sample_rate)
+            if part.pts is not None:
+                part.pts = max(part.pts, self.next_sample.get(index, part.pts))
+                self.next_sample[index] = part.pts + part.samples
+            self.output.mux(self.streams[index][1].encode(part))
+
+    def _as_first(self, index: int, frame: AudioFrame) -> list[AudioFrame]:
+        """``frame`` in the sample format, channels and rate of the stream's first frame, which the encoder was
+        set up with (PyAV: "Frame does not match AudioResampler setup"): a broadcast's sound that changes from
+        stereo to 5.1 midway, or damaged data, is converted, with a note."""
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        first = self.shapes.setdefault(index, shape)
+        if shape == first:
+            return [frame]
+        if (index, shape) not in self.converters:
+            self.converters[index, shape] = av.AudioResampler(format=first[0], layout=first[1], rate=first[2])
+            self.notes.append(
+                f"the sound of audio stream #{index} changes midway ({first[1]} at {first[2]} Hz, then {shape[1]} at "
+                f"{shape[2]} Hz): converted to the first"
+            )
+        parts = self.converters[index, shape].resample(frame)
+        for part in parts:
+            part.pts = None  # placed right after the samples before
+        return parts
 
     def finish(self, window: Window) -> None:
         """Copy the rest of the audio in ``window`` and flush the re-encoders."""

@@ -10,8 +10,9 @@ An output needs timestamps that increase, and most files have them. Three kinds 
   timestamps start again, a jump back of more than a few frames (``Timeline.jump``). The parts are placed one
   after another: from the first item of a part on, every timestamp is moved on by the same amount, so the part
   follows the one before after one item's duration. A jump back is taken for such a restart only when the next
-  item carries on from it (is later, but still before where the stream was); a single item with a wild timestamp
-  (damaged data) is not allowed to push the rest of the stream on.
+  item carries on from it (is later, but still before where the stream was), and a jump ahead (a pause: a
+  screen recording shows nothing new for a while) only when the next item follows it; a single item with a
+  wild timestamp (damaged data), back or ahead, is not allowed to push the rest of the stream on.
 * frames whose timestamps are shuffled: an AVI with B-frames stores none, and the decoder gives its frames in the
   right order but with their timestamps out of order (1, 4, 3, 5, 2, ...);
 * an item whose timestamp repeats or goes back a little (a damaged or badly muxed file).
@@ -91,40 +92,52 @@ class Increasing(Generic[Item]):
         raw = self.stamp(item)
         if raw is None:
             return [item]
-        time, out = raw + self.shift, []
+        out = []
         if self.held is not None:
-            first, first_time = self.held
-            self.held = None
-            assert self.last is not None
-            if first_time < time <= self.last:  # the next one carries on from it: a new part begins at ``first``
-                moved = self.last + self.step(first) - first_time
-                self.shift, time, self.last = self.shift + moved, time + moved, first_time + moved
-                self.timeline.restarts += 1
-                self.restamp(first, self.last)
-                out.append(first)
-            else:  # on its own: a wild timestamp
-                out.extend(self._out_of_order(first))
-        if self.last is None or time > self.last:
+            out.extend(self._settle(raw + self.shift))  # a new part moves this one on too
+        time = raw + self.shift
+        if self.last is not None and abs(time - self.last) > self.timeline.jump:
+            self.held = (item, time)  # far from the last: the next one tells a new part or a pause from a wild one
+        elif self.last is None or time > self.last:
             self.restamp(item, time)
             self.last = time
             out.append(item)
-        elif self.last - time > self.timeline.jump:
-            self.held = (item, time)
         else:
             out.extend(self._out_of_order(item))
         return out
 
     def end(self) -> list[Item]:
-        """What is still held at the end of the stream: its very last item, placed after the rest."""
+        """What is still held at the end of the stream: its very last item, placed after the rest (a new part),
+        or at its own time (a pause)."""
         if self.held is None:
             return []
-        first, _ = self.held
+        first, first_time = self.held
         self.held = None
         assert self.last is not None
-        self.timeline.restarts += 1
-        self.last += self.step(first)
-        self.restamp(first, self.last)
+        if first_time < self.last:
+            self.timeline.restarts += 1
+            first_time = self.last + self.step(first)
+        self.last = first_time
+        self.restamp(first, first_time)
         return [first]
+
+    def _settle(self, time: int) -> list[Item]:
+        """The held item, now that the next one is at ``time``: the start of a new part when the next one carries
+        on from it below where the stream was, a pause when the next one follows it after a jump ahead, else wild."""
+        assert self.held is not None and self.last is not None
+        first, first_time = self.held
+        self.held = None
+        if first_time < time <= self.last:  # back, and the next one carries on from it: a new part
+            moved = self.last + self.step(first) - first_time
+            self.shift, self.last = self.shift + moved, first_time + moved
+            self.timeline.restarts += 1
+            self.restamp(first, self.last)
+            return [first]
+        if self.last < first_time < time:  # ahead, and the next one follows it: a pause (nothing was shown)
+            self.last = first_time
+            self.restamp(first, first_time)
+            return [first]
+        return self._out_of_order(first)  # on its own, far back or far ahead: a wild timestamp
 
     def _out_of_order(self, item: Item) -> list[Item]:
         """An item whose timestamp is not after the last one's: one tick after it, or left out."""
