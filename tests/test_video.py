@@ -1036,7 +1036,8 @@ def test_an_audio_stream_whose_header_gives_no_channels_is_dropped_not_a_failed_
     source.write_bytes(bytes(data))
     summary = process_video(source, tmp_path / f"out.{kind}", _LeftHalf(), VideoOptions(), kind=kind)
     assert summary.frames == 5
-    assert "dropped audio stream #1 (pcm_s16le): its header gives 0 channels at 48000 Hz (damaged?)" in summary.notes
+    dropped = "dropped audio stream #1 (pcm_s16le): its channels and sample rate are not known from the start"
+    assert dropped in " ".join(summary.notes)
     with av.open(str(tmp_path / f"out.{kind}")) as output:
         assert not output.streams.audio
 

@@ -1011,3 +1011,25 @@ def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Pat
         written = {key.lower(): value for key, value in container.metadata.items()}
     assert {key: written.get(key) for key in tags} == tags
     assert not [key for key in written if key.startswith("location")]
+
+
+def test_demuxed_reads_on_past_packets_of_a_stream_pyav_does_not_know() -> None:
+    # an MPEG-TS capture whose broadcast adds a stream midway: PyAV raises IndexError for its first packet, which
+    # ended the reader (found by fuzzing; the clip stopped with a traceback)
+    from cutout.io.video import demuxed
+
+    class Capture:
+        """Packets 0..5 of the known stream, and two of a stream added midway (after 1 and after 3)."""
+
+        def __init__(self) -> None:
+            self.position, self.stream = 0, ["a", "a", "new", "a", "a", "new", "a", "a"]
+
+        def demux(self, *streams: object):  # type: ignore[no-untyped-def]
+            while self.position < len(self.stream):
+                item = self.stream[self.position]
+                self.position += 1
+                if item == "new":
+                    raise IndexError("tuple index out of range")
+                yield self.position
+
+    assert list(demuxed(Capture())) == [1, 2, 4, 5, 7, 8]  # type: ignore[arg-type]

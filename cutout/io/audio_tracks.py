@@ -32,7 +32,7 @@ from av.container import InputContainer, OutputContainer
 from av.packet import Packet
 
 from cutout.io.timeline import Increasing, Timeline
-from cutout.io.video import open_container, raise_if_fatal
+from cutout.io.video import demuxed, open_container, raise_if_fatal
 
 
 @dataclasses.dataclass
@@ -69,8 +69,8 @@ class AudioTracks:
             context = stream.codec_context
             if not (context.channels and context.sample_rate):  # no encoder or muxer takes it: it failed the clip
                 notes.append(
-                    f"dropped audio stream #{stream.index} ({_name(stream)}): its header gives {context.channels} "
-                    f"channels at {context.sample_rate} Hz (damaged?)"
+                    f"dropped audio stream #{stream.index} ({_name(stream)}): its channels and sample rate are not "
+                    "known from the start of the file (damaged, or a sound that begins later?)"
                 )
                 continue
             try:
@@ -163,7 +163,7 @@ class AudioTracks:
             with contextlib.suppress(av.error.FFmpegError):
                 self.source.seek(int(window.shift * av.time_base), backward=True)
         sources = [source for source, _, _ in self.streams.values()]
-        self.packets = self._in_order(self.source.demux(*sources)) if sources else iter(())  # none: demux reads all
+        self.packets = self._in_order(demuxed(self.source, *sources)) if sources else iter(())  # none: demux reads all
 
     def _route(self, packet: Packet, window: Window) -> None:
         source, output, copied = self.streams[packet.stream_index]
@@ -260,7 +260,7 @@ def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
         first = None
         with contextlib.suppress(av.error.FFmpegError):  # damaged data: the reader says so; here, go without
             # among the file's first packets: a track that holds none is not searched for to the end of the file
-            for packet in itertools.islice(source.demux(), _TRIAL_PACKETS):
+            for packet in itertools.islice(demuxed(source), _TRIAL_PACKETS):
                 if packet.stream.index == index and packet.dts is not None and packet.size:
                     first = packet
                     break

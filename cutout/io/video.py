@@ -38,6 +38,7 @@ import av.error
 import numpy as np
 from av.codec.context import CodecContext
 from av.container import InputContainer
+from av.packet import Packet
 from av.stream import Disposition, Stream
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import VideoFrame as AvFrame
@@ -285,7 +286,7 @@ def _vp9_alpha(stream: VideoStream) -> bool:
 
 
 def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> AvFrame:
-    packets = container.demux(stream)
+    packets = demuxed(container, stream)
     for _ in range(_PROBE_PACKETS):
         try:
             packet = next(packets)
@@ -325,6 +326,18 @@ def _undecodable(path: Path, stream: VideoStream) -> str:
         f"{path}: its video codec {stream.codec_context.name!r} cannot be decoded by this build of FFmpeg "
         f"({av.ffmpeg_version_info}); convert it first, e.g. `ffmpeg -i IN -c:v libx264 -c:a copy OUT.mp4`"
     )
+
+
+def demuxed(container: InputContainer, *streams: Stream) -> Iterator[Packet]:
+    """``container.demux(*streams)``, read on past the packets of a stream that appears midway (an MPEG-TS
+    capture whose broadcast adds one): PyAV knows only the streams found at the start, and raises IndexError
+    for a packet of another, ending its generator."""
+    while True:
+        try:
+            yield from container.demux(*streams)
+            return
+        except IndexError:  # that packet is not one of ``streams``: a new generator reads on from the next
+            continue
 
 
 def raise_if_fatal(error: av.error.FFmpegError) -> None:
@@ -630,7 +643,7 @@ class VideoReader:
 
     def _decoded(self) -> Iterator[AvFrame]:
         bad_in_a_row = 0
-        packets = self._container.demux(self._stream)
+        packets = demuxed(self._container, self._stream)
         while True:
             try:
                 packet = next(packets)
