@@ -30,6 +30,7 @@ from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.packet import Packet
+from av.stream import Stream
 
 from cutout.io.timeline import Increasing, Timeline
 from cutout.io.video import demuxed, open_container, raise_if_fatal
@@ -62,21 +63,24 @@ class AudioTracks:
         self.shapes: dict[int, tuple[str, str, int]] = {}  # each re-encoded stream's first sample format, layout, rate
         self.converters: dict[tuple[int, tuple[str, str, int]], av.AudioResampler] = {}  # to that, from another
         self.streams: dict[int, tuple[AudioStream, AudioStream, bool]] = {}  # index: input, output, copied
-        for stream in self.source.streams.audio:
+        audio = self.source.streams.audio
+        known = {stream.index for stream in audio if _settings_known(stream)}
+        # PCM in MP4 (ISO 23003-5) is written by FFmpeg, but QuickTime, browsers and most editors cannot play it
+        pcm = {stream.index for stream in audio if stream.index in known and stream.codec_context.name[:4] == "pcm_"}
+        candidates = sorted(known - pcm if muxer == "mp4" else known)
+        copyable = _copyable(muxer, path, candidates) if candidates else set()
+        for stream in audio:
             if stream.codec_context is None:
                 notes.append(f"dropped audio stream #{stream.index}: its codec is unknown to this FFmpeg")
                 continue
-            context = stream.codec_context
-            if not (context.channels and context.sample_rate):  # no encoder or muxer takes it: it failed the clip
+            if stream.index not in known:  # no encoder or muxer takes it: it failed the clip
                 notes.append(
                     f"dropped audio stream #{stream.index} ({_name(stream)}): its channels and sample rate are not "
                     "known from the start of the file (damaged, or a sound that begins later?)"
                 )
                 continue
             try:
-                # PCM in MP4 (ISO 23003-5) is written by FFmpeg, but QuickTime, browsers and most editors cannot play it
-                pcm_in_mp4 = muxer == "mp4" and stream.codec_context.name.startswith("pcm_")
-                if pcm_in_mp4 or not _muxer_takes(muxer, path, stream.index):
+                if stream.index not in copyable:
                     raise ValueError(stream.codec_context.name)
                 self.streams[stream.index] = (stream, output.add_stream_from_template(stream), True)
             except ValueError:  # the container does not take this codec, or not with these settings
@@ -85,8 +89,8 @@ class AudioTracks:
                     f"audio stream #{stream.index} ({_name(stream)}) cannot go into {muxer.upper()} as it "
                     f"is: re-encoded to {_name_of(codec)} at {bit_rate // 1000} kb/s"
                 )
-        for index, (source, _, _) in self.streams.items():  # back by more than 0.2 s: a new part (or wild)
-            self.timelines[index] = Timeline(jump=max(1, round(0.2 / (source.time_base or Fraction(1, 1000)))))
+            # back by more than 0.2 s: a new part (or a wild timestamp)
+            self.timelines[stream.index] = Timeline(jump=max(1, round(0.2 / (stream.time_base or Fraction(1, 1000)))))
         self.packets: Iterator[Packet] | None = None
         self.pending: Packet | None = None
 
@@ -127,26 +131,20 @@ class AudioTracks:
 
     def _in_order(self, packets: Iterator[Packet]) -> Iterator[Packet]:
         """The demuxed packets, each stream's timestamps made to increase as the video's are (recordings joined
-        end to end follow one another: :mod:`cutout.io.timeline`); damaged container data ends them there, as
-        the video reader keeps what it read up to there too."""
+        end to end follow one another: :mod:`cutout.io.timeline`)."""
         orders = {
             index: Increasing(self.timelines[index], _dts, _set_dts, lambda packet: packet.duration or 1)
             for index in self.streams
         }
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.error.FFmpegError as error:
-                if not isinstance(error, av.error.MemoryError):  # the demuxer's ENOMEM: an absurd packet size
-                    raise_if_fatal(error)
-                self.damaged = True
-                break
+        for packet in packets:
             order = orders.get(packet.stream_index)
             yield from order.add(packet) if order is not None else [packet]
         for order in orders.values():
             yield from order.end()
+
+    def _broke_off(self) -> None:
+        """Damaged container data ended the audio there, as the video reader keeps what it read up to there."""
+        self.damaged = True
 
     def _decode(self, source: AudioStream, packet: Packet | None) -> list[AudioFrame]:
         """``source.decode(packet)``; a damaged packet (None: the flush) gives no samples instead of an error,
@@ -163,7 +161,10 @@ class AudioTracks:
             with contextlib.suppress(av.error.FFmpegError):
                 self.source.seek(int(window.shift * av.time_base), backward=True)
         sources = [source for source, _, _ in self.streams.values()]
-        self.packets = self._in_order(demuxed(self.source, *sources)) if sources else iter(())  # none: demux reads all
+        if not sources:  # demux() with none reads all
+            self.packets = iter(())
+            return
+        self.packets = self._in_order(demuxed(self.source, *sources, on_damage=self._broke_off))
 
     def _route(self, packet: Packet, window: Window) -> None:
         source, output, copied = self.streams[packet.stream_index]
@@ -250,32 +251,43 @@ _USUAL_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1"
 _TRIAL_PACKETS = 1000  # how far into a file (of all its streams' packets) the trial looks for its first packet
 
 
-def _muxer_takes(muxer: str, path: Path, index: int) -> bool:
-    """Whether ``muxer`` takes the packets of audio stream ``index`` of ``path`` as they are: a file with a copy of
-    the stream and its first packet is written in memory. What a muxer refuses shows only then: MOV refuses Opus
-    and FLAC when its header is written ("only supported in MP4"), MP4 refuses PCM whose channels are in no stated
-    order (as MKV and AVI keep them) when it writes its index, at the end; and a file that fails there is lost."""
+def _settings_known(stream: AudioStream) -> bool:
+    """Whether FFmpeg found the stream's codec, channels and sample rate when the file was opened."""
+    context = stream.codec_context
+    return context is not None and bool(context.channels and context.sample_rate)
+
+
+def _copyable(muxer: str, path: Path, indices: list[int]) -> set[int]:
+    """Which of the audio streams ``indices`` of ``path`` ``muxer`` takes as they are: for each, a file with a
+    copy of the stream and its first packet is written in memory. What a muxer refuses shows only then: MOV
+    refuses Opus and FLAC when its header is written ("only supported in MP4"), MP4 refuses PCM whose channels
+    are in no stated order (as MKV and AVI keep them) when it writes its index, at the end; and a file that fails
+    there is lost. The first packets are looked for, in one pass, among the file's first ones: a track that holds
+    none is not searched for to the end of the file."""
     with open_container(path) as source:
-        stream = source.streams[index]
-        first = None
-        with contextlib.suppress(av.error.FFmpegError):  # damaged data: the reader says so; here, go without
-            # among the file's first packets: a track that holds none is not searched for to the end of the file
-            for packet in itertools.islice(demuxed(source), _TRIAL_PACKETS):
-                if packet.stream.index == index and packet.dts is not None and packet.size:
-                    first = packet
+        firsts: dict[int, Packet] = {}
+        for packet in itertools.islice(demuxed(source), _TRIAL_PACKETS):  # damaged data: go without a packet
+            if packet.stream.index in indices and packet.dts is not None and packet.size:
+                firsts.setdefault(packet.stream.index, packet)
+                if len(firsts) == len(indices):
                     break
-        trial = av.open(io.BytesIO(), "w", format=muxer)
-        try:
-            copy = trial.add_stream_from_template(stream)
-            trial.start_encoding()  # the header, also when no packet could be read
-            if first is not None:
-                first.stream = copy
-                trial.mux(first)
+        return {index for index in indices if _muxer_takes(muxer, source.streams[index], firsts.get(index))}
+
+
+def _muxer_takes(muxer: str, stream: Stream, first: Packet | None) -> bool:
+    """Whether ``muxer`` writes a file of a copy of ``stream`` and its ``first`` packet (None: none was read)."""
+    trial = av.open(io.BytesIO(), "w", format=muxer)
+    try:
+        copy = trial.add_stream_from_template(stream)
+        trial.start_encoding()  # the header, also when no packet could be read
+        if first is not None:
+            first.stream = copy
+            trial.mux(first)
+        trial.close()
+    except (ValueError, av.error.FFmpegError):
+        with contextlib.suppress(Exception):
             trial.close()
-        except (ValueError, av.error.FFmpegError):
-            with contextlib.suppress(Exception):
-                trial.close()
-            return False
+        return False
     return True
 
 

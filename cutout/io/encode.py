@@ -123,10 +123,11 @@ def encode_image(
     if format == "jpg" and channels == 4:
         raise ValueError("JPEG has no alpha channel: composite the (H, W, 4) cutout over a background first")
     height, width = array.shape[:2]
-    if max(height, width) > _MAX_SIDE.get(format, max(height, width)):
+    limit = _MAX_SIDE.get(format)
+    if limit is not None and max(height, width) > limit:
         raise OutputError(
-            f"a {format.upper()} image is at most {_MAX_SIDE[format]} pixels a side and this one is {width} x "
-            f"{height}: choose --format png or tif"
+            f"a {format.upper()} image is at most {limit} pixels a side and this one is {width} x {height}: choose "
+            "--format png or tif"
         )
     pillow_name, options = _PILLOW[format]
     # Pillow frames the EXIF as each format wants ("Exif\0\0" first in JPEG's APP1)
@@ -370,10 +371,11 @@ def _shortened(name: str, size: int) -> str:
 
 def _output_error(path: Path, error: OSError) -> OutputError:
     reason = error.strerror or str(error)
-    if error.errno == errno.ENAMETOOLONG and len(os.fsencode(path.name)) > _NAME_MAX:
+    size = len(os.fsencode(path.name))
+    if error.errno == errno.ENAMETOOLONG and size > _NAME_MAX:
         return OutputError(
-            f"cannot write {path}: its name is {len(os.fsencode(path.name))} bytes, more than the {_NAME_MAX} a file "
-            "name may have; use a shorter name"
+            f"cannot write {path}: its name is {size} bytes, more than the {_NAME_MAX} a file name may have; use a "
+            "shorter name"
         )
     in_the_way = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
     if in_the_way is not None:

@@ -221,7 +221,7 @@ def _tiff_pages(image: Image.Image) -> int | None:
     dimensions" and the like). The first page, already decoded, then stays the image, its own tags restored."""
     try:
         return int(getattr(image, "n_frames", 1))
-    except (CutoutError, MemoryError):
+    except MemoryError:
         raise
     except Exception:
         image.seek(0)  # counting left the damaged page's tags in place

@@ -24,9 +24,10 @@ here, gives the colours alone.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -286,16 +287,7 @@ def _vp9_alpha(stream: VideoStream) -> bool:
 
 
 def _first_frame(container: InputContainer, stream: VideoStream, path: Path) -> AvFrame:
-    packets = demuxed(container, stream)
-    for _ in range(_PROBE_PACKETS):
-        try:
-            packet = next(packets)
-        except StopIteration:
-            break
-        except av.error.FFmpegError as error:  # damaged container data (ENOMEM: an absurd packet size) ends it
-            if not isinstance(error, av.error.MemoryError):
-                raise_if_fatal(error)
-            break
+    for packet in itertools.islice(demuxed(container, stream), _PROBE_PACKETS):
         try:
             frames = packet.decode()
         except av.error.DecoderNotFoundError:
@@ -328,16 +320,31 @@ def _undecodable(path: Path, stream: VideoStream) -> str:
     )
 
 
-def demuxed(container: InputContainer, *streams: Stream) -> Iterator[Packet]:
-    """``container.demux(*streams)``, read on past the packets of a stream that appears midway (an MPEG-TS
-    capture whose broadcast adds one): PyAV knows only the streams found at the start, and raises IndexError
-    for a packet of another, ending its generator."""
+def demuxed(
+    container: InputContainer, *streams: Stream, on_damage: Callable[[], None] | None = None
+) -> Iterator[Packet]:
+    """``container.demux(*streams)``, for a file that may be damaged:
+
+    * damaged container data ends the packets there (``on_damage`` is called), as ffmpeg stops reading; so does
+      the demuxer's ENOMEM, which a damaged index causes by giving a packet an absurd size (1 GB);
+    * packets of a stream that appears midway (an MPEG-TS capture whose broadcast adds one) are read past: PyAV
+      knows only the streams found at the start, and raises IndexError for a packet of another, ending its
+      generator.
+
+    Errors that are not damaged data (see :func:`raise_if_fatal`) are raised.
+    """
     while True:
         try:
             yield from container.demux(*streams)
             return
         except IndexError:  # that packet is not one of ``streams``: a new generator reads on from the next
             continue
+        except av.error.FFmpegError as error:
+            if not isinstance(error, av.error.MemoryError):
+                raise_if_fatal(error)
+            if on_damage is not None:
+                on_damage()
+            return
 
 
 def raise_if_fatal(error: av.error.FFmpegError) -> None:
@@ -643,18 +650,8 @@ class VideoReader:
 
     def _decoded(self) -> Iterator[AvFrame]:
         bad_in_a_row = 0
-        packets = demuxed(self._container, self._stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                return
-            except av.error.FFmpegError as error:  # damaged container data: keep what was read, stop here
-                if not isinstance(error, av.error.MemoryError):  # the demuxer's ENOMEM: a damaged, absurd packet size
-                    raise_if_fatal(error)
-                self.skipped += 1
-                yield from self._flush()
-                return
+        damaged: list[bool] = []  # damaged container data ended the packets: keep what was read
+        for packet in demuxed(self._container, self._stream, on_damage=lambda: damaged.append(True)):
             try:
                 frames = self._decoder.decode(packet)
             except av.error.FFmpegError as error:
@@ -669,6 +666,9 @@ class VideoReader:
                 continue
             bad_in_a_row = 0
             yield from frames
+        if damaged:
+            self.skipped += 1
+            yield from self._flush()
 
     def _flush(self) -> list[AvFrame]:
         try:

@@ -256,14 +256,12 @@ class VideoWriter:
             self._window.shift, self._window.shift_pts = float(pts * self.info.time_base), pts
         array = _checked(array, self.info, self._sink.channels)
         self._last_pts, duration = pts, duration or _frame_span(self.info)
+        self._window.last_end = float((pts + duration) * self.info.time_base)
         if self._too_soon(pts):  # the frame kept before shows until this one would have ended
             self._sink.last_duration = pts + duration - self._kept_pts  # type: ignore[operator]
-            self._window.last_end = float((pts + duration) * self.info.time_base)
             return
         self._sink.write(array, pts)
-        self._kept_pts = pts
-        self._sink.last_duration = duration
-        self._window.last_end = float((pts + duration) * self.info.time_base)
+        self._kept_pts, self._sink.last_duration = pts, duration
         self.frames_written += 1
 
     def _too_soon(self, pts: int) -> bool:
