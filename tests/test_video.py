@@ -796,20 +796,24 @@ def test_damaged_audio_packets_leave_a_gap_in_the_sound_not_a_failed_clip(clips:
     assert 1.2 < seconds < 1.55  # the sound of the second and a half, less the damaged packets' few ms
 
 
-def _ts_part(path: Path, size: tuple[int, int], frames: int) -> bytes:
-    """An MPEG-TS recording of ``frames`` grey frames at 10 fps with a tone (AAC), its timestamps from 0."""
+def _ts_part(
+    path: Path, size: tuple[int, int], frames: int, layout: str = "stereo", rate: int = 48000, step: int = 10
+) -> bytes:
+    """An MPEG-TS recording of ``frames`` grey frames at 10 fps, growing brighter by ``step``, with a tone (AAC,
+    ``layout``, ``rate`` Hz), its timestamps from 0."""
     width, height = size
     with av.open(str(path), "w", format="mpegts") as container:
         video = container.add_stream("libx264", rate=10)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        audio = container.add_stream("aac", rate=48000)
-        audio.layout = "stereo"
-        tone = (np.sin(np.arange(4800) / 10)[None].repeat(2, 0) * 0.3).astype(np.float32)
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = layout
+        channels = 1 if layout == "mono" else 2
+        tone = (np.sin(np.arange(rate // 10) / 10)[None].repeat(channels, 0) * 0.3).astype(np.float32)
         for index in range(frames):
-            picture = np.full((height, width, 3), 40 + 10 * index, np.uint8)
+            picture = np.full((height, width, 3), 40 + step * index, np.uint8)
             container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-            sound = av.AudioFrame.from_ndarray(tone, format="fltp", layout="stereo")
-            sound.sample_rate, sound.pts = 48000, index * 4800
+            sound = av.AudioFrame.from_ndarray(tone, format="fltp", layout=layout)
+            sound.sample_rate, sound.pts = rate, index * (rate // 10)
             container.mux(audio.encode(sound))
         container.mux(video.encode(None))
         container.mux(audio.encode(None))
@@ -1047,26 +1051,9 @@ def test_sound_that_changes_channels_and_rate_midway_is_converted_to_the_first(t
     # with ValueError("Frame does not match AudioResampler setup")
     from cutout.video import process_video
 
-    parts = []
-    for number, (layout, rate) in enumerate((("stereo", 48000), ("mono", 44100))):
-        path = tmp_path / f"{number}.ts"
-        with av.open(str(path), "w", format="mpegts") as container:
-            video = container.add_stream("libx264", rate=10)
-            video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-            audio = container.add_stream("aac", rate=rate)
-            audio.layout = layout
-            for index in range(20):
-                picture = np.full((120, 160, 3), 40 + 5 * index, np.uint8)
-                container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-                channels = 1 if layout == "mono" else 2
-                sound = av.AudioFrame.from_ndarray(np.zeros((channels, rate // 10), np.float32), "fltp", layout)
-                sound.sample_rate, sound.pts = rate, index * (rate // 10)
-                container.mux(audio.encode(sound))
-            container.mux(video.encode(None))
-            container.mux(audio.encode(None))
-        parts.append(path.read_bytes())
+    stereo = _ts_part(tmp_path / "0.ts", (160, 120), 20, "stereo", 48000, step=5)
     source = tmp_path / "broadcast.ts"
-    source.write_bytes(b"".join(parts))
+    source.write_bytes(stereo + _ts_part(tmp_path / "1.ts", (160, 120), 20, "mono", 44100, step=5))
     summary = process_video(source, tmp_path / "out.webm", _LeftHalf(), VideoOptions())
     assert summary.frames == 40
     assert any(
