@@ -408,6 +408,68 @@ def test_labelme_image_embedded_as_image_data(tmp_path: Path) -> None:
     assert float(sample["mask"][0, 8, 10]) == 1.0 and float(sample["mask"][0, 15, 10]) == 0.0
 
 
+def _png_base64(array: np.ndarray) -> str:
+    import base64
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_labelme_mask_shapes_are_drawn_where_labelme_puts_them(tmp_path: Path) -> None:
+    # labelme 5's AI-assisted and brush tools save a "mask" shape: a 0/1 PNG of the box between its two corners
+    region = np.zeros((6, 8), np.uint8)
+    region[1:5, 2:7] = 1
+    save(tmp_path / "shot.jpg", photo(30, 40))
+    shapes = [
+        {"label": "cup", "points": [[10, 12], [17, 17]], "shape_type": "mask", "mask": _png_base64(region)},
+        {"label": "cup", "points": [[36, 26], [43, 31]], "shape_type": "mask", "mask": _png_base64(region)},
+        {"label": "cup", "points": [[1e12, 5], [1e12 + 7, 10]], "shape_type": "mask", "mask": _png_base64(region)},
+    ]
+    document = {"shapes": shapes, "imagePath": "shot.jpg", "imageData": None}
+    (tmp_path / "shot.json").write_text(json.dumps(document))
+    mask = build_dataset(f"labelme:{tmp_path}", split="val", size=(30, 40), val_fraction=0)[0]["mask"][0].numpy()
+    expected = np.zeros((30, 40), np.float32)
+    expected[13:17, 12:17] = 1  # the first: whole, 1 row and 2 columns into its box
+    expected[27:30, 38:40] = 1  # the second: cut off by the image's edges; the third lies far outside
+    np.testing.assert_array_equal(mask, expected)
+
+
+def test_broken_labelme_files_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    save(tmp_path / "good.jpg", photo(20, 30))
+    good = [{"label": "x", "points": [[5, 5], [14, 12]], "shape_type": "rectangle"}]
+    broken = {
+        "no-points": [{"label": "x", "shape_type": "polygon"}],
+        "words": [{"label": "x", "points": [["a", "b"], [1, 2], [3, 4]]}],
+        "triples": [{"label": "x", "points": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}],
+        "not-finite": [{"label": "x", "points": [[1, 2], [float("nan"), 5], [7, 8]]}],
+        "not-a-shape": ["x"],
+        "bad-mask": [{"label": "x", "points": [[1, 1], [4, 4]], "shape_type": "mask", "mask": "bm90IGEgcG5n"}],
+        "no-mask": [{"label": "x", "points": [[1, 1], [4, 4]], "shape_type": "mask", "mask": None}],
+    }
+    for name, shapes in {"good": good, **broken}.items():
+        save(tmp_path / f"{name}.jpg", photo(20, 30))
+        (tmp_path / f"{name}.json").write_text(json.dumps({"shapes": shapes, "imagePath": f"{name}.jpg"}))
+    (tmp_path / "truncated.json").write_text('{"shapes": [{"label": "x", "points": [[1, ')
+    save(tmp_path / "truncated.jpg", photo(20, 30))
+    (tmp_path / "bad-image-data.json").write_text(json.dumps({"shapes": good, "imageData": "bm90IGFuIGltYWdl"}))
+    with pytest.warns(UserWarning, match=r"cannot read the labelme file .*truncated\.json: .*; it is left out"):
+        dataset = build_dataset(f"labelme:{tmp_path}", split="val", size=(20, 30), val_fraction=0)
+    assert len(dataset) == len(broken) + 2  # truncated.json is left out; the others fail when read
+    with pytest.warns(UserWarning) as caught:
+        samples = [dataset[i] for i in range(len(dataset))]
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == len(broken) + 1, messages
+    assert all(message.startswith("skipped ") and "(another sample used instead)" in message for message in messages)
+    assert "bad-image-data.json: its imageData is not a base64 image" in messages[0]
+    for name, message in zip(sorted(broken), messages[1:], strict=True):
+        assert f"{name}.json" in message, (name, message)
+    assert "shape 1 ('x') has no points" in "".join(messages) and "is a mask whose data is not" in "".join(messages)
+    assert all(float(sample["mask"][0, 8, 10]) == 1.0 for sample in samples)  # the good file stands in for all
+
+
 def test_palette_png_class_ids(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -189,7 +189,11 @@ def find_labelme(folder: Path) -> list[Pair]:
         raise UsageError(f"{folder} is not a folder of labelme .json files")
     by_stem, pairs = list_images(folder), []
     for path in sorted(folder.glob("*.json")):
-        document = read_labelme(path)
+        try:
+            document = read_labelme(path)
+        except InputError as error:  # one broken file does not stop a run: it is left out, and said so
+            warnings.warn(f"{error}; it is left out", stacklevel=2)
+            continue
         named = folder / str(document.get("imagePath") or "").replace("\\", "/")  # labelme on Windows writes '\\'
         image = named if named.is_file() else by_stem.get(path.stem)
         if image is None and document.get("imageData"):
@@ -205,8 +209,14 @@ def find_labelme(folder: Path) -> list[Pair]:
 
 def labelme_classes(folder: Path) -> list[str]:
     """The sorted union of the shape labels of every labelme file in ``folder`` and its subfolders."""
-    files = sorted(folder.rglob("*.json"))
-    return sorted({str(shape.get("label", "")) for path in files for shape in read_labelme(path).get("shapes", [])})
+    labels: set[str] = set()
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            shapes = read_labelme(path).get("shapes", [])
+        except InputError:  # find_labelme warns of it and leaves it out
+            continue
+        labels.update(str(shape.get("label", "")) for shape in shapes if isinstance(shape, dict))
+    return sorted(labels)
 
 
 def find_composites(folder: Path) -> tuple[list[Pair], list[Path]]:
@@ -232,8 +242,12 @@ def _is_image(path: Path) -> bool:
 def read_rgb(path: Path) -> np.ndarray:
     """An image file (or a labelme .json's embedded image) as upright RGB. Shape: -> (H, W, 3) uint8."""
     if path.suffix.lower() == ".json":
-        data = base64.b64decode(str(read_labelme(path)["imageData"]))
-        return rgb_array(load_image(data, max_pixels=None))
+        embedded = read_labelme(path).get("imageData")
+        try:
+            data = base64.b64decode(embedded if isinstance(embedded, str) else "", validate=True)
+            return rgb_array(load_image(data, max_pixels=None))
+        except (ValueError, InputError):
+            raise InputError(f"{path}: its imageData is not a base64 image") from None
     return rgb_array(load_image(path, max_pixels=None))
 
 
@@ -296,15 +310,22 @@ def read_labelme(path: Path) -> dict[str, Any]:
 def rasterize_labelme(path: Path, height: int, width: int, class_ids: Mapping[str, int] | None = None) -> np.ndarray:
     """The shapes of a labelme file drawn in file order (later over earlier) with Pillow's ImageDraw.
 
-    Polygons, rectangles (two corners) and circles (centre, a point on the circle) are drawn; other shape types
-    (lines, points) cover no area and are skipped. With ``class_ids`` each shape is filled with its label's id;
-    without, every shape is foreground (1).
+    Polygons, rectangles (two corners), circles (centre, a point on the circle) and masks (labelme's AI and
+    brush masks: a base64 PNG placed at the first of two corners) are drawn; other shape types (lines, points)
+    cover no area and are skipped. With ``class_ids`` each shape is filled with its label's id; without, every
+    shape is foreground (1).
+
+    Raises:
+        InputError: the file is not labelme's, or a shape is broken (no points, points that are not pairs of
+            numbers, a mask that is not an image); the sample is skipped with a warning that says which shape.
 
     Shape: -> (H, W) uint8 (class ids, or 0/1).
     """
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
-    for shape in read_labelme(path).get("shapes", []):
+    for number, shape in enumerate(read_labelme(path).get("shapes", []), 1):
+        if not isinstance(shape, dict):
+            raise InputError(f"{path}: shape {number} is not a labelme shape (an object with label and points)")
         label = str(shape.get("label", ""))
         if class_ids is None:
             value = 1
@@ -312,12 +333,43 @@ def rasterize_labelme(path: Path, height: int, width: int, class_ids: Mapping[st
             value = class_ids[label]
         else:
             raise InputError(f"{path} has the label {label!r}, which is not among the classes {sorted(class_ids)}")
-        _draw_shape(draw, shape.get("shape_type") or "polygon", [tuple(map(float, p)) for p in shape["points"]], value)
+        kind = str(shape.get("shape_type") or "polygon")
+        xy = _shape_points(path, number, label, shape.get("points"))
+        if kind == "mask":
+            _paste_mask(canvas, path, number, label, xy, shape.get("mask"), value)
+        else:
+            _draw_shape(draw, kind, xy, value)
     return np.asarray(canvas)
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, points: list[tuple[float, ...]], value: int) -> None:
-    xy = [(p[0], p[1]) for p in points]
+def _shape_points(path: Path, number: int, label: str, points: object) -> list[tuple[float, float]]:
+    """A shape's points as (x, y) pairs of finite numbers, or InputError naming the shape."""
+    try:
+        xy = [(float(x), float(y)) for x, y in points]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        xy = []
+    if not xy or not np.isfinite(xy).all():
+        raise InputError(f"{path}: shape {number} ({label!r}) has no points, or points that are not (x, y) numbers")
+    return xy
+
+
+def _paste_mask(
+    canvas: Image.Image, path: Path, number: int, label: str, xy: list[tuple[float, float]], data: object, value: int
+) -> None:
+    """A labelme mask shape: a base64 PNG of the box from its first corner (x1, y1) to its second, inclusive,
+    nonzero where the shape is; labelme's AI-assisted and brush tools make them."""
+    try:
+        mask = load_image(base64.b64decode(data if isinstance(data, str) else "", validate=True), max_pixels=None)
+        values = np.asarray(mask)  # labelme writes 0 and 1 in grey
+        region = values != 0 if values.ndim == 2 else (values != 0).any(axis=2)
+    except (ValueError, InputError):
+        raise InputError(f"{path}: shape {number} ({label!r}) is a mask whose data is not a base64 image") from None
+    left, top = int(xy[0][0]), int(xy[0][1])  # as labelme places it
+    if -region.shape[1] < left < canvas.width and -region.shape[0] < top < canvas.height:  # else none of it shows
+        canvas.paste(value, (left, top), Image.fromarray(region.astype(np.uint8) * 255))
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, xy: list[tuple[float, float]], value: int) -> None:
     if kind == "polygon" and len(xy) >= 3:
         draw.polygon(xy, fill=value, outline=value)
     elif kind == "rectangle" and len(xy) == 2:
