@@ -569,6 +569,23 @@ def test_a_corrupt_file_is_skipped_with_a_warning_not_the_end_of_training(tmp_pa
         dataset[0]
 
 
+def test_a_file_too_large_to_decode_is_skipped_too(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # a damaged header can claim gigapixels (found by fuzzing): training reads have no pixel limit, so the decoder
+    # runs out of memory; that file is skipped like any unreadable one
+    make_pairs(tmp_path / "images", tmp_path / "masks", ["a", "b"])
+    read_alpha = layouts.read_alpha
+
+    def huge(path: Path) -> np.ndarray:
+        if Path(path).stem == "a":
+            raise MemoryError
+        return read_alpha(path)
+
+    monkeypatch.setattr(layouts, "read_alpha", huge)
+    dataset = build_dataset(tmp_path, split="val", size=24, val_fraction=0)
+    with pytest.warns(UserWarning, match=r"skipped a \(another sample used instead\): not enough memory to decode it"):
+        assert dataset[0]["name"] == "b"
+
+
 def test_an_unreadable_file_is_named_once_per_run_not_once_per_epoch(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     make_pairs(tmp_path / "images", tmp_path / "masks", ["a", "b", "c", "d"])
     (tmp_path / "images" / "b.jpg").write_bytes(b"garbage, not a JPEG")

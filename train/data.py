@@ -133,8 +133,10 @@ class _Samples(Dataset[Sample]):
                 continue
             try:
                 return to_tensors(self.arrays(pick), self.normalize, self.pairs[pick].name)
-            except (InputError, OSError) as error:
+            except (InputError, OSError, MemoryError) as error:
                 self.unreadable[pick] = 1
+                if isinstance(error, MemoryError):  # a damaged header can claim a size of gigapixels
+                    error = InputError("not enough memory to decode it (damaged, or too large for this machine)")
                 warnings.warn(f"skipped {self.pairs[pick].name} (another sample used instead): {error}", stacklevel=2)
                 first = first or error
         why = f"the first: {first}" if first else "each was named in a warning before"
