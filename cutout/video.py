@@ -16,7 +16,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -165,26 +165,34 @@ def cutout_frames(
     # smoothing below sees the frames in order.
     workers = session.predictor.concurrency
     predicted = parallel_map(predict, batched(prepared, options.batch_size), workers, ahead=workers, cancel=cancel)
-    for batch, predictions in predicted:
-        for frame, prediction in zip(batch, predictions, strict=True):
-            assert frame.input is not None
-            alpha = smoother(
-                normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
-            )
-            mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
-            if backgrounds is not None and not remove.only_mask:
-                height, width = frame.rgb.shape[:2]
-                picture, picture_aspect = next(backgrounds)
-                background = cover(picture, height, width, pixel_aspect, picture_aspect)
-                finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
-                yield over_background(*finished, background), frame.pts
-            else:
-                yield session.render(frame.rgb, mask, remove, alpha=frame.alpha), frame.pts
+    try:
+        for batch, predictions in predicted:
+            for frame, prediction in zip(batch, predictions, strict=True):
+                assert frame.input is not None
+                alpha = smoother(
+                    normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
+                )
+                mask = resize_mask(spec, alpha, *frame.rgb.shape[:2])
+                if backgrounds is not None and not remove.only_mask:
+                    height, width = frame.rgb.shape[:2]
+                    picture, picture_aspect = next(backgrounds)
+                    background = cover(picture, height, width, pixel_aspect, picture_aspect)
+                    finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
+                    yield over_background(*finished, background), frame.pts
+                else:
+                    yield session.render(frame.rgb, mask, remove, alpha=frame.alpha), frame.pts
+    finally:
+        # now, not when the garbage collector gets to them: an error's traceback keeps this frame, and with it the
+        # inference threads, which would go on reading ``frames`` while the caller closes it (a background video
+        # that fails to open ended the run with "generator already executing"; found by fuzzing)
+        predicted.close()
+        if backgrounds is not None:
+            backgrounds.close()
 
 
 def _background_frames(
     path: Path, cancel: threading.Event | None, hdr: tuple[int, int] | None = None
-) -> Iterator[tuple[np.ndarray, Fraction]]:
+) -> Generator[tuple[np.ndarray, Fraction], None, None]:
     """The background video's frames and its pixel aspect, looped for as long as they are asked for, in the signal
     of the frames they go behind: ``hdr`` (an HDR one's transfer and primaries) or SDR (None). An SDR video is
     converted into an HDR signal, an HDR one tone-mapped to SDR (and from there into another HDR signal)."""

@@ -373,6 +373,40 @@ def test_an_unreadable_background_video_is_a_usage_error(clips: Path, tmp_path: 
     assert not (tmp_path / "o.mp4").exists()
 
 
+def test_a_background_video_failing_midway_stops_the_inference_threads_before_the_error_is_raised(
+    tmp_path: Path,
+) -> None:
+    # Found by fuzzing: a background video that fails once the cutout is under way (the API does not check it
+    # first, as the command does) left the inference threads reading the frames, held by the error's traceback,
+    # while process_video closed them: "ValueError: generator already executing" in 1 run of 5.
+    import threading
+
+    from cutout.errors import CutoutError
+    from cutout.pipeline import threaded
+    from cutout.video import cutout_frames
+
+    fake = tmp_path / "beach.mp4"
+    fake.write_text("not a video")
+    cancel = threading.Event()
+
+    def endless():  # type: ignore[no-untyped-def]
+        while not cancel.is_set():
+            yield np.full((48, 64, 3), 90, np.uint8), None
+
+    frames = threaded(endless(), maxsize=4, name="test-decode", cancel=cancel)
+    options = VideoOptions(background_video=fake)
+    try:
+        with pytest.raises(CutoutError, match="beach.mp4") as caught:
+            list(cutout_frames(frames, _LeftHalf(), options, cancel=cancel))
+        assert caught.traceback  # the traceback, and the frames it holds, are still alive here
+        assert not frames.gi_running
+        running = {t.name.rstrip("_0123456789") for t in threading.enumerate()}
+        assert not running & {"cutout-feeder", "cutout-worker"}, running  # stopped, not waiting for the caller
+        frames.close()  # what process_video does next
+    finally:
+        cancel.set()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
