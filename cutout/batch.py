@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
-from cutout.errors import CutoutError, InputError, memory_shortage, out_of_memory
+from cutout.errors import CutoutError, DiskFullError, InputError, memory_shortage, out_of_memory
 from cutout.io.encode import encode_cutout_png, made_by_cutout
 from cutout.io.images import (
     alpha_array,
@@ -75,6 +75,8 @@ class Outcome:
     status: Status
     reason: str = ""
     data: bytes | None = None
+    #: the output's disk is full: the batch ends after this outcome (no later result could be saved either)
+    ends_batch: bool = False
 
 
 @dataclass
@@ -157,8 +159,10 @@ def process_images(
     A job marked :attr:`Job.skip_if_ours` whose file cutout made (an earlier result) is skipped, its outcome says so.
 
     With ``fail_fast`` the first failure raises its :class:`CutoutError` after being yielded, so no more
-    jobs start. Interrupting (closing the generator, Ctrl-C) stops every thread; files already being
-    written are completed (writes are atomic), no partial file is left. ``cancel``, if given, is set then
+    jobs start. A full disk (:class:`~cutout.errors.DiskFullError`) ends the run after its outcome (marked
+    :attr:`Outcome.ends_batch`) whatever ``fail_fast`` says: no later result could be saved either.
+    Interrupting (closing the generator, Ctrl-C) stops every thread; files already being written are completed
+    (writes are atomic), no partial file is left. ``cancel``, if given, is set then
     too: an endless ``jobs`` (``--watch``) that waits on it ends at once.
     """
     # Each stage pulls from the one before in its own feeder thread; "ahead" is kept short because every image
@@ -175,6 +179,8 @@ def process_images(
     try:
         for outcome in finished:
             yield outcome
+            if outcome.ends_batch:  # the images in flight are finished (or fail) unreported; the rest not started
+                return
             if fail_fast and outcome.status == "failed":
                 raise CutoutError(f"{outcome.job.name}: {outcome.reason} (stopped by --fail-fast)")
     finally:
@@ -234,6 +240,8 @@ def _finish(session: Session, options: RemoveOptions, work: _Work) -> Outcome:
         if work.job.target is None:
             return Outcome(work.job, "done", data=data)
         write_atomic(work.job.target, data)
+    except DiskFullError as error:
+        return Outcome(work.job, "failed", str(error), ends_batch=True)
     except CutoutError as error:
         return Outcome(work.job, "failed", str(error))
     except MemoryError:

@@ -38,6 +38,16 @@ class OutputError(CutoutError):
     """An output file or folder that cannot be written (permission denied, a file where a folder should be, ...)."""
 
 
+class DiskFullError(OutputError):
+    """The output's disk (or the user's quota there) is full: nothing more can be written there, so a batch stops
+    at once rather than cut out every remaining file only to fail to save it."""
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether an OSError (or FFmpeg's error, which is one) says the disk or the quota is full."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class DeviceError(BackendError, UsageError):
     """A --device that this machine or this install cannot give (no CUDA provider, no such GPU): a usage error."""
 

@@ -162,6 +162,26 @@ def test_fail_fast_stops_at_the_first_failure(photos: Path, tmp_path: Path) -> N
     assert seen == ["done", "done", "failed"]
 
 
+def test_a_full_disk_ends_the_run_after_its_outcome(photos: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import errno
+
+    import cutout.batch
+    from cutout.io import encode
+
+    written = []
+
+    def full(path: Path, data: bytes) -> None:
+        if written:
+            raise encode._output_error(path, OSError(errno.EDQUOT, "Disk quota exceeded"))
+        written.append(path)
+
+    monkeypatch.setattr(cutout.batch, "write_atomic", full)
+    jobs = [Job(s, tmp_path / "out" / f"{s.stem}.png") for s in sorted(photos.iterdir())]
+    outcomes = _run(jobs, workers=1)  # no fail_fast: a full disk stops the run anyway
+    assert [(o.status, o.ends_batch) for o in outcomes] == [("done", False), ("failed", True)]
+    assert "disk quota exceeded; free some space there, or choose another output folder" in outcomes[1].reason
+
+
 class SlowSession(FakeSession):
     """The first image's inference is quick, the next ones run until the pipeline stops them (as onnxruntime's
     do when their terminate flag is set): a pipeline closed on Ctrl-C must not wait for them to end."""

@@ -498,6 +498,35 @@ def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) ->
     assert result.returncode == 1 and "fail-fast" in result.stderr.decode()
 
 
+def test_a_full_disk_stops_the_batch_with_what_to_do(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:
+    # Each file of a 10,000-photo batch would otherwise be cut out only to fail to save. The disk fills (ENOSPC,
+    # from the kernel, at the fsync of the second result) in the real command, started as the tests start it.
+    code = (
+        "import errno, os, sys\n"
+        "calls, fsync = [], os.fsync\n"
+        "def full(fd):\n"
+        "    calls.append(fd)\n"
+        "    if len(calls) > 1:\n"
+        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
+        "    fsync(fd)\n"
+        "os.fsync = full\n"
+        "from cutout.cli.main import main; sys.argv = ['cutout', *sys.argv[1:]]; main()"
+    )
+    for copy in range(3):  # six photos in all
+        shutil.copy(EXAMPLE, tree / f"more{copy}.jpg")
+    out = tmp_path / "cut"
+    result = subprocess.run(
+        [sys.executable, "-c", code, "image", str(tree), str(out), "--workers", "1"], capture_output=True, env=ENV
+    )
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert "1 done, 1 failed" in stderr and "no space left on device; free some space there" in stderr
+    assert "stopped: the disk is full, so no later result could be saved; 4 not done." in stderr
+    assert "run the same command again (done files are skipped)" in stderr
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) == 1 and not [p for p in written if ".part" in p.name]  # no half-written file
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

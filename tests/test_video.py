@@ -671,6 +671,31 @@ def test_a_folder_of_clips_is_cut_out_clip_by_clip_its_tree_mirrored(tmp_path: P
     assert again.returncode == 1 and "4 clips: 0 done, 3 skipped (their outputs exist" in again.stderr.decode()
 
 
+def test_a_full_disk_stops_a_folder_of_clips_with_what_to_do(tmp_path: Path) -> None:
+    # FFmpeg's own writes cannot be made to fail from Python: the writer's error for ENOSPC is raised as the
+    # first clip is written, and the command must stop there instead of cutting out every other clip in vain
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        _sdr_clip(clips / name, 100)
+    code = (
+        "import errno, sys\n"
+        "import cutout.video, cutout.io.video_writer as writer\n"
+        "def full(source, target, *args, **kwargs):\n"
+        "    raise writer._output_error(target, OSError(errno.ENOSPC, 'No space left on device'))\n"
+        "cutout.video.process_video = full\n"
+        "from cutout.cli.main import main; sys.argv = ['cutout', *sys.argv[1:]]; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "video", str(clips), "--bg", "white"], capture_output=True, env=ENV, timeout=300
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "[2/3]" not in err and "3 clips: 0 done, 1 failed" in err
+    assert "a.mp4: No space left on device; free some space there, or choose another path" in err
+    assert "stopped: the disk is full, so no later clip could be saved; 2 clip(s) not done." in err
+
+
 def test_several_clips_go_into_an_output_folder_in_the_format_asked_or_beside_themselves(tmp_path: Path) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()

@@ -100,8 +100,14 @@ class BatchReport:
             self.console.print(f"  {_describe(outcome)}")
         if len(self.failed) > MAX_LISTED_FAILURES:
             self.console.print(f"  ... and {len(self.failed) - MAX_LISTED_FAILURES} more")
-        if interrupted and self.total is not None:
-            left = self.total - self.done - self.ours - len(self.failed)
+        left = None if self.total is None else self.total - self.done - self.ours - len(self.failed)
+        if any(outcome.ends_batch for outcome in self.failed):
+            self.console.print(
+                "[yellow]stopped[/]: the disk is full, so no later result could be saved"
+                f"{f'; {left} not done' if left else ''}. Free some space, or give another output folder, "
+                "and run the same command again (done files are skipped)"
+            )
+        elif interrupted and left is not None:
             self.console.print(f"{left} not started; run the same command again to resume (done files are skipped)")
 
 

@@ -374,11 +374,11 @@ def _earlier_result(clip: Path) -> bool:
 
 def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, console: Console, quiet: bool) -> int:
     """Cut out each clip in turn, a bad one reported and passed over; the exit code (0, 1 some failed, 130)."""
-    from cutout.errors import CutoutError
+    from cutout.errors import CutoutError, DiskFullError, disk_full
     from cutout.io.discover import remove_stale_parts
 
     remove_stale_parts({clip.target.parent for clip in clips if clip.target.parent.is_dir()})
-    done, failed, interrupted = 0, [], None
+    done, failed, interrupted, full = 0, [], None, False
     skipped = [clip for clip in clips if clip.exists]
     todo = [clip for clip in clips if not clip.exists]
     for number, clip in enumerate(todo, 1):
@@ -398,6 +398,9 @@ def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, consol
             failed.append((clip.source, reason))
             if not quiet:  # then only in the summary
                 console.print(f"[red]failed[/]: {about(str(clip.source), reason)}")
+            if isinstance(error, DiskFullError) or disk_full(error):  # no later clip could be saved either
+                full = True
+                break
             continue
         if not quiet and not summary.interrupted:  # an interrupted clip is told of below
             _report(console, summary)
@@ -418,6 +421,13 @@ def _run_all(clips: list[_Clip], session: Session, options: VideoOptions, consol
         console.print(f"{head}{len(clips)} clips: {', '.join(parts)}")
     for source, reason in failed:
         console.print(f"  failed: {about(str(source), reason)}")
+    if full:
+        rest = len(todo) - done - len(failed)
+        left = f"; {rest} clip(s) not done" if rest else ""
+        console.print(
+            f"[yellow]stopped[/]: the disk is full, so no later clip could be saved{left}. Free some space, or give "
+            "another output folder, and run the same command again (done clips are skipped)"
+        )
     if interrupted is not None:
         rest = len(todo) - done - len(failed)
         console.print(

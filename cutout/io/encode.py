@@ -34,7 +34,7 @@ from PIL import Image
 
 from cutout import __version__
 from cutout.compose import cutout_rgba
-from cutout.errors import OutputError, UsageError
+from cutout.errors import DiskFullError, OutputError, UsageError, disk_full
 
 _deflate: types.ModuleType
 try:  # ISA-L deflate: same zlib stream format, several times faster at level 1
@@ -376,6 +376,11 @@ def _output_error(path: Path, error: OSError) -> OutputError:
         return OutputError(
             f"cannot write {path}: its name is {size} bytes, more than the {_NAME_MAX} a file name may have; use a "
             "shorter name"
+        )
+    if disk_full(error):
+        return DiskFullError(
+            f"cannot write {path}: {reason[:1].lower() + reason[1:]}; free some space there, or "
+            "choose another output folder"
         )
     in_the_way = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
     if in_the_way is not None:

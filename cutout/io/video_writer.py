@@ -77,7 +77,7 @@ from av.video.frame import VideoFrame as AvFrame
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
-from cutout.errors import OutputError, OutputTakenError, UsageError
+from cutout.errors import DiskFullError, OutputError, OutputTakenError, UsageError, disk_full
 from cutout.io.audio_tracks import AudioTracks, Window
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
 from cutout.io.video import VideoInfo, check_window, shift_timecode
@@ -340,6 +340,8 @@ def _checked(array: np.ndarray, info: VideoInfo, channels: tuple[int, ...]) -> n
 
 def _output_error(path: Path, error: BaseException) -> OutputError:
     reason = getattr(error, "strerror", None) or str(error)
+    if disk_full(error):
+        return DiskFullError(f"cannot write {path}: {reason}; free some space there, or choose another path")
     return OutputError(f"cannot write {path}: {reason}; check the disk space and permissions, or choose another path")
 
 
