@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile, features
 
 from cutout.compose import compose
-from cutout.errors import InputError, OutputError, UsageError
+from cutout.errors import DiskFullError, InputError, OutputError, UsageError
 from cutout.io import encode, images
 from cutout.io.discover import _PART
 from cutout.io.encode import write_all
@@ -596,7 +596,7 @@ def test_write_atomic_cleans_up_on_failure(tmp_path: Path, monkeypatch: pytest.M
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OutputError, match=r"cannot write .*out\.png: no space left on device; choose another"):
+    with pytest.raises(DiskFullError, match=r"cannot write .*out\.png: no space left on device; free some space"):
         write_atomic(target, b"new" * 1000)
     monkeypatch.undo()
 
