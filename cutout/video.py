@@ -28,7 +28,7 @@ from cutout.compose import cover, over_background, see_through
 from cutout.errors import InputError, UsageError
 from cutout.hdr import NAMES, hdr_to_sdr, is_hdr, sdr_to_hdr
 from cutout.io.encode import write_all
-from cutout.options import VideoOptions
+from cutout.options import DEFAULT_MAX_PIXELS, VideoOptions
 from cutout.pipeline import batched, parallel_map, threaded
 from cutout.preprocess import model_input, normalize_prediction, resize_mask
 from cutout.refine.temporal import TemporalSmoother, frame_signature
@@ -331,11 +331,18 @@ def _timing_notes(reader: VideoReader) -> list[str]:
 
 
 def parse_raw_size(text: str) -> tuple[int, int]:
-    """``"1280x720"`` -> (1280, 720)."""
+    """``"1280x720"`` -> (1280, 720); at most :data:`~cutout.options.DEFAULT_MAX_PIXELS` a frame (a typo such as
+    12800x7200 would otherwise end in "ran out of memory" at the first frame)."""
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise UsageError(f"--raw {text!r}: give the frame size as WIDTHxHEIGHT, e.g. --raw 1280x720")
-    return int(parts[0]), int(parts[1])
+    width, height = int(parts[0]), int(parts[1])
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise UsageError(
+            f"--raw {text!r} is {width * height / 1e6:,.0f} megapixels a frame, more than the "
+            f"{DEFAULT_MAX_PIXELS // 1_000_000} a frame may have: give the size ffmpeg sends (-s WIDTHxHEIGHT)"
+        )
+    return width, height
 
 
 def raw_frames(

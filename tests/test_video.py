@@ -460,6 +460,7 @@ def test_an_mpeg1_elementary_stream_is_a_video_though_pillow_names_it(tmp_path: 
         (None, ["--bg", "missing-background.mp4"], 2, "does not exist"),
         (None, ["--bg", "not-a-colour"], 2, "--bg"),
         (None, ["--raw", "12x"], 2, "WIDTHxHEIGHT"),
+        (None, ["--raw", "99999x99999"], 2, "is 10,000 megapixels a frame, more than the 250 a frame may have"),
         (None, ["--only-mask"], 2, "--only-mask writes the grey mask, which has no background"),
         (None, ["--bg", "0,0,0,128"], 2, "MP4 (H.264) has no transparency (the --bg colour has alpha 128)"),
     ],
