@@ -329,7 +329,7 @@ def _cache_key(path: Path) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=4)
 def _source_image(path: str, mtime_ns: int) -> Image.Image:
-    from cutout.io.images import is_animation, video_container  # not at the top: cutout.io.images imports this
+    from cutout.io.images import is_animation, rgb_array, video_container  # cutout.io.images imports this module
 
     try:
         with Image.open(path) as opened:
@@ -341,7 +341,15 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
                 )
             image = ImageOps.exif_transpose(opened)
             transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-            image = image.convert("RGBA" if transparent else "RGB")
+            if image.mode in ("I", "F", "CMYK") or image.mode.startswith("I;16"):
+                # as a photo's: 16-bit grey scaled (Pillow's convert clips it: a 16-bit scan gave a white
+                # background), CMYK colour-managed by its profile; the pixels are sRGB then, or grey
+                profile = None if image.mode == "CMYK" else image.info.get("icc_profile")
+                image = Image.fromarray(rgb_array(image))
+                if profile is not None:
+                    image.info["icc_profile"] = profile
+            else:
+                image = image.convert("RGBA" if transparent else "RGB")
             if transparent and image.getchannel("A").getextrema()[0] == 255:  # an alpha that hides nothing
                 image = image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:

@@ -220,6 +220,18 @@ def test_background_exif_orientation_and_cache(tmp_path: Path) -> None:
     assert background_array(background, 40, 20)[:15].mean() < 15
 
 
+def test_a_16_bit_or_float_grey_background_is_scaled_as_a_photo_is(tmp_path: Path) -> None:
+    # Pillow's convert("RGB") clips 16-bit grey at 255: a 16-bit PNG scan (values 0..65535) gave a white background
+    levels = np.tile(np.arange(0, 65536, 2048, dtype=np.uint16), (20, 1))  # 32 levels across
+    Image.fromarray(levels).save(tmp_path / "deep.png")
+    Image.fromarray((levels / 257).astype(np.float32)).save(tmp_path / "float.tif")
+    expected = np.round(levels[0] / 257).astype(np.uint8)
+    for name in ("deep.png", "float.tif"):
+        background = background_array(parse_background(str(tmp_path / name)), 20, 32)
+        np.testing.assert_allclose(background[10, :, 0], expected, atol=1, err_msg=name)
+        assert (background[..., 0] == background[..., 2]).all(), name  # grey stays grey
+
+
 def test_an_image_background_with_transparency_keeps_it(tmp_path: Path) -> None:
     # a frame or overlay PNG: was flattened to its stored colours, showing what its transparency hides
     colours = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
