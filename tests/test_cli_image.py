@@ -425,6 +425,7 @@ def test_file_names_that_are_not_utf8_are_cut_out_and_named(u2netp_onnx: Path, t
     message = result.stderr.decode(errors="replace")
     assert result.returncode == 1 and "Traceback" not in message, message
     assert "2 done, 1 failed" in message and "-broken.jpg is corrupt or truncated" in message
+    assert "in/caf\\xe9-broken.jpg is corrupt" in message  # its bytes, as `ls -b` shows them; was caf\udce9
     written = sorted(os.fsencode(p.name) for p in (tmp_path / "out").iterdir())
     assert written == [b"caf\xe9.png", b"\xe9" * 200 + b".png"]
     single = _cutout("image", str(folder / f"{latin1}.jpg"), "--bg", "white")

@@ -35,14 +35,21 @@ _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _CONTROLS_BUT_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+# what Python makes of a file name's bytes that are not UTF-8 (surrogateescape): U+DC80..U+DCFF for 0x80..0xFF
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
 def printable(text: str, *, lines: bool = False) -> str:
     """``text`` with its control characters written out (``\\x1b``, ``\\n``), to print on a terminal.
 
     A file name can hold any of them: printed raw, ``photo<ESC>[2J.jpg`` would clear the terminal, and a newline
-    would split a summary line in two. ``lines``: keep newlines (a message of several lines).
+    would split a summary line in two. ``lines``: keep newlines (a message of several lines). A name's bytes
+    that are not UTF-8 (an old camera's or a Windows zip's Latin-1 ``café.jpg``) are written as the bytes they
+    are, ``caf\\xe9.jpg``, not as Python's ``caf\\udce9.jpg``.
     """
     pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
-    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    text = pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return _UNDECODED.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
 
 
 def shown(text: str, *, lines: bool = False) -> str:
