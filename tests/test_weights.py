@@ -178,6 +178,28 @@ def test_url_404_falls_through_to_the_next_source(home: Path) -> None:
     assert all(agent.startswith("cutout/") for agent in agents)
 
 
+def test_a_full_disk_stops_at_the_first_source_and_says_to_free_space(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # it listed "No space left on device" among the sources tried and ended with the advice for a failed download
+    import errno
+
+    from cutout import _download
+
+    calls: list[str] = []
+
+    def full(url: str, target: Path, *args: object) -> None:
+        calls.append(url)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_download, "fetch_url", full)
+    spec = tiny_spec(UrlSource("http://first.invalid/tiny.onnx"), UrlSource("http://second.invalid/tiny.onnx"))
+    with pytest.raises(WeightsError, match=r"cannot save tiny\.onnx .*: No space left on device\. Free some space"):
+        fetch(spec, spec.weights[0])
+    assert calls == ["http://first.invalid/tiny.onnx"]  # the next source would fail the same way
+    assert model_folder(home) == []
+
+
 def test_ctrl_c_during_download_leaves_nothing(home: Path) -> None:
     def interrupt(done: int, total: int | None) -> None:
         raise KeyboardInterrupt
