@@ -343,11 +343,9 @@ def _source_image(path: str, mtime_ns: int) -> Image.Image:
             transparent = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
             if image.mode in ("I", "F", "CMYK") or image.mode.startswith("I;16"):
                 # as a photo's: 16-bit grey scaled (Pillow's convert clips it: a 16-bit scan gave a white
-                # background), CMYK colour-managed by its profile; the pixels are sRGB then, or grey
-                profile = None if image.mode == "CMYK" else image.info.get("icc_profile")
+                # background), CMYK colour-managed into sRGB; their profiles (grey, CMYK) are no RGB profile that
+                # _covering could convert from, so none is kept
                 image = Image.fromarray(rgb_array(image))
-                if profile is not None:
-                    image.info["icc_profile"] = profile
             else:
                 image = image.convert("RGBA" if transparent else "RGB")
             if transparent and image.getchannel("A").getextrema()[0] == 255:  # an alpha that hides nothing
