@@ -220,6 +220,35 @@ def test_background_exif_orientation_and_cache(tmp_path: Path) -> None:
     assert background_array(background, 40, 20)[:15].mean() < 15
 
 
+def test_a_batch_of_many_sizes_scales_the_background_once_per_size_within_the_byte_budget(
+    beach: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a folder from several cameras: the cache held 4 sizes, so 40 photos of 18 sizes scaled a 24 MP background
+    # 40 times (0.16 s each); it now holds sizes up to COVER_CACHE_BYTES
+    import cutout.compose as compose_module
+
+    scaled: list[tuple[int, int]] = []
+    real_cover = compose_module.cover
+
+    def counted(source: Image.Image, height: int, width: int, *rest: object) -> np.ndarray:
+        scaled.append((height, width))
+        return real_cover(source, height, width, *rest)
+
+    monkeypatch.setattr(compose_module, "cover", counted)
+    background = Background("image", path=beach)
+    sizes = [(10 + n, 20 + n) for n in range(9)]
+    first = [background_array(background, *size) for size in sizes]
+    again = [background_array(background, *size) for size in reversed(sizes)]
+    assert scaled == sizes and all(a is b for a, b in zip(first, reversed(again), strict=True))
+    # over the budget the least recently used go first, and the latest stays even when it alone is larger
+    monkeypatch.setattr(compose_module, "COVER_CACHE_BYTES", 2 * 1200 * 3)  # two frames of 1200 pixels
+    scaled.clear()
+    a, b, c, large = (30, 40), (40, 30), (24, 50), (100, 200)
+    for size in (a, b, a, c, a, b, large, large):
+        background_array(background, *size)
+    assert scaled == [a, b, c, b, large]
+
+
 def test_a_16_bit_or_float_grey_background_is_scaled_as_a_photo_is(tmp_path: Path) -> None:
     # Pillow's convert("RGB") clips 16-bit grey at 255: a 16-bit PNG scan (values 0..65535) gave a white background
     levels = np.tile(np.arange(0, 65536, 2048, dtype=np.uint16), (20, 1))  # 32 levels across
