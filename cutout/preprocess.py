@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from cutout.errors import BackendError
 from cutout.io.images import pixels
 from cutout.registry import InputRule, ModelSpec, Normalization
 
@@ -136,11 +137,20 @@ def mask_from_output(spec: ModelSpec, prediction: np.ndarray, height: int, width
 def normalize_prediction(spec: ModelSpec, prediction: np.ndarray) -> np.ndarray:
     """The network's mask map as alpha in [0, 1] at network resolution (U2-Net: stretched by its own min/max).
 
+    Raises:
+        BackendError: the map holds NaN or infinity (a broken model file, or float16 overflowing), which would
+            have been an empty cutout counted as done.
+
     Shape: (h, w) float -> (h, w) float32.
     """
     pred = np.asarray(prediction, dtype=np.float32)
     if pred.ndim != 2:
         raise ValueError(f"expected an (h, w) prediction, got shape {pred.shape}")
+    if not np.isfinite(pred).all():
+        raise BackendError(
+            f"the model's mask is not a number ({np.count_nonzero(~np.isfinite(pred))} of its "
+            f"{pred.size} values NaN or infinite): the model file may be broken, or a float16 model overflowed"
+        )
     if spec.output.minmax:
         low, high = float(pred.min()), float(pred.max())
         pred = (pred - low) / (high - low) if high > low else np.zeros_like(pred)

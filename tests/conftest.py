@@ -7,7 +7,9 @@ missing one skips those tests; in CI (``CI=true``) it is a failure, so CI can ne
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +49,24 @@ def u2netp_onnx() -> Path:
     if not path.is_file():
         _need(f"real u2netp.onnx not in the cache at {path}; run `cutout weights pull u2netp`")
     return path
+
+
+@pytest.fixture
+def build_onnx() -> Callable[..., Path]:
+    """Writes a small ONNX model (opset 17) from onnx.helper nodes: ``build(path, nodes, inputs, outputs,
+    initializers=())``, inputs and outputs given as (name, "FLOAT" or another TensorProto type, shape or None)."""
+    onnx = pytest.importorskip("onnx")
+
+    def build(
+        path: Path, nodes: list[Any], inputs: list[tuple], outputs: list[tuple], initializers: tuple = ()
+    ) -> Path:
+        def tensors(specs: list[tuple]) -> list[Any]:
+            return [onnx.helper.make_tensor_value_info(n, getattr(onnx.TensorProto, k), s) for n, k, s in specs]
+
+        graph = onnx.helper.make_graph(nodes, path.stem, tensors(inputs), tensors(outputs), list(initializers))
+        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, path)
+        return path
+
+    return build

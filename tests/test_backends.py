@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +133,89 @@ def test_a_cancelled_pipeline_stops_its_running_inferences(u2netp_onnx: Path) ->
     with pytest.raises(Stopped):  # set before it starts: it does not run
         predictor.predict(batch[:1], cancelled)
     np.testing.assert_array_equal(predictor.predict(batch[:1], threading.Event()), predictor.predict(batch[:1]))
+
+
+# --- model files of other shapes: what --model path.onnx meets --------------------------------------------------
+
+
+@pytest.fixture
+def mean_model(build_onnx: Callable[..., Path]) -> Callable[..., Path]:
+    """A model whose mask is the mean of the three channels: (N, 3, H, W) -> (N, 1, H, W)."""
+    onnx = pytest.importorskip("onnx")
+
+    def build(path: Path, kind: str = "FLOAT", shape: list | None = None) -> Path:
+        shape = shape or [1, 3, 320, 320]
+        mean = onnx.helper.make_node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=1)
+        return build_onnx(path, [mean], [("x", kind, shape)], [("y", kind, [shape[0], 1, *shape[2:]])])
+
+    return build
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "kind", "message"),
+    [
+        ("channels_last", [1, 320, 320, 3], "FLOAT", "takes 320 channels (channels last?), where cutout gives"),
+        ("isnet_like", [1, 3, 1024, 1024], "FLOAT", "takes images of (1024, 1024) only, where u2netp's rules give 320"),
+        ("quantised_input", [1, 3, 320, 320], "UINT8", "takes tensor(uint8), where cutout gives float32"),
+        ("grey", [1, 1, 320, 320], "FLOAT", "takes 1 channels, where cutout gives (N, 3, H, W)"),
+        ("video", [1, 1, 3, 320, 320], "FLOAT", "takes a tensor of 5 dimensions"),
+    ],
+)
+def test_a_model_file_that_takes_other_input_is_refused_on_loading_with_what_it_takes(
+    tmp_path: Path, build_onnx: Callable[..., Path], name: str, shape: list, kind: str, message: str
+) -> None:
+    # each ran up to the first inference and ended the batch with onnxruntime's traceback
+    onnx = pytest.importorskip("onnx")
+    cast = [onnx.helper.make_node("Cast", ["x"], ["y"], to=onnx.TensorProto.FLOAT)]
+    path = build_onnx(tmp_path / f"{name}.onnx", cast, [("x", kind, shape)], [("y", "FLOAT", shape)])
+    with pytest.raises(BackendError, match=re.escape(message) + ".*it takes x"):
+        _predictor(path)
+
+
+def test_a_model_of_two_inputs_or_a_fixed_size_for_modnet_is_refused(
+    tmp_path: Path, build_onnx: Callable[..., Path], mean_model: Callable[..., Path]
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    add = onnx.helper.make_node("Add", ["x", "z"], ["y"])
+    shape = [1, 3, 320, 320]
+    two = build_onnx(
+        tmp_path / "two.onnx", [add], [("x", "FLOAT", shape), ("z", "FLOAT", shape)], [("y", "FLOAT", shape)]
+    )
+    with pytest.raises(BackendError, match="takes 2 inputs"):
+        _predictor(two)
+    fixed = mean_model(tmp_path / "modnet_512.onnx", shape=[1, 3, 512, 512])
+    with pytest.raises(BackendError, match="sizes that follow the photo's"):  # MODNet's rule sizes each photo
+        OnnxPredictor(get_spec("modnet"), Device("cpu"), fixed, threads=1)
+
+
+def test_a_model_of_a_static_batch_of_four_and_a_float16_model_run_any_number_of_images(
+    tmp_path: Path, mean_model: Callable[..., Path]
+) -> None:
+    # a static batch other than 1 recursed until RecursionError; a float16 model was fed float32 and failed
+    batch = np.random.default_rng(1).uniform(-2, 2, (6, 3, 320, 320)).astype(np.float32)
+    expected = batch.mean(axis=1)
+    four = _predictor(mean_model(tmp_path / "four.onnx", shape=[4, 3, 320, 320]))
+    assert four.static_batch == 4
+    np.testing.assert_allclose(four.predict(batch), expected, atol=1e-6)  # a piece of 4, then 2 padded to 4
+    np.testing.assert_allclose(four.predict(batch[:1]), expected[:1], atol=1e-6)
+    half = _predictor(mean_model(tmp_path / "half.onnx", kind="FLOAT16", shape=["n", 3, 320, 320]))
+    result = half.predict(batch)
+    assert result.dtype == np.float32 and result.shape == (6, 320, 320)
+    np.testing.assert_allclose(result, expected, atol=2e-3)
+
+
+def test_a_model_that_fails_to_run_or_gives_no_mask_map_is_one_line(
+    tmp_path: Path, build_onnx: Callable[..., Path]
+) -> None:
+    onnx = pytest.importorskip("onnx")
+    target = onnx.helper.make_tensor("s", onnx.TensorProto.INT64, [2], [7, 7])
+    reshape = onnx.helper.make_node("Reshape", ["x", "s"], ["y"])
+    image = ("x", "FLOAT", [1, 3, 320, 320])
+    broken = build_onnx(tmp_path / "broken.onnx", [reshape], [image], [("y", "FLOAT", None)], (target,))
+    batch = np.zeros((1, 3, 320, 320), np.float32)
+    with pytest.raises(BackendError, match=r"onnxruntime failed to run broken.onnx: .*Reshape.*may be broken"):
+        _predictor(broken).predict(batch)
+    mean = onnx.helper.make_node("ReduceMean", ["x"], ["y"], axes=[1, 2, 3], keepdims=0)
+    score = build_onnx(tmp_path / "score.onnx", [mean], [image], [("y", "FLOAT", [1])])
+    with pytest.raises(BackendError, match=r"score.onnx gave an output of shape \(1,\) where a mask map"):
+        _predictor(score).predict(batch)

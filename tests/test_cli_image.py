@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -491,6 +492,34 @@ def test_a_broken_model_file_is_one_clear_error_and_writes_nothing(tree: Path, t
         assert lines[-1].startswith("error: onnxruntime cannot load") and "Traceback" not in result.stderr.decode()
         assert lines[-1].endswith("it is damaged or not an ONNX model (check the file, or fetch it again)")
         assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").rglob("*.*"))
+
+
+def test_a_model_file_of_another_kind_fails_in_one_line_and_a_nan_mask_fails_its_images(
+    tree: Path, tmp_path: Path, build_onnx: Callable[..., Path]
+) -> None:
+    # rembg's ISNet takes 1024 x 1024, a broken graph fails in onnxruntime, a broken model gives NaN: the first two
+    # ended the batch with onnxruntime's traceback, the third wrote empty cutouts counted as done
+    onnx = pytest.importorskip("onnx")
+    mean = onnx.helper.make_node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=1)
+    isnet = build_onnx(tmp_path / "isnet.onnx", [mean], [("x", "FLOAT", [1, 3, 1024, 1024])], [("y", "FLOAT", None)])
+    target = onnx.helper.make_tensor("s", onnx.TensorProto.INT64, [2], [7, 7])
+    reshape = onnx.helper.make_node("Reshape", ["x", "s"], ["y"])
+    image = ("x", "FLOAT", [1, 3, 320, 320])
+    broken = build_onnx(tmp_path / "broken.onnx", [reshape], [image], [("y", "FLOAT", None)], (target,))
+    zero = [onnx.helper.make_node("Sub", ["x", "x"], ["z"]), onnx.helper.make_node("Div", ["z", "z"], ["n"])]
+    mean_of_nan = onnx.helper.make_node("ReduceMean", ["n"], ["y"], axes=[1], keepdims=1)
+    nan = build_onnx(tmp_path / "nan.onnx", [*zero, mean_of_nan], [image], [("y", "FLOAT", None)])
+    for model, said in ((isnet, "isnet.onnx takes images of (1024, 1024) only"), (broken, "failed to run broken")):
+        result = _cutout("image", str(tree), str(tmp_path / "cut"), "--model", str(model))
+        stderr = result.stderr.decode()
+        assert result.returncode == 1 and "Traceback" not in stderr, stderr
+        assert stderr.strip().splitlines()[-1].startswith(f"error: {'onnxruntime ' if model == broken else ''}{said}")
+        assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").rglob("*.*"))
+    result = _cutout("image", str(tree), str(tmp_path / "cut"), "--model", str(nan))
+    stderr = result.stderr.decode()
+    assert result.returncode == 1 and "0 done, 3 failed" in stderr and "Traceback" not in stderr, stderr
+    assert stderr.count("the model's mask is not a number") == 3
+    assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").rglob("*.*"))
 
 
 def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from cutout.errors import BackendError, DeviceError, Stopped
+from cutout.errors import BackendError, DeviceError, Stopped, first_line, out_of_memory
 from cutout.registry import ModelSpec
 
 
@@ -68,36 +68,54 @@ class OnnxPredictor:
                 f"onnxruntime could not start CUDA for {self.device} (CUDA/cuDNN libraries missing?); "
                 "use --device cpu, or fix the CUDA installation"
             )
+        self.path = Path(path)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
-        self.static_batch = model_input.shape[0] if isinstance(model_input.shape[0], int) else None
+        self.static_batch, self.input_type = _check_interface(self.session, spec, self.path)
 
     def run_all(self, batch: np.ndarray) -> list[np.ndarray]:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if self.static_batch is not None and batch.shape[0] != self.static_batch:
-            parts = [self.session.run(None, {self.input_name: item[None]}) for item in batch]
-            return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
-        return list(self.session.run(None, {self.input_name: batch}))
+        return self._run(None, batch, None)
 
     def predict(self, batch: np.ndarray, stop: threading.Event | None = None) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        index = self.spec.output.index
-        if self.static_batch is not None and batch.shape[0] != self.static_batch:
-            return np.concatenate([self.predict(item[None], stop) for item in batch])
-        names = [self.session.get_outputs()[index].name]
-        if stop is None:
-            return np.asarray(self.session.run(names, {self.input_name: batch})[0])[:, 0]
-        run = (self._ort.RunOptions(), stop)
+        names = [self.session.get_outputs()[self.spec.output.index].name]
+        (mask,) = self._run(names, batch, stop)
+        if mask.ndim != 4:
+            raise BackendError(
+                f"{self.path.name} gave an output of shape {mask.shape} where a mask map (N, 1, H, W) was expected: "
+                f"{_WHAT_CUTOUT_RUNS}"
+            )
+        return mask[:, 0]
+
+    def _run(self, names: list[str] | None, batch: np.ndarray, stop: threading.Event | None) -> list[np.ndarray]:
+        """The outputs called ``names`` (None: all) for ``batch``, run in pieces of a static batch size."""
+        batch = np.ascontiguousarray(batch, dtype=self.input_type)
+        size = self.static_batch
+        if size is None or len(batch) == size:
+            return [np.asarray(out, np.float32) for out in self._run_once(names, batch, stop)]
+        parts = []
+        for start in range(0, len(batch), size):  # a model exported for exactly ``size`` images: pad the last piece
+            piece = batch[start : start + size]
+            padded = np.concatenate([piece, np.repeat(piece[-1:], size - len(piece), axis=0)])
+            parts.append([np.asarray(out[: len(piece)], np.float32) for out in self._run_once(names, padded, stop)])
+        return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
+
+    def _run_once(self, names: list[str] | None, batch: np.ndarray, stop: threading.Event | None) -> list[Any]:
+        run = (self._ort.RunOptions(), stop if stop is not None else threading.Event())
         with self._lock:
             self._stoppable.append(run)
         try:
-            if stop.is_set():  # after registering: stop_runs, from another thread, either sees this run or ran before
+            if run[1].is_set():  # after registering: stop_runs, from another thread, either sees this run or ran before
                 raise Stopped("inference stopped")
-            return np.asarray(self.session.run(names, {self.input_name: batch}, run[0])[0])[:, 0]
-        except Exception:
-            if stop.is_set():  # onnxruntime's own error for a run whose terminate flag was set
+            return list(self.session.run(names, {self.input_name: batch}, run[0]))
+        except Exception as error:
+            if run[1].is_set():  # onnxruntime's own error for a run whose terminate flag was set
                 raise Stopped("inference stopped") from None
-            raise
+            if isinstance(error, Stopped) or out_of_memory(error):
+                raise  # out of memory fails the images it hit (cutout.batch), with advice
+            raise BackendError(
+                f"onnxruntime failed to run {self.path.name}: {first_line(error)}; the model file may be broken "
+                f"or not one cutout runs ({_WHAT_CUTOUT_RUNS})"
+            ) from error
         finally:
             with self._lock:
                 self._stoppable.remove(run)
@@ -109,6 +127,54 @@ class OnnxPredictor:
             for options, event in self._stoppable:
                 if event is stop:
                     options.terminate = True
+
+
+_WHAT_CUTOUT_RUNS = (
+    "cutout runs U2-Net, U2-NetP and MODNet models (and MNet refiners) as their authors and `cutout train` export "
+    "them, with one float image input (N, C, H, W) and mask outputs (N, 1, H, W)"
+)
+_INPUT_TYPES: dict[str, type[np.floating[Any]]] = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def _check_interface(session: Any, spec: ModelSpec, path: Path) -> tuple[int | None, type[np.floating[Any]]]:
+    """That the model takes what cutout feeds ``spec``'s models: one float (or half) image tensor of the right
+    channels and size. Returns its static batch size (None if dynamic) and its input's numpy type.
+
+    Raises:
+        BackendError: naming what the model takes instead, so a file of another kind of model (rembg's ISNet at
+            1024 x 1024, a channels-last export) fails before any image with a line, not a traceback per image.
+    """
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    channels = 6 if spec.architecture == "mnet" else 3
+    takes = ", ".join(f"{item.name} {item.type} {_shape(item.shape)}" for item in inputs)
+
+    def refuse(problem: str) -> BackendError:
+        return BackendError(f"{path.name} {problem} (it takes {takes}); {_WHAT_CUTOUT_RUNS}")
+
+    if len(inputs) != 1:
+        raise refuse(f"takes {len(inputs)} inputs, where cutout gives a model one image tensor")
+    shape, kind = inputs[0].shape, inputs[0].type
+    if kind not in _INPUT_TYPES:
+        raise refuse(f"takes {kind}, where cutout gives float32 (or float16) pixels")
+    if len(shape) != 4:
+        raise refuse(f"takes a tensor of {len(shape)} dimensions, where cutout gives (N, {channels}, H, W)")
+    if isinstance(shape[1], int) and shape[1] != channels:
+        last = " (channels last?)" if shape[3] == channels else ""
+        raise refuse(f"takes {shape[1]} channels{last}, where cutout gives (N, {channels}, H, W)")
+    fixed = [side for side in shape[2:] if isinstance(side, int)]
+    if fixed and spec.architecture != "mnet":
+        wanted = spec.input.size if spec.input.kind == "fixed" else None
+        if wanted is None or tuple(shape[2:]) != wanted:
+            gives = f"{wanted[0]} x {wanted[1]}" if wanted else "sizes that follow the photo's (multiples of 32)"
+            raise refuse(f"takes images of {_shape(shape[2:])} only, where {spec.name}'s rules give {gives}")
+    if spec.output.index >= len(outputs):
+        raise refuse(f"has {len(outputs)} outputs, where {spec.name}'s mask is output {spec.output.index + 1}")
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    return batch, _INPUT_TYPES[kind]
+
+
+def _shape(shape: Any) -> str:
+    return "(" + ", ".join(str(side) if isinstance(side, int) else "?" for side in shape) + ")"
 
 
 def _cpu_session(ort: Any, path: Path, options: Any) -> Any:
