@@ -126,9 +126,7 @@ def load_torch_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
         if weights.suffix == ".onnx":
             state = onnx_to_state_dict(weights, spec.architecture)
         else:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-                state = state["state_dict"]
+            state = state_dict_in(torch.load(weights, map_location="cpu", weights_only=True), weights)
     except CutoutError:
         raise
     except Exception as error:  # torch and onnx raise many kinds (unpickling, zip, protobuf, EOF) for a bad file
@@ -144,6 +142,35 @@ def load_torch_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
     except (RuntimeError, ValueError) as error:
         raise WeightsError(f"{weights} does not fit {spec.name} ({spec.architecture}): {error}") from None
     return model.eval()
+
+
+#: Where training checkpoints keep the weights: Lightning and cutout's ``state_dict``, PyTorch's tutorials
+#: ``model_state_dict``, others ``model``, ``net`` or ``params``.
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "params")
+
+
+def state_dict_in(loaded: Any, weights: Path) -> dict[str, Any]:
+    """The state_dict in what torch.load read: the file itself, or a checkpoint's entry that holds it.
+
+    Raises:
+        WeightsError: the file holds something else (a tensor, a list), which used to fail with an
+            AttributeError or "Boolean value of Tensor ... is ambiguous".
+    """
+    import torch
+
+    def is_state(value: Any) -> bool:
+        return isinstance(value, dict) and any(isinstance(item, torch.Tensor) for item in value.values())
+
+    if isinstance(loaded, dict) and not is_state(loaded):
+        inner = [key for key in _CHECKPOINT_KEYS if is_state(loaded.get(key))]
+        loaded = loaded[inner[0]] if inner else loaded
+    if not isinstance(loaded, dict) or not all(isinstance(key, str) for key in loaded):
+        what = type(loaded).__name__ if not isinstance(loaded, dict) else "dict whose keys are not all names"
+        raise WeightsError(
+            f"{weights} holds a {what}, not a model's weights (a state_dict: tensors by parameter name, or a "
+            f"checkpoint with one under {', '.join(repr(key) for key in _CHECKPOINT_KEYS)})"
+        )
+    return loaded
 
 
 def resolve_weights(

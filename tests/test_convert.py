@@ -96,6 +96,24 @@ def test_a_damaged_weights_file_is_one_clear_error(
         load_torch_model(get_spec("u2netp"), path)
 
 
+def test_weights_inside_a_checkpoint_load_and_a_file_of_something_else_is_one_line(tmp_path: Path) -> None:
+    # {"model_state_dict": ...} (PyTorch's tutorials) was refused as 686 missing keys; a list ended in an
+    # AttributeError traceback, a tensor in "Boolean value of Tensor with more than one value is ambiguous"
+    weights = build_model("u2netp").state_dict()
+    for key in ("state_dict", "model_state_dict", "model", "net"):
+        torch.save({"epoch": 3, key: weights, "optimizer_state_dict": {}}, tmp_path / f"{key}.pth")
+        loaded = load_torch_model(get_spec("u2netp"), tmp_path / f"{key}.pth").state_dict()
+        assert all(torch.equal(loaded[name], value) for name, value in weights.items()), key
+    for name, content, what in [
+        ("list.pth", [1, 2, 3], "a list"),
+        ("tensor.pth", torch.zeros(3), "a Tensor"),
+        ("numbered.pth", {1: torch.zeros(2)}, "a dict whose keys are not all names"),
+    ]:
+        torch.save(content, tmp_path / name)
+        with pytest.raises(WeightsError, match=f"{name} holds {what}, not a model's weights .*'model_state_dict'"):
+            load_torch_model(get_spec("u2netp"), tmp_path / name)
+
+
 @pytest.mark.integration
 def test_torch_weights_of_u2netp_are_derived_once_and_cached(
     u2netp_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

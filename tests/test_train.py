@@ -168,7 +168,7 @@ def test_a_second_run_never_writes_over_the_first_runs_checkpoints_or_model(tiny
 
 
 def test_init_takes_a_trained_models_folder_and_refuses_a_file_without_weights(tiny: Path, tmp_path: Path) -> None:
-    from cutout.errors import UsageError
+    from cutout.errors import UsageError, WeightsError
     from train.export import export_model
 
     torch.manual_seed(5)
@@ -181,6 +181,14 @@ def test_init_takes_a_trained_models_folder_and_refuses_a_file_without_weights(t
     garbage.write_text("garbage")  # was: ValueError: invalid literal for int() with base 10
     with pytest.raises(UsageError, match="--init .*garbage.pth: cannot read weights from it"):
         build_trainable(_config(tiny, tmp_path, init=str(garbage)))
+    # another trainer's checkpoint (was: "missing keys" for all of them), and a file of something else (was an
+    # AttributeError traceback)
+    torch.save({"epoch": 9, "model_state_dict": trained.state_dict()}, tmp_path / "tutorial.pth")
+    started = build_trainable(_config(tiny, tmp_path, init=str(tmp_path / "tutorial.pth")))
+    assert all(torch.equal(started.state_dict()[key], value) for key, value in trained.state_dict().items())
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(WeightsError, match="list.pth holds a list, not a model's weights"):
+        build_trainable(_config(tiny, tmp_path, init=str(tmp_path / "list.pth")))
 
 
 def test_a_corrupt_image_is_a_one_line_warning_and_training_goes_on(tiny: Path, tmp_path: Path) -> None:

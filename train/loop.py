@@ -127,7 +127,7 @@ def build_trainable(config: TrainConfig) -> nn.Module:
     else:
         model = build_model(config.model, out_channels=config.num_classes)
     if config.init:
-        from cutout.convert import resolve_weights
+        from cutout.convert import resolve_weights, state_dict_in
         from cutout.errors import UsageError
         from cutout.registry import SPEC_FILE, get_spec, spec_from_file
 
@@ -140,7 +140,7 @@ def build_trainable(config: TrainConfig) -> nn.Module:
                     f"--init {path}: cannot read weights from it ({first_line(error)}); give a .pth/.pt file or "
                     "checkpoint, a trained model's folder or name, or a built-in model's name"
                 ) from None
-            state = state.get("model", state) if isinstance(state, dict) else state
+            state = state_dict_in(state, path)  # a state_dict, cutout's checkpoint or another trainer's
         else:
             # a trained model's folder (as cutout train exported it), or a built-in or trained model's name
             folder = path.is_dir() and (path / SPEC_FILE).is_file()
