@@ -12,6 +12,7 @@ PNG bytes for bytes or a path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from cutout.preprocess import mask_from_output, model_input
 from cutout.refine import clean_mask
 from cutout.refine.foreground import estimate_foreground
 from cutout.refine.refiner import REFINE_METHODS, MNetRefiner, refine_mask
-from cutout.registry import DEFAULT_MODEL, SPECS, ModelSpec, get_spec, spec_from_file
+from cutout.registry import DEFAULT_MODEL, SPEC_FILE, SPECS, ModelSpec, get_spec, spec_from_file
 
 __all__ = ["Job", "Outcome", "Session", "make_options", "new_session", "process_images", "remove", "spec_for"]
 
@@ -52,7 +53,8 @@ _WEIGHTS_SUFFIXES = (".onnx", ".pth", ".pt", ".ckpt")  # a model given as a file
 
 
 def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
-    """The spec for a built-in name, or for a weights file path (matched by its name, else U2-Net rules)."""
+    """The spec for a built-in name, or for a weights file path: an exported model's own (its spec.json beside
+    it), else matched by the file's name, else U2-Net rules."""
     text = str(model)
     if text in SPECS:
         return SPECS[text], None
@@ -62,6 +64,12 @@ def spec_for(model: str | Path) -> tuple[ModelSpec, Path | None]:
     if path.suffix.lower() in _WEIGHTS_SUFFIXES:
         if not path.is_file():
             raise UsageError(f"model file {path} does not exist")
+        beside = path.parent / SPEC_FILE
+        if beside.is_file():  # a file of a model `cutout train` exported: its rules (size, normalisation, kind)
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                spec = spec_from_file(beside)
+                if path.name in {weights.filename for weights in spec.weights}:
+                    return spec, path
         stem = path.stem.lower().replace("-", "_")
         for name in sorted(SPECS, key=len, reverse=True):
             if stem.startswith(name.replace("-", "_")):

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import cutout
+from cutout.api import spec_for
 from cutout.errors import UsageError
 from cutout.refine.refiner import MNET_CONTEXT, MNET_TILE, MNetRefiner, _band_tiles, _network_input, refine_mask
 from cutout.refine.trimap import trimap_from_alpha
@@ -92,6 +93,20 @@ def test_mnet_refiner_on_the_torch_backend_equals_the_onnx_one(mnet_folder: Path
     by_torch = cutout.new_session("u2netp", backend="torch", device="cpu").refiner(mnet_folder).refine(rgb, alpha)
     assert not np.array_equal(by_onnx, alpha)
     assert np.abs(by_onnx.astype(int) - by_torch).max() <= 1
+
+
+def test_a_file_of_an_exported_model_follows_the_spec_beside_it(mnet_folder: Path) -> None:
+    # --refiner weights/mnet-test/model.onnx was taken for a u2netp model by its name ("the refiner must be an
+    # MNet"), and --model FOLDER/model.onnx of a trained MODNet got u2netp's size and normalisation
+    session = cutout.new_session("u2netp")
+    rgb, alpha = photo(200, 240, seed=3), disc(200, 240, 60)
+    by_folder = session.refiner(mnet_folder).refine(rgb, alpha)
+    for name in ("model.onnx", "model.pth"):
+        spec, weights = spec_for(mnet_folder / name)
+        assert (spec.architecture, spec.name, weights) == ("mnet", "mnet-test", mnet_folder / name)
+    np.testing.assert_array_equal(session.refiner(mnet_folder / "model.onnx").refine(rgb, alpha), by_folder)
+    (mnet_folder.parent / "u2netp-copy.onnx").write_bytes((mnet_folder / "model.onnx").read_bytes())
+    assert spec_for(mnet_folder.parent / "u2netp-copy.onnx")[0].name == "u2netp"  # no spec beside: its name
 
 
 def test_mnet_refiner_on_a_large_image_works_at_its_working_size(mnet_folder: Path) -> None:
