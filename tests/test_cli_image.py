@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -520,6 +521,27 @@ def test_a_model_file_of_another_kind_fails_in_one_line_and_a_nan_mask_fails_its
     assert result.returncode == 1 and "0 done, 3 failed" in stderr and "Traceback" not in stderr, stderr
     assert stderr.count("the model's mask is not a number") == 3
     assert not (tmp_path / "cut").exists() or not any((tmp_path / "cut").rglob("*.*"))
+
+
+def test_closed_standard_streams_neither_end_the_run_nor_swallow_its_output(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # with descriptor 1 closed (`>&-`, a bare service manager) cutout ended in an AttributeError before any work,
+    # even writing into a folder (sys.stdout is None); with 2 closed it wrote the file but exited 1
+    def shell(command: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(["sh", "-c", command], capture_output=True, env=ENV, timeout=180)
+
+    base = f"{shlex.quote(sys.executable)} -m cutout image"
+    done = shell(f"{base} {shlex.quote(str(EXAMPLE))} {shlex.quote(str(tmp_path / 'a'))}/ >&-")
+    assert done.returncode == 0 and "1 done" in done.stderr.decode(), done.stderr.decode()
+    no_errors = shell(f"{base} {shlex.quote(str(EXAMPLE))} {shlex.quote(str(tmp_path / 'b'))}/ 2>&-")
+    assert no_errors.returncode == 0
+    assert len(_assert_complete_pngs(tmp_path / "a")) == 1 and len(_assert_complete_pngs(tmp_path / "b")) == 1
+    # what would go to a closed standard output is refused, not written into /dev/null and counted as done
+    for command in (f"{base} {shlex.quote(str(EXAMPLE))} - >&-", f"{base} < {shlex.quote(str(EXAMPLE))} >&-"):
+        refused = shell(command)
+        assert refused.returncode == 2, refused.stderr.decode()
+        assert "error: standard output is closed (>&-): name an output file or folder" in refused.stderr.decode()
+    no_input = shell(f"{base} - {shlex.quote(str(tmp_path / 'c.png'))} <&-")
+    assert no_input.returncode == 2 and "no input (standard input is closed)" in no_input.stderr.decode()
 
 
 def test_fail_fast_stops_early(u2netp_onnx: Path, tree: Path, tmp_path: Path) -> None:

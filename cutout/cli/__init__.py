@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 
 _finished = False
 
@@ -62,3 +64,34 @@ def shown(text: str, *, lines: bool = False) -> str:
 def about(name: str, reason: str) -> str:
     """``name: reason`` :func:`shown`, without repeating the name when the reason already starts with it."""
     return shown(reason if reason.startswith(name) else f"{name}: {reason}")
+
+
+#: Standard streams (0, 1, 2) that were closed when cutout started (`cutout ... >&-`, a bare service manager):
+#: they are opened on /dev/null by :func:`open_closed_streams`, and what would go there is refused or dropped.
+closed_at_start: set[int] = set()
+
+
+def open_closed_streams() -> set[int]:
+    """Put /dev/null on any closed standard stream; the ones that were closed.
+
+    With descriptor 1 closed, the first file cutout opened (an output) got it, so anything that writes to
+    "standard output" (a library's message) would have gone into that file; and Python's sys.stdout is None, so
+    cutout ended in an AttributeError before any work.
+    """
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+    for fd in sorted(closed):
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if fd in closed or getattr(sys, name) is None:
+            mode = "r" if fd == 0 else "w"
+            setattr(sys, name, open(fd, mode, encoding="utf-8", errors="backslashreplace", closefd=False))  # noqa: SIM115
+    closed_at_start.update(closed)
+    return closed

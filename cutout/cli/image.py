@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cutout.cli import finished
+from cutout.cli import closed_at_start, finished
 from cutout.cli.options import (
     DEFAULT_REFINE,
     DEFAULT_REFINER,
@@ -241,8 +241,9 @@ def _plan(
         target = None if streamed else Path(str(output))
         format_ = format_for(target, fmt)
         _check_opaque(format_, options, needs_opaque(format_))
-        if sys.stdin.isatty():
-            raise UsageError("no input: give an image file or folder, or pipe an image into standard input")
+        if sys.stdin.isatty() or 0 in closed_at_start:
+            closed = " (standard input is closed)" if 0 in closed_at_start else ""
+            raise UsageError(f"no input{closed}: give an image file or folder, or pipe an image into standard input")
         if target is None:
             _check_not_a_terminal(None if output in (None, "-") else output)
         job = Job(sys.stdin.buffer.read(), target, format_)  # read even when skipped: the writer gets no EPIPE
@@ -321,7 +322,10 @@ def _is_stream(path: str | None) -> bool:
 
 def _check_not_a_terminal(device: str | None = None) -> None:
     """Image bytes are not for a terminal (as gzip refuses to write compressed data to one): standard output, or
-    a ``device`` named as the output (/dev/stdout, /dev/tty)."""
+    a ``device`` named as the output (/dev/stdout, /dev/tty); nor are they lost in /dev/null put where standard
+    output was closed."""
+    if device is None and 1 in closed_at_start:
+        raise UsageError("standard output is closed (>&-): name an output file or folder, or redirect it to one")
     if _is_terminal(device) if device is not None else sys.stdout.isatty():
         where = "standard output" if device is None else device
         raise UsageError(

@@ -13,7 +13,7 @@ import warnings
 
 import typer
 
-from cutout.cli import image, is_finished, printable, reflow, shown, train, video, weights
+from cutout.cli import image, is_finished, open_closed_streams, printable, reflow, shown, train, video, weights
 from cutout.errors import CutoutError, UsageError, memory_shortage, out_of_memory
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # cutout's warnings name their image
@@ -34,6 +34,7 @@ app.add_typer(weights.app, name="weights")
 
 def main() -> None:
     """Console entry point: runs the app and turns CutoutError into a one-line message and exit code."""
+    open_closed_streams()
     warnings.formatwarning = _warning_line
     # Pillow's warnings are about one image each, now named (see _warning_line): each image's is shown, not only
     # the first of its kind
