@@ -361,6 +361,21 @@ def test_ctrl_c_leaves_a_valid_shorter_video(clips: Path, tmp_path: Path) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["juggle.mp4"]
 
 
+def test_numbers_that_are_no_time_or_strength_are_usage_errors(clips: Path, tmp_path: Path) -> None:
+    # typer's range checks let nan and inf through: --start inf ended in an OverflowError traceback,
+    # --temporal-smoothing nan in a ValueError one
+    clip = str(clips / "intel_asl_help_person.mp4")
+    for flags, said in [
+        (["--start", "inf"], "start inf is longer than any video"),
+        (["--duration", "1e308"], "duration 1e+308 is longer than any video"),
+        (["--temporal-smoothing", "nan"], "temporal smoothing must be from 0 (off) to below 1, got nan"),
+    ]:
+        result = _cutout("video", clip, str(tmp_path / "o.webm"), *flags)
+        stderr = result.stderr.decode()
+        assert result.returncode == 2 and f"error: {said}" in stderr and "Traceback" not in stderr, stderr
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unreadable_background_video_is_a_usage_error(clips: Path, tmp_path: Path) -> None:
     fake = tmp_path / "beach.mp4"
     fake.write_text("not a video")

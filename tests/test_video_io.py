@@ -7,7 +7,9 @@ timestamps, an audio-only file and a codec this FFmpeg cannot decode.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -259,6 +261,14 @@ def test_reader_rejects_a_negative_start_or_empty_duration(clips: Path) -> None:
         VideoReader(clips / RABBIT, start=-1)
     with pytest.raises(UsageError, match="duration must be more than 0"):
         VideoReader(clips / RABBIT, duration=0)
+    # inf and 1e308 overflowed into a traceback when turned into the stream's ticks
+    for start, duration, said in [
+        (math.inf, None, "start inf"),
+        (1e308, None, "start 1e+308"),
+        (0, math.inf, "duration inf"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(said) + " is longer than any video .*give it in seconds"):
+            list(VideoReader(clips / RABBIT, start=start, duration=duration).frames())
 
 
 def test_reader_skips_and_counts_corrupt_packets(clips: Path, tmp_path: Path) -> None:

@@ -735,12 +735,22 @@ def check_window(start: float | None, duration: float | None) -> None:
     """Check ``start`` (seconds, >= 0) and ``duration`` (seconds, > 0); None means the beginning / to the end.
 
     Raises:
-        UsageError: a negative start or a duration that is not positive.
+        UsageError: a negative start or a duration that is not positive, or either beyond _LONGEST_SECONDS (inf and
+            1e308 overflowed into a traceback when turned into the stream's ticks).
     """
     if start is not None and not start >= 0:
         raise UsageError(f"start must be 0 seconds or later, got {start}; give a start time within the video")
     if duration is not None and not duration > 0:
         raise UsageError(f"duration must be more than 0 seconds, got {duration}; give a positive duration")
+    for name, value in (("start", start), ("duration", duration)):
+        if value is not None and not value <= _LONGEST_SECONDS:
+            raise UsageError(
+                f"{name} {value} is longer than any video (over {_LONGEST_SECONDS:.0e} seconds, 31 years); give it "
+                f"in seconds{', or leave it out to go to the end' if name == 'duration' else ''}"
+            )
+
+
+_LONGEST_SECONDS = 1e9
 
 
 def __getattr__(name: str) -> Any:

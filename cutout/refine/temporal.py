@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cutout.errors import UsageError
+
 #: Frame change (0..1 scale, ~25 grey levels) at which the past keeps only 1/e of its weight.
 DEFAULT_TOLERANCE = 0.1
 #: A frame where more than this share of pixels moved beyond the tolerance is a cut: no smoothing across it.
@@ -44,8 +46,8 @@ class TemporalSmoother:
     """
 
     def __init__(self, strength: float, tolerance: float = DEFAULT_TOLERANCE) -> None:
-        if not 0.0 <= strength < 1.0:
-            raise ValueError(f"strength must be in [0, 1), got {strength}")
+        if not 0.0 <= strength < 1.0:  # NaN too: typer's range check lets it through
+            raise UsageError(f"temporal smoothing must be from 0 (off) to below 1, got {strength}; 0.5 is the default")
         self.strength = strength
         self.tolerance = tolerance
         self._alpha: np.ndarray | None = None
