@@ -32,6 +32,8 @@ BACKGROUND_FORMS = (
     "a colour name (--bg white), hex (--bg '#00ff00' or '#00ff0080'), r,g,b or r,g,b,a from 0 to 255 "
     "(--bg 0,0,0,128), an image file (--bg beach.jpg), or a blur of the photo itself (--bg blur, --bg blur:15)"
 )
+#: The largest --bg blur:RADIUS, in pixels.
+MAX_BLUR_RADIUS = 100_000
 _BLOCK_ELEMENTS = 1 << 17  # values per row block: ~256 KiB of uint16 temporaries, which stay in L2
 #: Backgrounds scaled to cover a frame, kept for the next photo of the same size, up to this many bytes in all
 #: (the latest one is kept whatever its size). A folder of photos from several cameras has many sizes: 40 product
@@ -73,8 +75,10 @@ class Background:
             raise UsageError(f"background colour {self.color!r} must be 4 whole numbers (r, g, b, a) from 0 to 255")
         if self.kind == "image" and self.path is None:
             raise UsageError("an image background needs a path, e.g. Background('image', path=Path('beach.jpg'))")
-        if self.radius is not None and not (math.isfinite(self.radius) and self.radius > 0):
-            raise UsageError(f"blur radius {self.radius!r} must be a positive number of pixels, e.g. 15")
+        if self.radius is not None and not (math.isfinite(self.radius) and 0 < self.radius <= MAX_BLUR_RADIUS):
+            raise UsageError(
+                f"blur radius {self.radius!r} must be a positive number of pixels up to {MAX_BLUR_RADIUS}, e.g. 15"
+            )
         if self.hdr is not None and not is_hdr(self.hdr[0]):
             raise UsageError(f"hdr {self.hdr!r} must start with an HDR transfer: {PQ} (PQ) or {HLG} (HLG)")
 
@@ -153,6 +157,11 @@ def _parse_radius(text: str) -> float | None:
         radius = math.nan
     if not (math.isfinite(radius) and radius > 0):
         raise UsageError(f"--bg {text!r}: the blur radius must be a positive number of pixels, e.g. --bg blur:15")
+    if radius > MAX_BLUR_RADIUS:  # Pillow overflowed on 1e308 ("radius must be >= 0") for every photo
+        raise UsageError(
+            f"--bg {text!r}: the blur radius is at most {MAX_BLUR_RADIUS} pixels (beyond the photo's size a blur is "
+            "its mean colour), e.g. --bg blur:15"
+        )
     return radius
 
 

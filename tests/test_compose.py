@@ -76,6 +76,7 @@ def test_blur_and_image(beach: Path) -> None:
         ("blur:0", "positive number"),
         ("blur:nan", "positive number"),
         ("blur:wide", "positive number"),
+        ("blur:1e308", "the blur radius is at most 100000 pixels"),  # each photo failed: Pillow overflowed
     ],
 )
 def test_bad_backgrounds(text: str, message: str) -> None:
@@ -88,6 +89,8 @@ def test_backgrounds_made_in_code_are_checked() -> None:
         Background("color", color=(300, 0, 0, 255))
     with pytest.raises(UsageError, match="needs a path"):
         Background("image")
+    with pytest.raises(UsageError, match="positive number of pixels up to 100000"):
+        Background("blur", radius=1e308)
     with pytest.raises(UsageError, match="positive number of pixels"):
         Background("blur", radius=-1)
     with pytest.raises(UsageError, match="not one of"):
