@@ -30,6 +30,10 @@ class BackendError(CutoutError):
     """An inference backend or device that is not available here."""
 
 
+class TrainingError(CutoutError, FloatingPointError):
+    """A training run that cannot go on: its loss became NaN or infinite (a learning rate too high)."""
+
+
 class InputError(CutoutError):
     """An input image or video that cannot be read."""
 
@@ -75,7 +79,8 @@ def out_of_memory(error: BaseException) -> bool:
     if isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno == errno.ENOMEM):
         return True
     text = str(error)
-    return any(sign in text for sign in ("Failed to allocate memory", "out of memory", "std::bad_alloc"))
+    signs = ("Failed to allocate memory", "out of memory", "std::bad_alloc", "can't allocate memory")  # torch's CPU
+    return any(sign in text for sign in signs)
 
 
 def memory_shortage(error: BaseException) -> str:

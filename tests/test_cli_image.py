@@ -603,6 +603,10 @@ def test_usage_errors_exit_2_with_a_message(args: list[str], message: str) -> No
         ("RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')", "(CUDA out of memory. Tried to alloc"),
         ("MemoryError()", "(MemoryError)"),
         ("OSError(12, 'Cannot allocate memory')", "([Errno 12] Cannot allocate memory)"),
+        (  # torch's CPU allocator (a training run of --num-classes 100000 showed its traceback)
+            'RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can\'t allocate memory")',
+            "([enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory)",
+        ),
     ],
 )
 def test_running_out_of_memory_is_a_line_of_advice_not_a_traceback(tmp_path: Path, raised: str, shown: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,40 @@ def _config(tiny: Path, tmp_path: Path, **changes: object) -> TrainConfig:
         export_dir=tmp_path / "models",
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"lr": float("nan")}, "--lr nan will not do: a learning rate above 0"),
+        ({"lr": float("inf")}, "--lr inf will not do"),  # the loss became nan: a FloatingPointError traceback
+        ({"lr": -1.0}, "--lr -1.0 will not do"),  # torch's ValueError traceback
+        ({"lr": 1e308}, "--lr 1e+308 will not do"),  # "value cannot be converted to type float without overflow"
+        ({"seed": -5}, "--seed -5 will not do: a seed from 0 to 4294967295"),  # numpy's ValueError
+        ({"mnet_width": float("nan")}, "--mnet-width nan will not do"),
+        ({"mnet_width": 1e9}, "--mnet-width 1000000000.0 will not do"),  # the allocator asked for 13 TB
+        ({"num_classes": 100_000}, "--num-classes 100000 will not do: from 1 to 255"),  # killed for memory
+        ({"size": 99_999}, "--size 99999 will not do"),  # killed for memory
+    ],
+)
+def test_settings_that_cannot_make_a_run_are_refused_before_any_work(
+    tiny: Path, tmp_path: Path, changes: dict, said: str
+) -> None:
+    from cutout.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(said)):
+        _config(tiny, tmp_path, **changes)
+
+
+def test_a_loss_that_becomes_nan_ends_the_run_with_a_line_of_advice(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import train.loop
+    from cutout.errors import CutoutError
+
+    monkeypatch.setattr(train.loop, "compute_loss", lambda *args: (torch.tensor(float("nan")), {}))
+    with pytest.raises(CutoutError, match=r"^the loss became nan at step 0; lower --lr$"):  # was a traceback
+        train.loop.train(_config(tiny, tmp_path))
 
 
 @pytest.mark.parametrize("model", ["u2netp", "u2net", "modnet", "mnet"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,10 @@ OPTIMIZERS: dict[str, tuple[str, float]] = {
     "modnet": ("sgd", 0.01),
     "mnet": ("adam", 1e-3),
 }
+
+
+#: Bounds of the settings TrainConfig checks: beyond them a run diverges at once, or asks for terabytes.
+MAX_LR, MAX_MNET_WIDTH, MAX_CLASSES, MAX_SIZE = 10.0, 8.0, 255, 8192
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,29 @@ class TrainConfig:
     export_dir: Path | None = None
     log_every: int = 10
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Numbers that cannot make a run are refused before any work (the API's as well as the command's): typer's
+        checks let nan and inf through, and each of these ended in a traceback from numpy, torch or the allocator.
+
+        Raises:
+            UsageError: naming the setting and what it takes.
+        """
+        from cutout.errors import UsageError
+
+        def check(name: str, fine: bool, takes: str) -> None:
+            if not fine:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} will not do: {takes}")
+
+        lr = self.lr
+        check(
+            "lr", lr is None or (math.isfinite(lr) and 0 < lr <= MAX_LR), f"a learning rate above 0, at most {MAX_LR}"
+        )
+        check("seed", 0 <= self.seed < 2**32, "a seed from 0 to 4294967295")
+        width = self.mnet_width
+        check("mnet_width", math.isfinite(width) and 0 < width <= MAX_MNET_WIDTH, f"from above 0 to {MAX_MNET_WIDTH}")
+        check("num_classes", 1 <= self.num_classes <= MAX_CLASSES, f"from 1 to {MAX_CLASSES} (masks hold 0..254)")
+        check("size", 32 <= self.size <= MAX_SIZE, f"a crop side from 32 to {MAX_SIZE} pixels")
 
     @property
     def run_name(self) -> str:

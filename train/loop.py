@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from cutout.errors import first_line
+from cutout.errors import TrainingError, first_line
 from train.checkpoint import load_checkpoint, resume_state, rng_state, save_checkpoint, set_rng_state
 from train.config import TrainConfig
 from train.data import build_datasets
@@ -268,7 +268,7 @@ def train(
                 with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
                     loss, parts = compute_loss(trainee, config.model, batch, config.iou_loss)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"the loss became {float(loss)} at step {result.step}; lower --lr")
+                    raise TrainingError(f"the loss became {float(loss)} at step {result.step}; lower --lr")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
