@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cutout.backends import Predictor, backend_for, cpu_concurrency, create_predictor
+from cutout.backends import Predictor, backend_for, check_threads, cpu_concurrency, create_predictor
 from cutout.batch import Job, Outcome, full_pixels, prepare, process_images
 from cutout.compose import Background, compose, image_background, keep_transparency, parse_background
 from cutout.errors import UsageError
@@ -142,6 +142,8 @@ class Session:
         downloaded, here), so that reading and decoding the first images overlap it, as ``cutout image`` does; the
         first use of ``predictor`` waits for it and raises its error, if any. Other backends load at once.
         """
+        check_threads(threads)
+        threads = None if threads is None else int(threads)  # numpy's integers too
         self.spec, weights = spec_for(model)
         self._settings = {"backend": backend, "device": device, "threads": threads}
         self._refiners: dict[str, MNetRefiner] = {}

@@ -72,6 +72,18 @@ def test_bg_that_is_no_background_is_a_usage_error(bg: object, message: str) -> 
         cutout.make_options(bg=bg)
 
 
+@pytest.mark.parametrize("threads", [0, -1, 2.5, True, 10**6])
+def test_threads_that_are_no_count_of_threads_are_a_usage_error(threads: object) -> None:
+    # 0 ended in a ZeroDivisionError, a million hung onnxruntime, -1 was passed on to it
+    with pytest.raises(UsageError, match=r"give a whole number of CPU threads per inference from 1 to 1024"):
+        cutout.new_session("u2netp", threads=threads)  # type: ignore[arg-type]
+
+
+def test_threads_may_be_a_numpy_integer() -> None:
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    assert cutout.new_session("u2netp", threads=np.int64(1)).mask(rgb).shape == (40, 50)
+
+
 def test_mask_is_a_real_subject(session: cutout.Session) -> None:
     mask = session.remove(np.asarray(Image.open(EXAMPLE).convert("RGB")), only_mask=True)
     assert isinstance(mask, np.ndarray) and mask.shape == (512, 512) and mask.dtype == np.uint8

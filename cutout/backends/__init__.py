@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -121,6 +122,25 @@ def backend_for(backend: str, device: str, weights: Path | None = None) -> tuple
     return name, parsed
 
 
+#: The most CPU threads one inference may be given: far beyond any machine's cores (onnxruntime hung making a
+#: million of them).
+MAX_THREADS = 1024
+
+
+def check_threads(threads: int | None) -> None:
+    """``threads`` is None (all cores) or a whole number from 1 to MAX_THREADS.
+
+    Raises:
+        UsageError: 0 gave a ZeroDivisionError, a million hung onnxruntime, a float its TypeError.
+    """
+    whole = isinstance(threads, Integral) and not isinstance(threads, bool)
+    if threads is not None and not (whole and 1 <= threads <= MAX_THREADS):
+        raise UsageError(
+            f"threads={threads!r}: give a whole number of CPU threads per inference from 1 to {MAX_THREADS}, or None "
+            "for all cores"
+        )
+
+
 def cpu_concurrency(threads: int | None) -> int:
     """Inferences that may run at once on the CPU when each uses ``threads`` (None: all cores, so one)."""
     return 1 if threads is None else max(1, (os.cpu_count() or 1) // threads)
@@ -138,6 +158,7 @@ def create_predictor(
 
     ``threads`` limits the CPU threads one call uses (None: all cores); see ``Predictor.concurrency``.
     """
+    check_threads(threads)
     name, parsed = backend_for(backend, device, weights)
     if name == "onnx":
         from cutout.backends.onnx_backend import OnnxPredictor

@@ -108,6 +108,7 @@ def image(
         typer.Option(
             "--threads",
             min=0,
+            max=1024,
             help="CPU threads per inference. 0 (auto): 1 for several images (one image per core at once: "
             "fastest), all cores for one image. A number N uses N threads per image and runs cores/N images "
             "at once; all cores (e.g. 2) runs one image at a time and needs about 300 MB less.",
