@@ -144,8 +144,8 @@ def load_torch_model(spec: ModelSpec, weights: Path) -> torch.nn.Module:
     return model.eval()
 
 
-#: Where training checkpoints keep the weights: Lightning and cutout's ``state_dict``, PyTorch's tutorials
-#: ``model_state_dict``, others ``model``, ``net`` or ``params``.
+#: Where training checkpoints keep the weights: Lightning's ``state_dict``, PyTorch's tutorials'
+#: ``model_state_dict``, cutout's and others' ``model``, others ``net`` or ``params``.
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "params")
 
 

@@ -183,6 +183,10 @@ def test_a_model_of_two_inputs_or_a_fixed_size_for_modnet_is_refused(
     )
     with pytest.raises(BackendError, match="takes 2 inputs"):
         _predictor(two)
+    half_fixed = mean_model(tmp_path / "u2netp_wide.onnx", shape=[1, 3, 320, "w"])  # a dynamic side fits any size
+    assert _predictor(half_fixed).predict(np.zeros((1, 3, 320, 320), np.float32)).shape == (1, 320, 320)
+    with pytest.raises(BackendError, match=r"takes images of \(320, 500\) only, where u2netp's rules give 320 x 320"):
+        _predictor(mean_model(tmp_path / "u2netp_500.onnx", shape=[1, 3, 320, 500]))
     fixed = mean_model(tmp_path / "modnet_512.onnx", shape=[1, 3, 512, 512])
     with pytest.raises(BackendError, match="sizes that follow the photo's"):  # MODNet's rule sizes each photo
         OnnxPredictor(get_spec("modnet"), Device("cpu"), fixed, threads=1)

@@ -161,10 +161,10 @@ def _check_interface(session: Any, spec: ModelSpec, path: Path) -> tuple[int | N
     if isinstance(shape[1], int) and shape[1] != channels:
         last = " (channels last?)" if shape[3] == channels else ""
         raise refuse(f"takes {shape[1]} channels{last}, where cutout gives (N, {channels}, H, W)")
-    fixed = [side for side in shape[2:] if isinstance(side, int)]
-    if fixed and spec.architecture != "mnet":
+    fixed = [side if isinstance(side, int) else None for side in shape[2:]]  # None: any size
+    if any(fixed) and spec.architecture != "mnet":
         wanted = spec.input.size if spec.input.kind == "fixed" else None
-        if wanted is None or tuple(shape[2:]) != wanted:
+        if wanted is None or any(side not in (None, size) for side, size in zip(fixed, wanted, strict=True)):
             gives = f"{wanted[0]} x {wanted[1]}" if wanted else "sizes that follow the photo's (multiples of 32)"
             raise refuse(f"takes images of {_shape(shape[2:])} only, where {spec.name}'s rules give {gives}")
     if spec.output.index >= len(outputs):
