@@ -34,6 +34,7 @@ from cutout.io.images import (
     alpha_array,
     icc_profile,
     kept_exif,
+    kept_xmp_of,
     load_image,
     print_resolution,
     rgb_array,
@@ -349,7 +350,8 @@ class Session:
             rgb, alpha = full_pixels(prepared, source, opts.max_pixels), prepared.alpha
             # the bytes `cutout image` writes: its PNG encoder, the photo's ICC profile and kept EXIF
             result = self.render(rgb, mask, opts, writable=True, alpha=alpha, profile=prepared.icc)
-            return encode_image(result, "png", icc_profile=prepared.icc, exif=prepared.exif, dpi=prepared.dpi)
+            icc, exif, dpi, xmp = prepared.icc, prepared.exif, prepared.dpi, prepared.xmp
+            return encode_image(result, "png", icc_profile=icc, exif=exif, dpi=dpi, xmp=xmp)
         loaded = load_image(image, max_pixels=opts.max_pixels)
         rgb, alpha = rgb_array(loaded), alpha_array(loaded)
         mask = self.masks([rgb])[0]
@@ -363,7 +365,8 @@ class Session:
 def _pil_like(original: Image.Image, result: np.ndarray, profile: bytes | None) -> Image.Image:
     """``result`` as a PIL image that carries ``original``'s ICC ``profile`` (an RGB one, as the result's
     colours are), its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`) and its print
-    resolution (``info["dpi"]``), so that saving it can keep what the photo's colours mean and who made it."""
+    resolution (``info["dpi"]``) and kept XMP (``info["xmp"]``: keywords, title, rating), so that saving it can
+    keep what the photo's colours mean, who made it and how it is filed."""
     pil = Image.fromarray(result)
     if profile is not None and result.ndim == 3:
         pil.info["icc_profile"] = profile
@@ -373,6 +376,9 @@ def _pil_like(original: Image.Image, result: np.ndarray, profile: bytes | None) 
     dpi = print_resolution(original)
     if dpi is not None:
         pil.info["dpi"] = dpi
+    xmp = kept_xmp_of(original)
+    if xmp is not None:
+        pil.info["xmp"] = xmp  # Pillow writes it into JPEG, WebP and TIFF (img.save(path, xmp=img.info["xmp"]))
     return pil
 
 

@@ -30,6 +30,7 @@ from cutout.io.images import (
     full_size,
     icc_profile,
     kept_exif,
+    kept_xmp_of,
     load_image,
     plain_jpeg_rgb,
     print_resolution,
@@ -95,6 +96,7 @@ class Prepared:
     alpha: np.ndarray | None = None  # the image's own transparency, kept in the cutout (None: opaque)
     exif: Image.Exif | None = None  # the photo's date, author and copyright, kept in the cutout
     dpi: tuple[float, float] | None = None  # the photo's print resolution, kept in the cutout
+    xmp: bytes | None = None  # the photo's keywords, title, caption, rating and rights (XMP), kept in the cutout
 
 
 def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
@@ -114,13 +116,13 @@ def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
     image = load_image(source, max_pixels=max_pixels, draft=draft)
     width, height = full_size(image)
     with reading_image(str(source) if isinstance(source, Path) else "the data"):  # named in Pillow's warnings
-        icc, exif, dpi = icc_profile(image), kept_exif(image), print_resolution(image)
+        icc, exif, dpi, xmp = icc_profile(image), kept_exif(image), print_resolution(image), kept_xmp_of(image)
     if (width, height) != image.size:
         model = model_input(spec, rgb_array(image), (height, width))
-        return Prepared(model, (height, width), None, icc, exif=exif, dpi=dpi)
+        return Prepared(model, (height, width), None, icc, exif=exif, dpi=dpi, xmp=xmp)
     rgb = rgb_array(image)
     model_image = image if image.mode == "RGB" else rgb
-    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image), exif, dpi)
+    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image), exif, dpi, xmp)
 
 
 def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np.ndarray:
@@ -267,9 +269,9 @@ def _encode(
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
         finished = session.finish(rgb, mask, options, writable=True, alpha=alpha)
-        return encode_cutout_png(*finished, icc_profile=icc, exif=exif, dpi=dpi)
+        return encode_cutout_png(*finished, icc_profile=icc, exif=exif, dpi=dpi, xmp=prepared.xmp)
     rendered = session.render(rgb, mask, options, writable=True, alpha=alpha, profile=icc)
-    return encode_image(rendered, format, icc_profile=icc, exif=exif, dpi=dpi)
+    return encode_image(rendered, format, icc_profile=icc, exif=exif, dpi=dpi, xmp=prepared.xmp)
 
 
 def default_workers() -> int:

@@ -99,6 +99,7 @@ def encode_image(
     icc_profile: bytes | None = None,
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None,
 ) -> bytes:
     """The encoded file: PNG (our writer), WebP (quality 95), JPEG (quality 95, no alpha) or TIFF (deflate).
 
@@ -106,7 +107,8 @@ def encode_image(
     left out otherwise, so a mask is never labelled with the photo's RGB profile. ``exif``: tags kept from the
     photo (:func:`cutout.io.images.kept_exif`), written with the Software tag. ``dpi``: the photo's print
     resolution (PNG pHYs, JPEG JFIF density, TIFF resolution; WebP has only its EXIF), so a cutout placed in a
-    layout comes out the photo's size.
+    layout comes out the photo's size. ``xmp``: the packet kept from the photo (:func:`cutout.io.xmp.kept_xmp`):
+    a PNG iTXt chunk, JPEG APP1 (left out beyond its 64 KiB), WebP's XMP chunk, TIFF's tag 700.
 
     Shape: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8.
 
@@ -117,7 +119,7 @@ def encode_image(
     channels = _check_array(array)
     profile = icc_profile if _profile_suits(icc_profile, channels) else None
     if format == "png":
-        return encode_png(array, icc_profile=profile, exif=exif, dpi=dpi)
+        return encode_png(array, icc_profile=profile, exif=exif, dpi=dpi, xmp=xmp)
     if format not in _PILLOW:
         raise ValueError(f"unknown output format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     if format == "jpg" and channels == 4:
@@ -133,7 +135,11 @@ def encode_image(
     # Pillow frames the EXIF as each format wants ("Exif\0\0" first in JPEG's APP1)
     # TIFF takes the first IFD's tags as its own; Pillow's libtiff writer cannot add the Exif IFD (the dates)
     exif = software_exif(exif, dates=format != "tif")
+    if xmp and format == "tif":
+        exif[_XMP_TAG] = xmp  # Pillow's TIFF writer takes XMP as this tag only
     extra: dict[str, Any] = {"exif": exif, **({"icc_profile": profile} if profile else {})}
+    if xmp and format in ("webp", "jpg") and (format == "webp" or len(xmp) <= _JPEG_XMP_MAX):
+        extra["xmp"] = xmp
     if dpi is not None and format != "webp":
         extra["dpi"] = dpi
     buffer = io.BytesIO()
@@ -141,6 +147,8 @@ def encode_image(
     return buffer.getvalue()
 
 
+_XMP_TAG = 700  # TIFF's XMLPacket
+_JPEG_XMP_MAX = 65504 - 29  # an APP1 segment, less its header "http://ns.adobe.com/xap/1.0/\0"
 #: The longest side each format's encoder takes (libwebp, libjpeg-turbo); PNG and TIFF take far more.
 _MAX_SIDE = {"webp": 16383, "jpg": 65500}
 
@@ -165,6 +173,7 @@ def encode_png(
     level: int = 1,
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None,
 ) -> bytes:
     """A PNG of an 8-bit grey, RGB or RGBA array: filter "Up" on rows after the first, zlib ``level``.
 
@@ -173,7 +182,7 @@ def encode_png(
     channels = _check_array(array)
     height, width = array.shape[:2]
     rows = np.ascontiguousarray(array).reshape(height, width * channels)
-    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level, exif, dpi)
+    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level, exif, dpi, xmp)
 
 
 def encode_cutout_png(
@@ -183,6 +192,7 @@ def encode_cutout_png(
     icc_profile: bytes | None = None,
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None,
 ) -> bytes:
     """Exactly ``encode_png(compose(rgb, alpha, None))``, built row block by row block.
 
@@ -198,7 +208,7 @@ def encode_cutout_png(
     def block(top: int, bottom: int) -> np.ndarray:
         return cutout_rgba(rgb[top:bottom], alpha[top:bottom]).reshape(bottom - top, width * 4)
 
-    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1, exif, dpi)
+    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1, exif, dpi, xmp)
 
 
 def _png(
@@ -210,6 +220,7 @@ def _png(
     level: int,
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
+    xmp: bytes | None = None,
 ) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"tEXt", b"Software\0" + SOFTWARE.encode())]
@@ -219,6 +230,8 @@ def _png(
         parts.append(_chunk(b"eXIf", exif.tobytes().removeprefix(b"Exif\0\0")))  # eXIf holds the TIFF data alone
     if dpi is not None:  # pixels per metre, unit 1 (the metre)
         parts.append(_chunk(b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1)))
+    if xmp:  # iTXt: keyword, NUL, not compressed (0, 0), no language, NUL, no translated keyword, NUL, UTF-8 text
+        parts.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
     data = _deflate_rows(height, width * channels, block, level)
     parts.extend(_chunk(b"IDAT", data[start : start + _MAX_CHUNK]) for start in range(0, len(data), _MAX_CHUNK))
     parts.append(_chunk(b"IEND", b""))

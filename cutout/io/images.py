@@ -33,6 +33,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cutout.errors import CutoutError, InputError
 from cutout.io.encode import OUTPUT_FORMATS, encode_image, format_for, needs_opaque, write_atomic
+from cutout.io.xmp import kept_xmp
 from cutout.options import DEFAULT_MAX_PIXELS
 
 try:  # libjpeg-turbo into numpy without Pillow's 4-byte pixels: see plain_jpeg_rgb
@@ -476,6 +477,13 @@ def kept_exif(image: Image.Image) -> Image.Exif | None:
     except Exception:  # Pillow's EXIF reader and writer raise assorted errors on damaged data
         return None
     return kept
+
+
+def kept_xmp_of(image: Image.Image) -> bytes | None:
+    """The XMP a cutout of ``image`` keeps (keywords, title, caption, rating, rights: :mod:`cutout.io.xmp`), or
+    None. Pillow gives every format's packet as ``info["xmp"]`` (JPEG, PNG, WebP, TIFF, AVIF)."""
+    packet = image.info.get("xmp")
+    return kept_xmp(packet) if isinstance(packet, (bytes, str)) else None
 
 
 def print_resolution(image: Image.Image) -> tuple[float, float] | None:
