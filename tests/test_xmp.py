@@ -80,6 +80,7 @@ def test_keywords_title_rights_and_rating_are_kept_gps_serials_and_raw_settings_
         b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]><x>&a;</x>',  # entities: the "billion laughs"
         b"<root/>",  # no RDF
         LIGHTROOM.replace("<dc:subject>", "<dc:subject>" + "x" * MAX_PACKET).encode(),  # too large to read
+        LIGHTROOM.replace("<dc:subject>", "<dc:subject>" + "<dc:a>" * 50_000 + "</dc:a>" * 50_000).encode(),  # deep
         b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>',
     ],

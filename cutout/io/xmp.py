@@ -13,7 +13,7 @@ Lightroom's hierarchical keywords and PLUS licensing. Everything else is left ou
 thumbnails of the original and the original's orientation (the cutout is stored upright).
 
 A packet that is not XML, is larger than :data:`MAX_PACKET` bytes, declares a DOCTYPE or entities (the "billion
-laughs"), or keeps nothing, gives None: the pixels are what was asked for.
+laughs"), nests elements thousands deep, or keeps nothing, gives None: the pixels are what was asked for.
 """
 
 from __future__ import annotations
@@ -61,16 +61,19 @@ def kept_xmp(packet: bytes | str | None) -> bytes | None:
     rdf = root if root.tag == f"{{{RDF}}}RDF" else root.find(f"{{{RDF}}}RDF")
     if rdf is None:
         return None
-    for description in list(rdf):
-        if description.tag != f"{{{RDF}}}Description":
-            rdf.remove(description)
-            continue
-        _filter(description)
-        if not _properties(description):
-            rdf.remove(description)
-    if not len(rdf):
+    try:
+        for description in list(rdf):
+            if description.tag != f"{{{RDF}}}Description":
+                rdf.remove(description)
+                continue
+            _filter(description)
+            if not _properties(description):
+                rdf.remove(description)
+        if not len(rdf):
+            return None
+        body = ET.tostring(rdf, encoding="unicode")
+    except RecursionError:  # elements nested thousands deep: no real packet, and no reason to fail the photo
         return None
-    body = ET.tostring(rdf, encoding="unicode")
     return (
         f'<?xpacket begin="\ufeff" id="{_PACKET_ID}"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
         f'{body}</x:xmpmeta>\n<?xpacket end="w"?>'
