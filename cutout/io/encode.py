@@ -148,7 +148,7 @@ def encode_image(
 
 
 _XMP_TAG = 700  # TIFF's XMLPacket
-_JPEG_XMP_MAX = 65504 - 29  # an APP1 segment, less its header "http://ns.adobe.com/xap/1.0/\0"
+_JPEG_XMP_MAX = 65533 - 29  # the data of an APP1 segment, less its header "http://ns.adobe.com/xap/1.0/\0"
 #: The longest side each format's encoder takes (libwebp, libjpeg-turbo); PNG and TIFF take far more.
 _MAX_SIDE = {"webp": 16383, "jpg": 65500}
 
