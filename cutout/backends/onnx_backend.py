@@ -110,7 +110,7 @@ class OnnxPredictor:
         except Exception as error:
             if run[1].is_set():  # onnxruntime's own error for a run whose terminate flag was set
                 raise Stopped("inference stopped") from None
-            if isinstance(error, Stopped) or out_of_memory(error):
+            if out_of_memory(error):
                 raise  # out of memory fails the images it hit (cutout.batch), with advice
             raise BackendError(
                 f"onnxruntime failed to run {self.path.name}: {first_line(error)}; the model file may be broken "
