@@ -350,8 +350,8 @@ class Session:
             rgb, alpha = full_pixels(prepared, source, opts.max_pixels), prepared.alpha
             # the bytes `cutout image` writes: its PNG encoder, the photo's ICC profile and kept EXIF
             result = self.render(rgb, mask, opts, writable=True, alpha=alpha, profile=prepared.icc)
-            icc, exif, dpi, xmp = prepared.icc, prepared.exif, prepared.dpi, prepared.xmp
-            return encode_image(result, "png", icc_profile=icc, exif=exif, dpi=dpi, xmp=xmp)
+            icc, exif, dpi, xmp, text = prepared.icc, prepared.exif, prepared.dpi, prepared.xmp, prepared.text
+            return encode_image(result, "png", icc_profile=icc, exif=exif, dpi=dpi, xmp=xmp, text=text)
         loaded = load_image(image, max_pixels=opts.max_pixels)
         rgb, alpha = rgb_array(loaded), alpha_array(loaded)
         mask = self.masks([rgb])[0]

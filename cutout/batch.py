@@ -30,6 +30,7 @@ from cutout.io.images import (
     full_size,
     icc_profile,
     kept_exif,
+    kept_text,
     kept_xmp_of,
     load_image,
     plain_jpeg_rgb,
@@ -97,6 +98,7 @@ class Prepared:
     exif: Image.Exif | None = None  # the photo's date, author and copyright, kept in the cutout
     dpi: tuple[float, float] | None = None  # the photo's print resolution, kept in the cutout
     xmp: bytes | None = None  # the photo's keywords, title, caption, rating and rights (XMP), kept in the cutout
+    text: dict[str, str] | None = None  # the photo's text notes (title, author, comment), kept in a PNG cutout
 
 
 def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
@@ -117,12 +119,14 @@ def prepare(spec: ModelSpec, source: Path | bytes, max_pixels: int) -> Prepared:
     width, height = full_size(image)
     with reading_image(str(source) if isinstance(source, Path) else "the data"):  # named in Pillow's warnings
         icc, exif, dpi, xmp = icc_profile(image), kept_exif(image), print_resolution(image), kept_xmp_of(image)
+        text = kept_text(image)
     if (width, height) != image.size:
         model = model_input(spec, rgb_array(image), (height, width))
-        return Prepared(model, (height, width), None, icc, exif=exif, dpi=dpi, xmp=xmp)
+        return Prepared(model, (height, width), None, icc, exif=exif, dpi=dpi, xmp=xmp, text=text)
     rgb = rgb_array(image)
     model_image = image if image.mode == "RGB" else rgb
-    return Prepared(model_input(spec, model_image), (height, width), rgb, icc, alpha_array(image), exif, dpi, xmp)
+    model = model_input(spec, model_image)
+    return Prepared(model, (height, width), rgb, icc, alpha_array(image), exif, dpi, xmp, text)
 
 
 def full_pixels(prepared: Prepared, source: Path | bytes, max_pixels: int) -> np.ndarray:
@@ -269,9 +273,9 @@ def _encode(
     if format == "png" and options.background is None and not options.only_mask:
         # the common case, fused: the same bytes as encode_image(session.render(...)) without a full RGBA copy
         finished = session.finish(rgb, mask, options, writable=True, alpha=alpha)
-        return encode_cutout_png(*finished, icc_profile=icc, exif=exif, dpi=dpi, xmp=prepared.xmp)
+        return encode_cutout_png(*finished, icc_profile=icc, exif=exif, dpi=dpi, xmp=prepared.xmp, text=prepared.text)
     rendered = session.render(rgb, mask, options, writable=True, alpha=alpha, profile=icc)
-    return encode_image(rendered, format, icc_profile=icc, exif=exif, dpi=dpi, xmp=prepared.xmp)
+    return encode_image(rendered, format, icc_profile=icc, exif=exif, dpi=dpi, xmp=prepared.xmp, text=prepared.text)
 
 
 def default_workers() -> int:

@@ -100,6 +100,7 @@ def encode_image(
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
     xmp: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> bytes:
     """The encoded file: PNG (our writer), WebP (quality 95), JPEG (quality 95, no alpha) or TIFF (deflate).
 
@@ -108,7 +109,9 @@ def encode_image(
     photo (:func:`cutout.io.images.kept_exif`), written with the Software tag. ``dpi``: the photo's print
     resolution (PNG pHYs, JPEG JFIF density, TIFF resolution; WebP has only its EXIF), so a cutout placed in a
     layout comes out the photo's size. ``xmp``: the packet kept from the photo (:func:`cutout.io.xmp.kept_xmp`):
-    a PNG iTXt chunk, JPEG APP1 (left out beyond its 64 KiB), WebP's XMP chunk, TIFF's tag 700.
+    a PNG iTXt chunk, JPEG APP1 (left out beyond its 64 KiB), WebP's XMP chunk, TIFF's tag 700. ``text``: the
+    photo's text notes (:func:`cutout.io.images.kept_text`), written into a PNG only (the other formats carry
+    the same facts in their EXIF and XMP).
 
     Shape: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8.
 
@@ -119,7 +122,7 @@ def encode_image(
     channels = _check_array(array)
     profile = icc_profile if _profile_suits(icc_profile, channels) else None
     if format == "png":
-        return encode_png(array, icc_profile=profile, exif=exif, dpi=dpi, xmp=xmp)
+        return encode_png(array, icc_profile=profile, exif=exif, dpi=dpi, xmp=xmp, text=text)
     if format not in _PILLOW:
         raise ValueError(f"unknown output format {format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
     if format == "jpg" and channels == 4:
@@ -174,6 +177,7 @@ def encode_png(
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
     xmp: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> bytes:
     """A PNG of an 8-bit grey, RGB or RGBA array: filter "Up" on rows after the first, zlib ``level``.
 
@@ -182,7 +186,8 @@ def encode_png(
     channels = _check_array(array)
     height, width = array.shape[:2]
     rows = np.ascontiguousarray(array).reshape(height, width * channels)
-    return _png(height, width, channels, lambda top, bottom: rows[top:bottom], icc_profile, level, exif, dpi, xmp)
+    block = lambda top, bottom: rows[top:bottom]  # noqa: E731
+    return _png(height, width, channels, block, icc_profile, level, exif, dpi, xmp, text)
 
 
 def encode_cutout_png(
@@ -193,6 +198,7 @@ def encode_cutout_png(
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
     xmp: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> bytes:
     """Exactly ``encode_png(compose(rgb, alpha, None))``, built row block by row block.
 
@@ -208,7 +214,8 @@ def encode_cutout_png(
     def block(top: int, bottom: int) -> np.ndarray:
         return cutout_rgba(rgb[top:bottom], alpha[top:bottom]).reshape(bottom - top, width * 4)
 
-    return _png(height, width, 4, block, icc_profile if _profile_suits(icc_profile, 4) else None, 1, exif, dpi, xmp)
+    profile = icc_profile if _profile_suits(icc_profile, 4) else None
+    return _png(height, width, 4, block, profile, 1, exif, dpi, xmp, text)
 
 
 def _png(
@@ -221,6 +228,7 @@ def _png(
     exif: Image.Exif | None = None,
     dpi: tuple[float, float] | None = None,
     xmp: bytes | None = None,
+    text: dict[str, str] | None = None,
 ) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
     parts = [_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"tEXt", b"Software\0" + SOFTWARE.encode())]
@@ -232,6 +240,8 @@ def _png(
         parts.append(_chunk(b"pHYs", struct.pack(">IIB", round(dpi[0] / 0.0254), round(dpi[1] / 0.0254), 1)))
     if xmp:  # iTXt: keyword, NUL, not compressed (0, 0), no language, NUL, no translated keyword, NUL, UTF-8 text
         parts.append(_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp))
+    for keyword, value in (text or {}).items():
+        parts.append(_text_chunk(keyword, value))
     data = _deflate_rows(height, width * channels, block, level)
     parts.extend(_chunk(b"IDAT", data[start : start + _MAX_CHUNK]) for start in range(0, len(data), _MAX_CHUNK))
     parts.append(_chunk(b"IEND", b""))
@@ -296,6 +306,17 @@ def made_by_cutout(path: Path) -> bool:
     if isinstance(software, bytes):
         software = software.decode("utf-8", "replace")
     return isinstance(software, str) and software.startswith("cutout ")
+
+
+def _text_chunk(keyword: str, value: str) -> bytes:
+    """A tEXt chunk where keyword and text are Latin-1 (what PNG readers expect), else iTXt in UTF-8."""
+    name = keyword.encode("latin-1", "replace") if keyword.isprintable() else b""
+    if not 1 <= len(name) <= 79 or "\0" in keyword or "\0" in value:
+        raise ValueError(f"a PNG text keyword is 1 to 79 Latin-1 characters and no text holds NUL: {keyword!r}")
+    try:
+        return _chunk(b"tEXt", name + b"\0" + value.encode("latin-1"))
+    except UnicodeEncodeError:  # iTXt: keyword, NUL, not compressed (0, 0), no language, NUL, none translated, NUL
+        return _chunk(b"iTXt", name + b"\0\0\0\0\0" + value.encode())
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -486,6 +486,50 @@ def kept_xmp_of(image: Image.Image) -> bytes | None:
     return kept_xmp(packet) if isinstance(packet, (bytes, str)) else None
 
 
+#: PNG's predefined text keywords (PNG specification, 11.3.4.2) that a cutout keeps: what the picture is, who
+#: made it and its rights. Software becomes cutout's own; other keywords (ImageMagick's file dates, a tool's
+#: settings, an image generator's prompt) say nothing true of the cutout and are left out.
+KEPT_TEXT_KEYWORDS = (
+    "Title",
+    "Author",
+    "Description",
+    "Copyright",
+    "Creation Time",
+    "Disclaimer",
+    "Warning",
+    "Source",
+    "Comment",
+)
+_TEXT_MAX = 1 << 16  # characters of one kept text: a caption or a licence, not a payload
+
+
+def kept_text(image: Image.Image) -> dict[str, str] | None:
+    """The text notes a cutout of ``image`` keeps in a PNG (:data:`KEPT_TEXT_KEYWORDS`), or None.
+
+    A PNG's text chunks (tEXt, zTXt, iTXt) with those keywords, as Pillow gives the ones before the image data
+    (chunks after it would need the whole image decoded first); a JPEG's or GIF's comment as "Comment". Texts that
+    are empty, hold a NUL (which no PNG text may) or run past 65536 characters are left out.
+    """
+    notes: dict[str, str] = {}
+    if image.format == "PNG":
+        for keyword in KEPT_TEXT_KEYWORDS:
+            value = image.info.get(keyword)
+            if isinstance(value, str):
+                notes[keyword] = str(value)  # iTXt values are a str subclass carrying the language
+    elif image.format in ("JPEG", "MPO", "GIF"):
+        comment = image.info.get("comment")
+        if isinstance(comment, bytes):
+            comment = comment.rstrip(b"\0")  # some writers end it as a C string
+            try:
+                notes["Comment"] = comment.decode()
+            except UnicodeDecodeError:
+                notes["Comment"] = comment.decode("latin-1")  # JPEG sets no encoding; old tools wrote Latin-1
+        elif isinstance(comment, str):
+            notes["Comment"] = comment
+    kept = {k: v for k, v in notes.items() if v.strip() and "\0" not in v and len(v) <= _TEXT_MAX}
+    return kept or None
+
+
 def print_resolution(image: Image.Image) -> tuple[float, float] | None:
     """The image's print resolution in dots per inch (a JPEG's JFIF density or EXIF, a PNG's pHYs, a TIFF's
     resolution tags), or None when it has none or a nonsensical one."""
