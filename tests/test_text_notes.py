@@ -110,7 +110,7 @@ def test_other_formats_carry_no_png_text(tmp_path: Path) -> None:
 
 
 def test_a_bad_keyword_is_refused() -> None:
-    for keyword in ("", "x" * 80, "tab\there", "nul\0"):
+    for keyword in ("", "x" * 80, "tab\there", "nul\0", "Überschrift — Titel"):
         with pytest.raises(ValueError, match="keyword"):
             encode_image(np.zeros((4, 4), np.uint8), "png", text={keyword: "value"})
 

@@ -310,7 +310,10 @@ def made_by_cutout(path: Path) -> bool:
 
 def _text_chunk(keyword: str, value: str) -> bytes:
     """A tEXt chunk where keyword and text are Latin-1 (what PNG readers expect), else iTXt in UTF-8."""
-    name = keyword.encode("latin-1", "replace") if keyword.isprintable() else b""
+    try:
+        name = keyword.encode("latin-1") if keyword.isprintable() else b""
+    except UnicodeEncodeError:
+        name = b""
     if not 1 <= len(name) <= 79 or "\0" in keyword or "\0" in value:
         raise ValueError(f"a PNG text keyword is 1 to 79 Latin-1 characters and no text holds NUL: {keyword!r}")
     try:
