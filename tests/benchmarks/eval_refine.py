@@ -10,6 +10,10 @@ SAD and gradient error are sums / 1000 (alpha in 0..1), MSE a mean, as in DIM's 
 The time is the refinement's own (the best of ``--repeats``), per megapixel of image (the coarse model's time is
 printed apart).
 
+The last row, "oracle", is no method: the ground truth pasted into the unknown band of cutout's own trimap
+(``trimap_from_alpha`` of the coarse mask). It is the most that any refinement confined to that band (guided,
+mnet) could achieve, and shows how much of the error lies outside the band, where no edge refinement reaches.
+
 With ``--rembg`` the same images go through ``rembg p -m u2netp -a`` (pymatting closed-form alpha matting) and
 ``rembg p -m u2netp``; rembg's alpha-matting time is the difference of the two runs, per megapixel (after a
 warm-up run of each on one image).
@@ -31,6 +35,7 @@ from PIL import Image
 
 import cutout
 from cutout.refine.refiner import refine_mask
+from cutout.refine.trimap import UNKNOWN, trimap_from_alpha
 from train.metrics import matting_metrics
 
 SHARED = Path(os.environ.get("CUTOUT_SHARED", Path(__file__).resolve().parents[3] / "shared"))
@@ -52,6 +57,14 @@ def metrics(alpha: np.ndarray, stem: str) -> dict[str, float]:
         extra = matting_metrics(alpha, truth, load(wide, "L"))
         result.update({f"{k.split('_')[0]}_wide": v for k, v in extra.items() if k.endswith("_unknown")})
     return result
+
+
+def band_oracle(mask: np.ndarray, stem: str) -> np.ndarray:
+    """The coarse mask with the ground truth in its trimap's unknown band: the best a band refinement can do."""
+    unknown = trimap_from_alpha(mask) == UNKNOWN
+    alpha = mask.copy()
+    alpha[unknown] = load(MATTING / "alpha" / f"{stem}.png", "L")[unknown]
+    return alpha
 
 
 def run_rembg(rembg: str, images: list[Path]) -> tuple[dict[str, np.ndarray], float]:
@@ -104,6 +117,7 @@ def main() -> None:
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     model_seconds, megapixels = 0.0, 0.0
+    oracle = []
     for path in images:
         rgb = load(path, "RGB")
         megapixels += rgb.shape[0] * rgb.shape[1] / 1e6
@@ -119,14 +133,16 @@ def main() -> None:
                 best = min(best, time.perf_counter() - started)
             seconds[method] += best
             rows[method].append(metrics(alpha, path.stem))
+        oracle.append(metrics(band_oracle(mask, path.stem), path.stem))
     if args.rembg:
         alphas, matting_seconds = run_rembg(args.rembg, images)
         rows["rembg -a"] = [metrics(alphas[p.stem], p.stem) for p in images]
         seconds["rembg -a"] = matting_seconds
+    rows["oracle"], seconds["oracle"] = oracle, float("nan")
     print(f"{len(images)} images, {megapixels:.2f} MP; u2netp coarse masks: {model_seconds / megapixels:.3f} s/MP")
     print("whole image | unknown region of trimaps/ | of trimaps2/ (14 images); SAD, grad: /1000; MSE: mean")
     print(f"{'method':<9}" + "".join(f"{c:>13}" for c in COLUMNS) + f"{'s/MP':>9}")
-    for method, results in rows.items():
+    for method, results in rows.items():  # "oracle": the ground truth in the band, a bound (see above)
         means = [np.mean([r[c] for r in results if c in r]) for c in COLUMNS]
         print(f"{method:<9}" + "".join(f"{v:13.4f}" for v in means) + f"{seconds[method] / megapixels:9.3f}")
 
