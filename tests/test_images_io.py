@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageFile, features
+from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, features
 
 from cutout.compose import compose
 from cutout.errors import DiskFullError, InputError, OutputError, UsageError
@@ -444,6 +444,31 @@ def test_damaged_or_missing_exif_is_no_error(tmp_path: Path) -> None:
     broken.info["exif"] = b"Exif\0\0MM\0*\0\0\0\x08\xff\xff"  # an IFD of 65535 entries that are not there
     with pytest.warns(UserWarning, match="Corrupt EXIF data"):  # Pillow's; the command line names the file
         assert kept_exif(broken) is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "left"),
+    [
+        ({0x0128: 39682}, {}),  # a unit that is none of none, inch, centimetre: the resolution means nothing
+        ({0x0128: 0}, {}),
+        ({0x011A: TiffImagePlugin.IFDRational(0, 0)}, {0x011B: 300.0, 0x0128: 2}),  # 0 / 0: not a number
+        ({0x011A: float("inf"), 0x011B: float("inf")}, {0x0128: 2}),
+        ({0x011B: TiffImagePlugin.IFDRational(1, 0)}, {0x011A: 300.0, 0x0128: 2}),
+    ],
+)
+@pytest.mark.parametrize("format", ["tif", "jpg"])
+def test_a_damaged_print_resolution_is_left_out(
+    tmp_path: Path, damage: dict[int, object], left: dict[int, object], format: str
+) -> None:
+    # libtiff refused it: with --format tif the photo failed as "unexpected RuntimeError: Error setting from
+    # dictionary; please report it" (found by fuzzing the image batch)
+    exif = Image.Exif()
+    exif.update({0x011A: 300.0, 0x011B: 300.0, 0x0128: 2, 0x8298: "(c) 2026 A."})
+    exif.update(damage)
+    kept = kept_exif(load_image(_saved(Image.new("RGB", (8, 8)), tmp_path / "photo.jpg", exif=exif)))
+    assert kept is not None and {k: v for k, v in kept.items() if k != 0x8298} == left
+    with Image.open(io.BytesIO(encode_image(np.zeros((8, 8, 3), np.uint8), format, exif=kept))) as written:
+        assert written.getexif()[0x8298] == "(c) 2026 A."
 
 
 def test_icc_profile_only_when_it_describes_rgb() -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import stat
 import struct
@@ -467,6 +468,7 @@ def kept_exif(image: Image.Image) -> Image.Exif | None:
         for tag in KEPT_TAGS:
             if tag in source:
                 kept[tag] = source[tag]
+        _drop_bad_resolution(kept)
         inner = source.get_ifd(_EXIF_IFD)
         dates = {tag: inner[tag] for tag in KEPT_EXIF_TAGS if tag in inner}
         if dates:
@@ -477,6 +479,27 @@ def kept_exif(image: Image.Image) -> Image.Exif | None:
     except Exception:  # Pillow's EXIF reader and writer raise assorted errors on damaged data
         return None
     return kept
+
+
+_RESOLUTION_TAGS = (0x011A, 0x011B)  # XResolution, YResolution
+_RESOLUTION_UNIT_TAG = 0x0128  # 1 none, 2 inch, 3 centimetre
+
+
+def _drop_bad_resolution(exif: Image.Exif) -> None:
+    """Remove a damaged print resolution from ``exif``: a unit other than 1, 2 or 3 (and then the resolution it
+    would measure), a resolution that is not a positive finite number. libtiff refuses to write either, which
+    failed the photo for a ``.tif`` output."""
+    if exif.get(_RESOLUTION_UNIT_TAG, 2) not in (1, 2, 3):
+        for tag in (*_RESOLUTION_TAGS, _RESOLUTION_UNIT_TAG):
+            exif.pop(tag, None)
+    for tag in _RESOLUTION_TAGS:
+        value = exif.get(tag)
+        try:
+            sane = value is None or (math.isfinite(float(value)) and float(value) > 0)
+        except (TypeError, ValueError, ZeroDivisionError):
+            sane = False
+        if not sane:
+            exif.pop(tag, None)
 
 
 def kept_xmp_of(image: Image.Image) -> bytes | None:
