@@ -55,6 +55,9 @@ class Background:
             9): the colour's or image's sRGB values are converted into it (:mod:`cutout.hdr`). None: as they are.
         pixel_aspect: the width over the height of a pixel of the frames it goes behind (anamorphic video: 4/3):
             an image covers the frame as it is shown, not squeezed.
+        orientation: how the frames it goes behind are shown (a phone's video is stored sideways, with a
+            rotation to show it by): counter-clockwise quarter turns, and whether they are flipped upside down
+            first (:func:`shown`). An image goes behind them turned back, so it shows upright.
         profile: the ICC profile (RGB) of the photo it goes behind, None for sRGB: a colour (sRGB, as typed) and
             an image (in its own profile, else sRGB) are converted into it, so that a phone's Display P3 photo
             gets the same red as --bg '#ff0000' means, not a more saturated one.
@@ -67,6 +70,7 @@ class Background:
     hdr: tuple[int, int] | None = None
     pixel_aspect: Fraction = Fraction(1)
     profile: bytes | None = None
+    orientation: tuple[int, bool] = (0, False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("color", "image", "blur"):
@@ -331,7 +335,8 @@ def _background_layers(background: Background, height: int, width: int) -> np.nd
     if background.kind != "image" or background.path is None:
         raise ValueError(f"background_array needs a colour or an image background, got {background.kind!r}")
     key = _cache_key(background.path)
-    return _covering(*key, height, width, background.hdr, background.pixel_aspect, background.profile)
+    aspect, profile = background.pixel_aspect, background.profile
+    return _covering(*key, height, width, background.hdr, aspect, profile, background.orientation)
 
 
 def _cache_key(path: Path) -> tuple[str, int]:
@@ -386,15 +391,16 @@ def _covering(
     hdr: tuple[int, int] | None = None,
     aspect: Fraction = Fraction(1),
     profile: bytes | None = None,
+    orientation: tuple[int, bool] = (0, False),
 ) -> np.ndarray:
     """The background image scaled to cover a frame and in the frame's colours: cached by size (a batch of
     mixed sizes scales it once per size while the cache holds COVER_CACHE_BYTES), read-only."""
-    key = (path, mtime_ns, height, width, hdr, aspect, profile)
+    key = (path, mtime_ns, height, width, hdr, aspect, profile, orientation)
     with _covered_lock:
         if key in _covered:
             _covered.move_to_end(key)
             return _covered[key]
-    array = _covered_array(path, mtime_ns, height, width, hdr, aspect, profile)
+    array = _covered_array(path, mtime_ns, height, width, hdr, aspect, profile, orientation)
     with _covered_lock:
         _covered[key] = array
         total = sum(kept.nbytes for kept in _covered.values())
@@ -415,11 +421,12 @@ def _covered_array(
     hdr: tuple[int, int] | None,
     aspect: Fraction,
     profile: bytes | None,
+    orientation: tuple[int, bool] = (0, False),
 ) -> np.ndarray:
     from cutout.io.images import icc_profile  # not at the top: cutout.io.images imports this
 
     source = _source_image(path, mtime_ns)
-    array = cover(source, height, width, aspect)
+    array = cover_stored(source, height, width, aspect, orientation=orientation)
     if hdr is not None:
         array[..., :3] = sdr_to_hdr(array[..., :3], *hdr)
     else:  # from the image's own profile (sRGB if none) into the photo's
@@ -504,6 +511,47 @@ def cover(
     # reducing_gap: from 6x smaller on, a box reduction first (as for the model's input): a 24 MP background to
     # 640 x 480 in 0.05 s instead of 0.16, within 3 levels of the exact resize (0.2 on average)
     return np.array(source.resize((width, height), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0))
+
+
+def shown(array: np.ndarray, orientation: tuple[int, bool]) -> np.ndarray:
+    """A stored video frame as it is shown: flipped upside down if ``orientation[1]``, then turned
+    ``orientation[0]`` quarter turns counter-clockwise (:attr:`cutout.io.video.VideoInfo.mirrored`).
+
+    Shape: (H, W, ...) -> (H, W, ...) or (W, H, ...) for an odd number of turns; a view.
+    """
+    turns, flipped = orientation
+    return np.rot90(array[::-1] if flipped else array, turns)
+
+
+def stored(array: np.ndarray, orientation: tuple[int, bool]) -> np.ndarray:
+    """What :func:`shown` turns into ``array``: a picture to go behind frames stored so, shown upright with them.
+
+    Shape: (H, W, ...) -> (H, W, ...) or (W, H, ...) for an odd number of turns; a view.
+    """
+    turns, flipped = orientation
+    turned = np.rot90(array, -turns)
+    return turned[::-1] if flipped else turned
+
+
+def cover_stored(
+    source: Image.Image | np.ndarray,
+    height: int,
+    width: int,
+    aspect: Fraction = Fraction(1),
+    source_aspect: Fraction = Fraction(1),
+    orientation: tuple[int, bool] = (0, False),
+) -> np.ndarray:
+    """:func:`cover` for frames stored ``height`` x ``width`` and shown turned (``orientation``, see
+    :func:`shown`): ``source`` covers the frame as it is shown, upright, then is turned back to how it is stored.
+
+    Shape: as :func:`cover`'s, C-contiguous.
+    """
+    turns, flipped = orientation[0] % 4, orientation[1]
+    if turns % 2:  # shown on its side: the other way round, and a pixel's width is its height
+        covered = cover(source, width, height, 1 / aspect, source_aspect)
+    else:
+        covered = cover(source, height, width, aspect, source_aspect)
+    return np.ascontiguousarray(stored(covered, orientation)) if turns or flipped else covered
 
 
 def over_background(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from cutout.compose import cover, over_background, see_through
+from cutout.compose import cover_stored, over_background, see_through, shown
 from cutout.errors import InputError, UsageError
 from cutout.hdr import NAMES, hdr_to_sdr, is_hdr, sdr_to_hdr
 from cutout.io.encode import write_all
@@ -35,7 +35,7 @@ from cutout.refine.temporal import TemporalSmoother, frame_signature
 
 if TYPE_CHECKING:
     from cutout.api import Session
-    from cutout.io.video import VideoReader
+    from cutout.io.video import VideoInfo, VideoReader
 
 #: Output kinds by extension; a path ending in a slash (or an existing folder) is a folder of PNGs.
 KINDS = {
@@ -136,13 +136,16 @@ def cutout_frames(
     cancel: threading.Event | None = None,
     hdr: tuple[int, int] | None = None,
     pixel_aspect: Fraction = Fraction(1),
+    orientation: tuple[int, bool] = (0, False),
 ) -> Iterator[tuple[np.ndarray, int | None]]:
     """The result for each (rgb, pts) or (rgb, pts, alpha) frame, in order: smoothed mask, then the composed or
     masked frame. A frame's own ``alpha`` (None: opaque) bounds its mask, as for images: what it hid stays hidden.
 
     ``hdr``: the frames' HDR signal (transfer, primaries), when the output keeps it: a background colour, image or
     SDR video is converted into it (:mod:`cutout.hdr`). ``pixel_aspect``: the frames' pixel width over height
-    (anamorphic video): a background image or video covers them as they are shown.
+    (anamorphic video): a background image or video covers them as they are shown. ``orientation``: how the frames
+    are shown (:func:`cutout.compose.shown`: a phone's clip is stored sideways): a background image or video goes
+    behind them turned so that it shows upright.
 
     Shape: each rgb (H, W, 3), alpha (H, W) uint8 -> (H, W) mask, (H, W, 3) composite or (H, W, 4) cutout, uint8.
     """
@@ -151,7 +154,7 @@ def cutout_frames(
     backgrounds = _background_frames(options.background_video, cancel, hdr) if options.background_video else None
     remove = options.remove
     if remove.background is not None and remove.background.kind != "blur":
-        shown_in = dataclasses.replace(remove.background, hdr=hdr, pixel_aspect=pixel_aspect)
+        shown_in = dataclasses.replace(remove.background, hdr=hdr, pixel_aspect=pixel_aspect, orientation=orientation)
         remove = dataclasses.replace(remove, background=shown_in)
     prepared = (_Frame(item[0], item[1], model_input(spec, item[0]), *item[2:]) for item in frames)
 
@@ -176,7 +179,7 @@ def cutout_frames(
                 if backgrounds is not None and not remove.only_mask:
                     height, width = frame.rgb.shape[:2]
                     picture, picture_aspect = next(backgrounds)
-                    background = cover(picture, height, width, pixel_aspect, picture_aspect)
+                    background = cover_stored(picture, height, width, pixel_aspect, picture_aspect, orientation)
                     finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
                     yield over_background(*finished, background), frame.pts
                 else:
@@ -188,6 +191,12 @@ def cutout_frames(
         predicted.close()
         if backgrounds is not None:
             backgrounds.close()
+
+
+def orientation(info: VideoInfo) -> tuple[int, bool]:
+    """How a video's stored frames are shown (:func:`cutout.compose.shown`): its rotation in quarter turns (an odd
+    angle to the quarter turn below it), and whether its display matrix mirrors them."""
+    return info.rotation // 90, info.mirrored
 
 
 def _background_frames(
@@ -209,7 +218,9 @@ def _background_frames(
                     rgb = hdr_to_sdr(rgb, *own)
                 if hdr is not None and own != hdr:
                     rgb = sdr_to_hdr(rgb, *hdr)
-                yield rgb, reader.info.pixel_aspect
+                upright = shown(rgb, orientation(reader.info))  # a phone's clip as it is shown
+                aspect = reader.info.pixel_aspect
+                yield upright, (1 / aspect if upright.shape[:2] != rgb.shape[:2] else aspect)
         if count == 0 or (cancel is not None and cancel.is_set()):
             raise UsageError(f"the background video {path} has no frames")
 
@@ -268,7 +279,15 @@ def process_video(
 
         decoded = threaded(frames(), maxsize=4, name="cutout-decode", cancel=cancel)
         results = threaded(
-            cutout_frames(decoded, session, options, cancel=cancel, hdr=hdr, pixel_aspect=info.pixel_aspect),
+            cutout_frames(
+                decoded,
+                session,
+                options,
+                cancel=cancel,
+                hdr=hdr,
+                pixel_aspect=info.pixel_aspect,
+                orientation=orientation(info),
+            ),
             maxsize=4,
             name="cutout-infer",
             cancel=cancel,

@@ -70,3 +70,39 @@ def build_onnx() -> Callable[..., Path]:
         return path
 
     return build
+
+
+def _as_shown(frame: Any, matrix: Any) -> Any:
+    """A stored video frame as a player shows it, by the definition of a display matrix (QuickTime's, FFmpeg's):
+    the pixel at (x, y), y down, goes to (x, y) . [[a, b], [c, d]], the matrix's 16.16 fixed point entries 0, 1, 3
+    and 4. Shape: (H, W, ...) -> (H, W, ...) or (W, H, ...), for matrices of quarter turns and mirrors."""
+    import numpy as np
+
+    a, b, c, d = (matrix[i] / 65536 for i in (0, 1, 3, 4))
+    y, x = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]]
+    column, row = np.rint(x * a + y * c).astype(int), np.rint(x * b + y * d).astype(int)
+    column, row = column - column.min(), row - row.min()
+    out = np.zeros((row.max() + 1, column.max() + 1, *frame.shape[2:]), frame.dtype)
+    out[row, column] = frame
+    return out
+
+
+@pytest.fixture
+def as_shown() -> Callable[[Any, Any], Any]:
+    """``as_shown(frame, matrix)``: a stored video frame as a player shows it (see _as_shown)."""
+    return _as_shown
+
+
+def _display_matrix(path: Path) -> list[int] | None:
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        data = next(container.decode(video=0)).side_data.get("DISPLAYMATRIX")
+        return None if data is None else np.frombuffer(bytes(data), "=i4").tolist()
+
+
+@pytest.fixture
+def display_matrix() -> Callable[[Path], list[int] | None]:
+    """``display_matrix(path)``: the first frame's display matrix (9 integers), None where it has none."""
+    return _display_matrix

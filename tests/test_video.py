@@ -832,6 +832,62 @@ def test_a_background_photo_fills_an_anamorphic_clip_as_it_is_shown(tmp_path: Pa
     assert frame[20:-20, -3:].mean() > 240  # the photo's right edge is the frame's: uncropped (cropped: ~212)
 
 
+def _pattern(height: int, width: int) -> np.ndarray:
+    """Red grows left to right, green top to bottom, no blue: where each pixel of a picture lies shows."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.dstack([x * 255 // (width - 1), y * 255 // (height - 1), 0 * x]).astype(np.uint8)
+
+
+def _turned_clip(path: Path, frames: list[np.ndarray], rotation: int, hflip: bool) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        if rotation or hflip:
+            stream.set_display_rotation(rotation, hflip=hflip)
+        for pixels in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+@pytest.mark.parametrize(("rotation", "hflip"), [(90, False), (270, False), (180, False), (90, True), (0, True)])
+@pytest.mark.parametrize("background", ["photo", "video", "phone video"])
+def test_a_background_shows_upright_behind_a_phones_turned_clip(
+    tmp_path: Path,
+    rotation: int,
+    hflip: bool,
+    background: str,
+    as_shown,
+    display_matrix,  # type: ignore[no-untyped-def]
+) -> None:
+    # a phone stores its clip sideways with a rotation to show it by: the background went behind the stored
+    # frames, so a beach photo showed on its side (and a mirrored clip's background mirrored)
+    from cutout.compose import Background
+    from cutout.video import process_video
+
+    source = tmp_path / "phone.mp4"
+    _turned_clip(source, [np.full((64, 96, 3), 128, np.uint8)] * 3, rotation, hflip)
+    picture = _pattern(120, 90)  # portrait, as the turned clip shows
+    if background == "photo":
+        Image.fromarray(picture).save(tmp_path / "bg.png")
+        options = VideoOptions(remove=RemoveOptions(background=Background("image", path=tmp_path / "bg.png")))
+    else:  # a clip of the picture; the phone's is stored turned the other way and shown upright by its rotation
+        stored = np.ascontiguousarray(np.rot90(picture, -1)) if background == "phone video" else picture
+        _turned_clip(tmp_path / "bg.mp4", [stored] * 2, 90 if background == "phone video" else 0, False)
+        options = VideoOptions(background_video=tmp_path / "bg.mp4")
+    process_video(source, tmp_path / "out.mp4", _LeftHalf(), options)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    matrix = display_matrix(tmp_path / "out.mp4")
+    shown = as_shown(frame, matrix) if matrix else frame
+    assert shown.shape[:2] == ((96, 64) if rotation % 180 else (64, 96))
+    behind = shown[..., 2] < 60  # the picture, not the grey subject
+    rows, columns = np.nonzero(behind)
+    assert behind.mean() > 0.3
+    assert np.corrcoef(shown[..., 0][behind], columns)[0, 1] > 0.9  # red grows to the right as shown
+    assert np.corrcoef(shown[..., 1][behind], rows)[0, 1] > 0.9  # green grows downwards as shown
+
+
 def test_an_interlaced_clip_is_cut_out_deinterlaced_and_says_so(tmp_path: Path) -> None:
     from test_video_io import _comb, _interlaced_clip
 

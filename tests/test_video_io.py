@@ -12,7 +12,7 @@ import os
 import re
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -93,20 +93,37 @@ def _input_seconds(path: Path) -> list[Fraction]:
         return [Fraction(frame.pts) * reader.info.time_base for frame in reader.frames()]
 
 
+Shown = Callable[[np.ndarray, Sequence[int]], np.ndarray]
+MatrixOf = Callable[[Path], "list[int] | None"]
+
+
 def _make_clip(
-    path: Path, pts: list[int], *, time_base: Fraction = Fraction(1, 30), rotation: int = 0, subtitle: bool = False
+    path: Path,
+    pts: list[int],
+    *,
+    time_base: Fraction = Fraction(1, 30),
+    rotation: int = 0,
+    subtitle: bool = False,
+    hflip: bool = False,
+    matrix: list[int] | None = None,
 ) -> None:
-    """A small H.264 clip (64x48) with the given timestamps, rotation and, optionally, a mov_text subtitle."""
+    """A small H.264 clip (64x48) with the given timestamps, rotation (mirrored left to right after it with
+    ``hflip``, or a whole display ``matrix``) and, optionally, a mov_text subtitle. Frame i is grey 30 i with a
+    white top left corner, so its orientation shows."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=30)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
         video.time_base = video.codec_context.time_base = time_base
-        if rotation:
-            video.set_display_rotation(rotation)
+        if matrix is not None:
+            video.set_display_matrix(matrix)
+        elif rotation or hflip:
+            video.set_display_rotation(rotation, hflip=hflip)
         # mov_text's encoder wants an ASS header; add_mux_stream takes ready-made packets instead
         text = container.add_mux_stream("mov_text", time_base=Fraction(1, 1000)) if subtitle else None
         for index, stamp in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 30, np.uint8), format="rgb24")
+            pixels = np.full((48, 64, 3), index * 30, np.uint8)
+            pixels[:16, :16] = 255
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             frame.pts, frame.time_base = stamp, time_base
             container.mux(video.encode(frame))
         if text is not None:
@@ -150,6 +167,24 @@ def test_probe_reads_rotation_and_lists_streams_an_output_cannot_carry(tmp_path:
     info = probe(tmp_path / "turned.mp4")
     assert (info.width, info.height, info.rotation) == (64, 48, 90)
     assert info.other_streams == ("#1 subtitle (mov_text)",)
+
+
+@pytest.mark.parametrize(("rotation", "hflip"), [(90, True), (0, True), (270, True), (180, False)])
+def test_probe_reads_a_mirror_and_a_display_matrix_that_maps_nothing(
+    tmp_path: Path, rotation: int, hflip: bool, as_shown: Shown, display_matrix: MatrixOf
+) -> None:
+    _make_clip(tmp_path / "mirrored.mp4", list(range(2)), rotation=rotation, hflip=hflip)
+    info = probe(tmp_path / "mirrored.mp4")
+    assert info.display_matrix == tuple(display_matrix(tmp_path / "mirrored.mp4") or ())
+    assert info.mirrored == hflip
+    # the frame flipped upside down, then turned by the rotation read, is what a player shows
+    frame = np.arange(48 * 64).reshape(48, 64)
+    shown = np.rot90(frame[::-1] if info.mirrored else frame, info.rotation // 90)
+    assert np.array_equal(shown, as_shown(frame, info.display_matrix))
+    # all zeros (a damaged header): PyAV read -2**31 degrees, so the output was marked turned 232 degrees
+    _make_clip(tmp_path / "zero.mp4", list(range(2)), matrix=[0, 0, 0, 0, 0, 0, 0, 0, 1 << 30])
+    zero = probe(tmp_path / "zero.mp4")
+    assert (zero.rotation, zero.display_matrix, zero.mirrored) == (0, None, False)
 
 
 def _truncated_clip(path: Path) -> None:
@@ -485,6 +520,41 @@ def test_rotation_is_carried_as_metadata(tmp_path: Path, kind: str) -> None:
     _copy_all(source, target, kind)
     info = probe(target)
     assert (info.rotation, info.width, info.height) == (90, 64, 48)
+
+
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+@pytest.mark.parametrize(("rotation", "hflip"), [(90, True), (0, True), (45, False)])
+def test_a_mirror_or_an_odd_angle_is_carried_too(
+    tmp_path: Path, kind: str, rotation: int, hflip: bool, display_matrix: MatrixOf
+) -> None:
+    # only the rotation was copied: a mirrored clip's output showed turned instead of mirrored
+    source = tmp_path / "mirrored.mp4"
+    _make_clip(source, list(range(3)), rotation=rotation, hflip=hflip)
+    target = tmp_path / f"out.{kind}"
+    _copy_all(source, target, kind)
+    assert display_matrix(target) == display_matrix(source) is not None
+    _make_clip(source, list(range(3)), matrix=[0, 0, 0, 0, 0, 0, 0, 0, 1 << 30])  # maps nothing: shown as stored
+    _copy_all(source, target, kind)
+    assert display_matrix(target) is None
+
+
+@pytest.mark.parametrize("rotation", [90, 0, 270])
+def test_an_animation_of_a_mirrored_clip_shows_as_the_clip(
+    tmp_path: Path, rotation: int, as_shown: Shown, display_matrix: MatrixOf
+) -> None:
+    from PIL import Image
+
+    source = tmp_path / "mirrored.mp4"
+    _make_clip(source, list(range(3)), rotation=rotation, hflip=True)
+    with VideoReader(source) as reader, VideoWriter(tmp_path / "o.webp", reader.info, kind="webp") as out:
+        decoded = list(reader.frames())
+        for frame in decoded:
+            out.write(frame.rgb, frame.pts)
+    with Image.open(tmp_path / "o.webp") as image:
+        image.seek(2)
+        written = np.asarray(image.convert("RGB")).astype(int)
+    expected = as_shown(decoded[2].rgb, display_matrix(source) or [])
+    assert written.shape == expected.shape and np.abs(written - expected).mean() < 4
 
 
 @pytest.mark.parametrize(("kind", "expected"), [("mp4", "pc"), ("webm", "pc"), ("mov", "tv")])

@@ -98,6 +98,10 @@ class VideoInfo:
 
     ``rotation`` is counter-clockwise degrees in 0..359, as FFmpeg's display matrix (PyAV's
     ``VideoFrame.rotation``) gives it; the older clockwise ``rotate`` tag is converted (``rotate=90`` reads 270).
+    ``display_matrix`` is that matrix itself (FFmpeg's 9 integers), None where the input has none, or one that maps
+    nothing (all zeros: FFmpeg shows such a video as stored, and its rotation reads 0): writers copy it, so an output
+    shows as the input does, mirrored or at an odd angle too. ``mirrored``: the matrix flips the picture as well;
+    it is then the stored frame flipped upside down, then turned by ``rotation``.
     ``color_range`` is "tv" (limited, 16-235), "pc" (full, 0-255) or "unspecified" (players assume tv).
     ``colorspace``, ``color_primaries`` and ``color_trc`` are FFmpeg's AVColorSpace, AVColorPrimaries and
     AVColorTransferCharacteristic numbers (2: unspecified). ``start_time`` is the first timestamp, in seconds.
@@ -137,6 +141,13 @@ class VideoInfo:
     interlaced: str | None = None
     chapters: tuple[Chapter, ...] = ()
     tags: tuple[tuple[str, str], ...] = ()
+    display_matrix: tuple[int, ...] | None = None
+
+    @property
+    def mirrored(self) -> bool:
+        """Whether the display matrix mirrors the picture (its determinant is negative)."""
+        matrix = self.display_matrix
+        return matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
 
 
 class Chapter(NamedTuple):
@@ -380,6 +391,7 @@ def _describe(path: Path, container: InputContainer, stream: VideoStream, first:
         frame_count=stream.frames or None,
         duration=duration,
         rotation=_rotation(stream, first),
+        display_matrix=_display_matrix(first),
         color_range=color_range,
         # probed with FFmpeg's own decoder (it gives the rotation); the reader decodes VP9 alpha with libvpx
         pix_fmt="yuva420p" if first.format.name == "yuv420p" and alpha_decoder(stream) else first.format.name,
@@ -488,11 +500,26 @@ def shift_timecode(timecode: str, frames: int, fps: Fraction) -> str:
     return f"{hour:02d}:{minute:02d}:{second:02d}{separator}{frame_number:0{width}d}"
 
 
+_IDENTITY = (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)  # FFmpeg's display matrix: 16.16 and 2.30 fixed point
+
+
+def _display_matrix(first: AvFrame) -> tuple[int, ...] | None:
+    """The first frame's display matrix, or None where it has none, the identity, or one that maps nothing."""
+    data: Any = first.side_data.get("DISPLAYMATRIX")  # PyAV types its side data as a plain Mapping
+    if data is None or data.buffer_size != 36:
+        return None
+    matrix = tuple(int(v) for v in np.frombuffer(bytes(data), "=i4"))
+    if matrix == _IDENTITY or matrix[0] * matrix[4] - matrix[1] * matrix[3] == 0:
+        return None  # all zeros (a damaged header): FFmpeg shows it as stored, PyAV reads -2**31 degrees
+    return matrix
+
+
 def _rotation(stream: VideoStream, first: AvFrame) -> int:
     tag = stream.metadata.get("rotate")
     if tag is not None and tag.lstrip("-").isdigit():
         return -int(tag) % 360  # the tag is clockwise
-    return round(first.rotation) % 360
+    degrees = first.rotation  # -2**31 for a matrix that maps nothing (FFmpeg's NaN): shown as stored
+    return round(degrees) % 360 if -360 <= degrees <= 360 else 0
 
 
 def _audio_track(stream: Stream) -> AudioTrack:

@@ -24,14 +24,15 @@ gif       animated GIF, 255 colours + transparent    RGBA, RGB or grey          
 png       a folder of frame_000000.png, ...          RGBA, RGB or grey            none (noted)
 ========  =========================================  ===========================  ====================
 
-Animations (webp, apng, gif) loop forever and have no place for a rotation: a rotated input's frames are turned
-upright as they are written. GIF has 1-bit transparency: a pixel shows where its alpha is at least 128, and
-each frame gets its own palette (median cut, Floyd-Steinberg dithering).
+Animations (webp, apng, gif) loop forever and have no place for a rotation: a rotated (or mirrored) input's
+frames are turned upright (and mirrored) as they are written. GIF has 1-bit transparency: a pixel shows where
+its alpha is at least 128, and each frame gets its own palette (median cut, Floyd-Steinberg dithering).
 
 Timing: the output keeps the input's time base and every frame its own timestamp, so variable frame rate and
 duration survive; with ``start`` the timeline is shifted so the first frame written is at 0, and the audio with
-it. Rotation (display matrix) and colour range, matrix, primaries and transfer are tagged as in the input (on
-the stream and on every frame: ProRes keeps a frame's own in its header, which decoders believe first);
+it. The display matrix (rotation, and a mirror or an odd angle where the input has one) and colour range,
+matrix, primaries and transfer are tagged as in the input (on the stream and on every frame: ProRes keeps a
+frame's own in its header, which decoders believe first);
 ProRes is always limited range, which changes the tag, not the colours. An input stored as RGB has no YUV matrix
 to keep: see :func:`output_matrix`. Alpha is straight (not premultiplied).
 
@@ -370,6 +371,7 @@ class _ContainerSink:
             raise _output_error(path, error) from None
         self.container: OutputContainer | None = None
         self.turns = info.rotation // 90 if encoding.animation else 0  # counter-clockwise quarter turns
+        self.flip = encoding.animation and info.mirrored  # upside down first (see VideoInfo.mirrored)
         self.pending: Packet | None = None  # an animation's newest packet, muxed when the next one comes
         self.started = False
         self.last_duration = _frame_span(info)
@@ -439,7 +441,9 @@ class _ContainerSink:
             info.color_primaries,
             info.color_trc,
         )
-        if info.rotation and hasattr(stream, "set_display_rotation"):
+        if info.display_matrix is not None:  # a copy: mirrored or at an odd angle, it shows as the input does
+            stream.set_display_matrix(list(info.display_matrix))
+        elif info.rotation and hasattr(stream, "set_display_rotation"):  # from the older "rotate" tag
             stream.set_display_rotation(info.rotation)  # both counter-clockwise degrees
         elif info.rotation:  # PyAV < 18 cannot write a display matrix
             notes.append(
@@ -498,7 +502,8 @@ class _ContainerSink:
 
     def _frame(self, array: np.ndarray) -> AvFrame:
         if self.encoding.animation:
-            return _animation_frame(np.rot90(array, self.turns) if self.turns else array, self.encoding.pix_fmt)
+            upright = np.rot90(array[::-1] if self.flip else array, self.turns)  # views: _animation_frame copies
+            return _animation_frame(upright, self.encoding.pix_fmt)
         width, height = self.size
         if (array.shape[1], array.shape[0]) != (width, height):
             pad = ((0, height - array.shape[0]), (0, width - array.shape[1])) + ((0, 0),) * (array.ndim - 2)
@@ -698,8 +703,9 @@ class _PngSink:
             raise _output_error(path, error) from None
         if audio_from is not None:
             notes.append(f"a folder of PNG frames carries no audio: the audio of {audio_from} is not copied")
-        if info.rotation:
-            notes.append(f"PNG frames are stored as decoded: turn them {info.rotation} degrees counter-clockwise")
+        if info.rotation or info.mirrored:
+            flip = "flip them upside down, then " if info.mirrored else ""
+            notes.append(f"PNG frames are stored as decoded: {flip}turn them {info.rotation} degrees counter-clockwise")
 
     def write(self, array: np.ndarray, pts: int) -> None:
         write_atomic(self.temporary / f"frame_{self.count:06d}.png", encode_png(array))
