@@ -230,9 +230,11 @@ def _background_frames(
                     rgb = hdr_to_sdr(rgb, *own)
                 if hdr is not None and own != hdr:
                     rgb = sdr_to_hdr(rgb, *hdr)
-                upright = shown(rgb, orientation(reader.info))  # a phone's clip as it is shown
+                turned = orientation(reader.info)  # a phone's clip is stored sideways: as it is shown
                 aspect = reader.info.pixel_aspect
-                yield upright, (1 / aspect if upright.shape[:2] != rgb.shape[:2] else aspect)
+                if turned != (0, False):
+                    rgb = np.ascontiguousarray(shown(rgb, turned))
+                yield rgb, (1 / aspect if turned[0] % 2 else aspect)
         if count == 0 or (cancel is not None and cancel.is_set()):
             raise UsageError(f"the background video {path} has no frames")
 
