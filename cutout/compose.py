@@ -426,7 +426,7 @@ def _covered_array(
     from cutout.io.images import icc_profile  # not at the top: cutout.io.images imports this
 
     source = _source_image(path, mtime_ns)
-    array = cover_stored(source, height, width, aspect, orientation=orientation)
+    array = cover(source, height, width, aspect, Fraction(1), orientation)
     if hdr is not None:
         array[..., :3] = sdr_to_hdr(array[..., :3], *hdr)
     else:  # from the image's own profile (sRGB if none) into the photo's
@@ -488,14 +488,25 @@ def cover(
     width: int,
     aspect: Fraction = Fraction(1),
     source_aspect: Fraction = Fraction(1),
+    orientation: tuple[int, bool] = (0, False),
 ) -> np.ndarray:
     """``source`` scaled to cover a ``height`` x ``width`` frame, aspect ratio kept, centre-cropped (LANCZOS).
 
     ``aspect`` and ``source_aspect`` are the width over the height of a pixel of the frame and of the source (not
     1 for anamorphic video: HDV's 1440 x 1080 at 4/3 shows 16:9): the source covers the frame as both are shown.
+    ``orientation``: how a video's frame, stored ``height`` x ``width``, is shown (:func:`shown`: a phone's clip
+    is stored sideways): the source covers it as it is shown, upright, and is turned back to how it is stored.
 
-    Shape: (h, w, 3) uint8, or an RGB or RGBA image -> (height, width, 3 or 4) uint8 (RGBA resized premultiplied).
+    Shape: (h, w, 3) uint8, or an RGB or RGBA image -> (height, width, 3 or 4) uint8 (RGBA resized premultiplied),
+    C-contiguous where it is turned.
     """
+    turns, flipped = orientation[0] % 4, orientation[1]
+    if turns or flipped:
+        if turns % 2:  # shown on its side: the other way round, and a pixel's width is its height
+            covered = cover(source, width, height, 1 / aspect, source_aspect)
+        else:
+            covered = cover(source, height, width, aspect, source_aspect)
+        return np.ascontiguousarray(stored(covered, orientation))
     if isinstance(source, np.ndarray):
         if source.shape[:2] == (height, width) and aspect == source_aspect:
             return source
@@ -531,27 +542,6 @@ def stored(array: np.ndarray, orientation: tuple[int, bool]) -> np.ndarray:
     turns, flipped = orientation
     turned = np.rot90(array, -turns)
     return turned[::-1] if flipped else turned
-
-
-def cover_stored(
-    source: Image.Image | np.ndarray,
-    height: int,
-    width: int,
-    aspect: Fraction = Fraction(1),
-    source_aspect: Fraction = Fraction(1),
-    orientation: tuple[int, bool] = (0, False),
-) -> np.ndarray:
-    """:func:`cover` for frames stored ``height`` x ``width`` and shown turned (``orientation``, see
-    :func:`shown`): ``source`` covers the frame as it is shown, upright, then is turned back to how it is stored.
-
-    Shape: as :func:`cover`'s, C-contiguous.
-    """
-    turns, flipped = orientation[0] % 4, orientation[1]
-    if turns % 2:  # shown on its side: the other way round, and a pixel's width is its height
-        covered = cover(source, width, height, 1 / aspect, source_aspect)
-    else:
-        covered = cover(source, height, width, aspect, source_aspect)
-    return np.ascontiguousarray(stored(covered, orientation)) if turns or flipped else covered
 
 
 def over_background(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

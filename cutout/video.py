@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from cutout.compose import cover_stored, over_background, see_through, shown, stored
+from cutout.compose import cover, over_background, see_through, shown, stored
 from cutout.errors import InputError, UsageError
 from cutout.hdr import NAMES, hdr_to_sdr, is_hdr, sdr_to_hdr
 from cutout.io.encode import write_all
@@ -35,7 +35,7 @@ from cutout.refine.temporal import TemporalSmoother, frame_signature
 
 if TYPE_CHECKING:
     from cutout.api import Session
-    from cutout.io.video import VideoInfo, VideoReader
+    from cutout.io.video import VideoReader
 
 #: Output kinds by extension; a path ending in a slash (or an existing folder) is a folder of PNGs.
 KINDS = {
@@ -177,11 +177,12 @@ def cutout_frames(
                 alpha = smoother(
                     normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
                 )
-                mask = _stored_mask(resize_mask(spec, alpha, *_shown_size(frame.rgb, orientation)), orientation)
+                shown_mask = resize_mask(spec, alpha, *_shown_size(frame.rgb, orientation))
+                mask = np.ascontiguousarray(stored(shown_mask, orientation))  # as the frame is stored
                 if backgrounds is not None and not remove.only_mask:
                     height, width = frame.rgb.shape[:2]
                     picture, picture_aspect = next(backgrounds)
-                    background = cover_stored(picture, height, width, pixel_aspect, picture_aspect, orientation)
+                    background = cover(picture, height, width, pixel_aspect, picture_aspect, orientation)
                     finished = session.finish(frame.rgb, mask, remove, alpha=frame.alpha)
                     yield over_background(*finished, background), frame.pts
                 else:
@@ -198,17 +199,6 @@ def cutout_frames(
 def _shown_size(rgb: np.ndarray, orientation: tuple[int, bool]) -> tuple[int, int]:
     height, width = rgb.shape[:2]
     return (width, height) if orientation[0] % 2 else (height, width)
-
-
-def _stored_mask(mask: np.ndarray, orientation: tuple[int, bool]) -> np.ndarray:
-    """A mask of the frame as shown, turned back to the frame as stored."""
-    return np.ascontiguousarray(stored(mask, orientation)) if orientation != (0, False) else mask
-
-
-def orientation(info: VideoInfo) -> tuple[int, bool]:
-    """How a video's stored frames are shown (:func:`cutout.compose.shown`): its rotation in quarter turns (an odd
-    angle to the quarter turn below it), and whether its display matrix mirrors them."""
-    return info.rotation // 90, info.mirrored
 
 
 def _background_frames(
@@ -230,7 +220,7 @@ def _background_frames(
                     rgb = hdr_to_sdr(rgb, *own)
                 if hdr is not None and own != hdr:
                     rgb = sdr_to_hdr(rgb, *hdr)
-                turned = orientation(reader.info)  # a phone's clip is stored sideways: as it is shown
+                turned = reader.info.orientation  # a phone's clip is stored sideways: as it is shown
                 aspect = reader.info.pixel_aspect
                 if turned != (0, False):
                     rgb = np.ascontiguousarray(shown(rgb, turned))
@@ -300,7 +290,7 @@ def process_video(
                 cancel=cancel,
                 hdr=hdr,
                 pixel_aspect=info.pixel_aspect,
-                orientation=orientation(info),
+                orientation=info.orientation,
             ),
             maxsize=4,
             name="cutout-infer",

@@ -387,12 +387,12 @@ def test_a_background_image_is_converted_from_its_profile_into_the_photos(tmp_pa
 @pytest.mark.parametrize("turns", [0, 1, 2, 3])
 @pytest.mark.parametrize("flipped", [False, True])
 def test_a_background_for_turned_frames_is_stored_so_that_it_shows_upright(turns: int, flipped: bool) -> None:
-    from cutout.compose import cover_stored, shown, stored
+    from cutout.compose import cover, shown, stored
 
     frame = np.arange(6 * 10 * 3, dtype=np.uint8).reshape(6, 10, 3)
     assert np.array_equal(stored(shown(frame, (turns, flipped)), (turns, flipped)), frame)
     picture = np.random.default_rng(turns).integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    behind = cover_stored(picture, 6, 10, orientation=(turns, flipped))
+    behind = cover(picture, 6, 10, orientation=(turns, flipped))
     assert behind.shape == (6, 10, 3) and behind.flags.c_contiguous
     height, width = (10, 6) if turns % 2 else (6, 10)
     assert np.array_equal(shown(behind, (turns, flipped)), cover(picture, height, width))

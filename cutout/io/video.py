@@ -149,6 +149,12 @@ class VideoInfo:
         matrix = self.display_matrix
         return matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
 
+    @property
+    def orientation(self) -> tuple[int, bool]:
+        """How the stored frames are shown (:func:`cutout.compose.shown`): the rotation in counter-clockwise quarter
+        turns (an odd angle taken to the quarter turn below it), and whether they are mirrored."""
+        return self.rotation // 90, self.mirrored
+
 
 class Chapter(NamedTuple):
     """A chapter mark: from ``start`` to ``end`` (seconds), titled ``title``."""

@@ -78,6 +78,7 @@ from av.video.frame import VideoFrame as AvFrame
 from av.video.reformatter import Colorspace, VideoReformatter
 from av.video.stream import VideoStream
 
+from cutout.compose import shown
 from cutout.errors import DiskFullError, OutputError, OutputTakenError, UsageError, disk_full
 from cutout.io.audio_tracks import AudioTracks, Window
 from cutout.io.encode import SOFTWARE, encode_png, software_exif, temporary_path, write_atomic
@@ -370,8 +371,7 @@ class _ContainerSink:
         except OSError as error:
             raise _output_error(path, error) from None
         self.container: OutputContainer | None = None
-        self.turns = info.rotation // 90 if encoding.animation else 0  # counter-clockwise quarter turns
-        self.flip = encoding.animation and info.mirrored  # upside down first (see VideoInfo.mirrored)
+        self.orientation = info.orientation if encoding.animation else (0, False)  # frames are turned upright
         self.pending: Packet | None = None  # an animation's newest packet, muxed when the next one comes
         self.started = False
         self.last_duration = _frame_span(info)
@@ -395,7 +395,7 @@ class _ContainerSink:
                 )
             )
             self.size = _even_size(info, notes) if encoding.even else (info.width, info.height)
-            if self.turns % 2:
+            if self.orientation[0] % 2:
                 self.size = self.size[::-1]
             self.video = self._add_video(notes)
             self.audio = None
@@ -502,8 +502,7 @@ class _ContainerSink:
 
     def _frame(self, array: np.ndarray) -> AvFrame:
         if self.encoding.animation:
-            upright = np.rot90(array[::-1] if self.flip else array, self.turns)  # views: _animation_frame copies
-            return _animation_frame(upright, self.encoding.pix_fmt)
+            return _animation_frame(shown(array, self.orientation), self.encoding.pix_fmt)  # a view: it copies
         width, height = self.size
         if (array.shape[1], array.shape[0]) != (width, height):
             pad = ((0, height - array.shape[0]), (0, width - array.shape[1])) + ((0, 0),) * (array.ndim - 2)
