@@ -122,14 +122,14 @@ def default_output(source: Path, options: VideoOptions) -> Path:
 
 @dataclass
 class _Frame:
-    rgb: np.ndarray
+    rgb: np.ndarray | None  # None: a frame the output leaves out (an animation's pacing), passed on as None
     pts: int | None
     input: np.ndarray | None = None
     alpha: np.ndarray | None = None
 
 
 def cutout_frames(
-    frames: Iterable[tuple[np.ndarray, int | None] | tuple[np.ndarray, int | None, np.ndarray | None]],
+    frames: Iterable[tuple[np.ndarray | None, int | None] | tuple[np.ndarray | None, int | None, np.ndarray | None]],
     session: Session,
     options: VideoOptions,
     *,
@@ -137,9 +137,11 @@ def cutout_frames(
     hdr: tuple[int, int] | None = None,
     pixel_aspect: Fraction = Fraction(1),
     orientation: tuple[int, bool] = (0, False),
-) -> Iterator[tuple[np.ndarray, int | None]]:
+) -> Iterator[tuple[np.ndarray | None, int | None]]:
     """The result for each (rgb, pts) or (rgb, pts, alpha) frame, in order: smoothed mask, then the composed or
     masked frame. A frame's own ``alpha`` (None: opaque) bounds its mask, as for images: what it hid stays hidden.
+    A frame whose rgb is None (one the output leaves out) gives None, without a cutout; a background video still
+    moves on a frame, so it keeps time with the clip.
 
     ``hdr``: the frames' HDR signal (transfer, primaries), when the output keeps it: a background colour, image or
     SDR video is converted into it (:mod:`cutout.hdr`). ``pixel_aspect``: the frames' pixel width over height
@@ -158,13 +160,17 @@ def cutout_frames(
         remove = dataclasses.replace(remove, background=shown_in)
     # the model sees each frame as it is shown: a phone's clip is stored sideways, and on people turned on their
     # side u2netp's masks are far worse (DAVIS dance-twirl: IoU 0.33 against 0.60 upright)
-    prepared = (_Frame(item[0], item[1], model_input(spec, shown(item[0], orientation)), *item[2:]) for item in frames)
+    prepared = (
+        _Frame(item[0], item[1], None if item[0] is None else model_input(spec, shown(item[0], orientation)), *item[2:])
+        for item in frames
+    )
 
     if cancel is not None:
         session.stop_inference_on(cancel)
 
     def predict(batch: list[_Frame]) -> tuple[list[_Frame], list[np.ndarray]]:
-        return batch, session.predictions([f.input for f in batch if f.input is not None], cancel)
+        inputs = [f.input for f in batch if f.input is not None]
+        return batch, session.predictions(inputs, cancel) if inputs else []
 
     # Batches may run on several threads at once (session.predictor.concurrency); order is kept, and the
     # smoothing below sees the frames in order.
@@ -172,8 +178,14 @@ def cutout_frames(
     predicted = parallel_map(predict, batched(prepared, options.batch_size), workers, ahead=workers, cancel=cancel)
     try:
         for batch, predictions in predicted:
-            for frame, prediction in zip(batch, predictions, strict=True):
-                assert frame.input is not None
+            made = iter(predictions)
+            for frame in batch:
+                if frame.rgb is None or frame.input is None:  # left out of the output: no cutout
+                    if backgrounds is not None and not remove.only_mask:
+                        next(backgrounds)
+                    yield None, frame.pts
+                    continue
+                prediction = next(made)
                 alpha = smoother(
                     normalize_prediction(spec, prediction), frame_signature(frame.input, spec.normalization.std)
                 )
@@ -246,6 +258,7 @@ def process_video(
     shorter file (``summary.interrupted``), or nothing if not ``keep_partial``; any other error leaves nothing.
     """
     from cutout.io.video import VideoReader, VideoWriter
+    from cutout.io.video_writer import AnimationPacing
 
     kind = kind or output_kind(target, options)
     summary = VideoSummary(target)
@@ -276,9 +289,16 @@ def process_video(
                 "the cutout, which is progressive, at the same frame rate"
             )
 
-        def frames() -> Iterator[tuple[np.ndarray, int | None, np.ndarray | None]]:
+        # an animation keeps at most 50 frames a second (see AnimationPacing): the frames it would leave out (every
+        # other one of a 60 fps clip) are not cut out, only passed on for their timing
+        pacing = AnimationPacing(info.time_base) if kind in ("gif", "webp", "apng") else None
+
+        def frames() -> Iterator[tuple[np.ndarray | None, int | None, np.ndarray | None]]:
             for frame in reader.frames():
                 durations[frame.pts] = frame.duration
+                if pacing is not None and not pacing.admits(frame.pts):
+                    yield None, frame.pts, None
+                    continue
                 yield hdr_to_sdr(frame.rgb, *to_sdr) if to_sdr else frame.rgb, frame.pts, frame.alpha
 
         decoded = threaded(frames(), maxsize=4, name="cutout-decode", cancel=cancel)
@@ -437,6 +457,7 @@ def process_raw(
     count = 0
     try:
         for array, _ in results:
+            assert array is not None  # raw frames are never left out
             write_all(sink, np.ascontiguousarray(array).data)  # every byte, or an error: never a cut frame
             count += 1
             if on_frame is not None:

@@ -572,6 +572,16 @@ class _LeftHalf(cutout.Session):
         return [prediction for _ in inputs]
 
 
+class _Counted(_LeftHalf):
+    """:class:`_LeftHalf`, counting the frames it is given."""
+
+    seen = 0
+
+    def predictions(self, inputs, stop=None):  # type: ignore[no-untyped-def]
+        self.seen += len(inputs)
+        return super().predictions(inputs, stop)
+
+
 def _hdr_clip(path: Path, transfer: int, colour: tuple[int, int, int] = (128, 128, 128)) -> None:
     """A 10-bit HEVC clip of 5 frames tagged BT.2020 with ``transfer`` (HLG 18, PQ 16), as phones record."""
     with av.open(str(path), "w") as container:
@@ -1098,19 +1108,24 @@ def test_an_animation_gets_at_most_50_frames_a_second_so_it_plays_in_time(
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     target = tmp_path / f"sticker.{kind}"
-    summary = process_video(source, target, _LeftHalf(), VideoOptions(), kind=kind)
+    session = _Counted()
+    summary = process_video(source, target, session, VideoOptions(), kind=kind)
     assert summary.frames == fps // 2
+    assert session.seen == kept  # the frames left out were not cut out (a 60 fps clip took twice the time)
     dropped = fps // 2 - kept
     told = any("gets at most 50 frames a second" in note and f"{dropped} frame(s)" in note for note in summary.notes)
     assert told == (dropped > 0), summary.notes
     with Image.open(target) as animation:
-        durations = []
+        durations, shown = [], []
         for index in range(animation.n_frames):
             animation.seek(index)
             animation.load()
             durations.append(animation.info["duration"])
+            shown.append(int(np.asarray(animation.convert("RGBA"))[60, 40, 0]))  # the left half: the frame's own
     seconds = (fps // 2) / fps
     assert len(durations) == kept and min(durations) >= 20 and sum(durations) == pytest.approx(1000 * seconds, abs=10)
+    every = -(-(fps // 2) // kept)  # the kept frames are the 1st, then each one 1/50 s or more after it
+    assert all(abs(value - 2 * every * index) <= 3 for index, value in enumerate(shown)), shown
 
 
 def test_an_audio_track_without_a_packet_that_mov_refuses_is_re_encoded(tmp_path: Path) -> None:

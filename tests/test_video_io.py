@@ -557,6 +557,26 @@ def test_an_animation_of_a_mirrored_clip_shows_as_the_clip(
     assert written.shape == expected.shape and np.abs(written - expected).mean() < 4
 
 
+@pytest.mark.parametrize("kind", ["gif", "mp4"])
+def test_a_frame_an_animation_leaves_out_needs_no_picture(clips: Path, tmp_path: Path, kind: str) -> None:
+    # cutout video paces an animation's frames before the model, and passes None for those it leaves out
+    from PIL import Image
+
+    info = dataclasses.replace(probe(clips / RABBIT), time_base=Fraction(1, 100), fps=Fraction(100))
+    frame = np.zeros((info.height, info.width, 3), np.uint8)
+    with VideoWriter(tmp_path / f"o.{kind}", info, kind=kind) as writer:
+        writer.write(frame, 0)
+        if kind == "gif":  # 10 ms after the first: left out, the first shows 20 ms
+            writer.write(None, 1)
+        with pytest.raises(ValueError, match="no picture for the frame at pts 2"):
+            writer.write(None, 2)  # kept (20 ms after the first; an MP4 keeps every frame): it needs a picture
+        writer.write(frame, 2)
+    assert (writer.frames_written, writer.frames_dropped) == (2, 1 if kind == "gif" else 0)
+    if kind == "gif":
+        with Image.open(tmp_path / "o.gif") as image:
+            assert image.n_frames == 2 and image.info["duration"] == 20
+
+
 @pytest.mark.parametrize(("kind", "expected"), [("mp4", "pc"), ("webm", "pc"), ("mov", "tv")])
 def test_colour_range_follows_the_input(clips: Path, tmp_path: Path, kind: str, expected: str) -> None:
     info = probe(clips / ASL)

@@ -87,10 +87,10 @@ from cutout.io.video import VideoInfo, check_window, shift_timecode
 if TYPE_CHECKING:
     from av.container.core import Chapter as AvChapter
 
-__all__ = ["KINDS", "VideoWriter"]
+__all__ = ["KINDS", "AnimationPacing", "VideoWriter"]
 
 KINDS = ("mp4", "mov", "webm", "webp", "apng", "gif", "png", "mask")
-_ANIMATION_STEP = Fraction(1, 50)  # the shortest frame an animation gets (see VideoWriter._too_soon)
+_ANIMATION_STEP = Fraction(1, 50)  # the shortest frame an animation gets (see AnimationPacing)
 _X264 = {"crf": "18", "preset": "veryfast"}
 # AVColorSpace -> the RGB -> YUV matrix swscale uses; any other (2: unspecified) gets swscale's default, BT.601,
 # the same one the reader used to decode it
@@ -173,6 +173,32 @@ _ENCODINGS = {
 }
 
 
+class AnimationPacing:
+    """Which frames an animation keeps: none that comes less than 1/50 s after the one kept before it.
+
+    Browsers show a GIF (and WebP) frame of 10 ms or less for 100 ms, so frames of a 60 fps clip would play many
+    times too slowly, and GIF, in hundredths of a second, cannot time those of 120 fps at all (FFmpeg's muxer
+    refuses two frames in the same hundredth: "non monotonically increasing dts"). The writer paces its frames so;
+    a caller pacing the same timestamps beforehand skips the frames it would leave out (a 60 fps clip: every other
+    one).
+    """
+
+    def __init__(self, time_base: Fraction) -> None:
+        self.time_base = time_base
+        self.kept: int | None = None  # the timestamp of the last frame kept
+
+    def keeps(self, pts: int) -> bool:
+        """Whether the frame at ``pts`` (after the last kept, :attr:`kept`) would be kept."""
+        return self.kept is None or (pts - self.kept) * self.time_base >= _ANIMATION_STEP
+
+    def admits(self, pts: int) -> bool:
+        """Whether the frame at ``pts`` (the frames' timestamps in order) is kept; it then becomes the last kept."""
+        if not self.keeps(pts):
+            return False
+        self.kept = pts
+        return True
+
+
 class VideoWriter:
     """Write frames as a video of ``kind`` (see the module docstring) to ``path``, atomically.
 
@@ -212,7 +238,8 @@ class VideoWriter:
         self.keep_on_interrupt = True
         self.frames_dropped = 0  # an animation's frames that came less than 1/50 s after the one before
         self._last_pts: int | None = None
-        self._kept_pts: int | None = None
+        animation = kind in _ENCODINGS and _ENCODINGS[kind].animation
+        self._pacing = AnimationPacing(info.time_base) if animation else None
         self._window = Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
         self._closed = False
         self._sink: _PngSink | _ContainerSink
@@ -234,7 +261,7 @@ class VideoWriter:
         else:
             self.abort()
 
-    def write(self, array: np.ndarray, pts: int | None, duration: int | None = None) -> None:
+    def write(self, array: np.ndarray | None, pts: int | None, duration: int | None = None) -> None:
         """Add a frame shown at ``pts`` (in ``info.time_base``; increasing, as the reader gives them).
 
         ``pts=None`` places the frame one nominal frame (1 / ``info.fps``) after the previous one, or at 0.
@@ -242,10 +269,15 @@ class VideoWriter:
         the last frame of a GIF, whose others show until the next one: a GIF that holds its last picture keeps
         doing so.
 
+        An animation (GIF, WebP, APNG) leaves out a frame that comes less than 1/50 s after the one it kept
+        before (:class:`AnimationPacing`), which then shows longer. A caller that paces the frames the same way
+        beforehand may pass ``array=None`` for those, and spare the work of making them.
+
         Shape: see the module docstring for each kind: (H, W, 3), (H, W, 4) or (H, W) uint8, H and W as stored.
 
         Raises:
-            ValueError: an array of the wrong shape or type, or a timestamp that does not increase.
+            ValueError: an array of the wrong shape or type (or None for a frame that is kept), or a timestamp
+                that does not increase.
             OutputError: the file cannot be written or encoded.
         """
         if self._closed:
@@ -254,31 +286,25 @@ class VideoWriter:
             pts = 0 if self._last_pts is None else self._last_pts + _frame_span(self.info)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"frame timestamps must increase: got pts {pts} after {self._last_pts}")
+        dropped = self._pacing is not None and not self._pacing.keeps(pts)
+        if array is None and not dropped:
+            raise ValueError(f"no picture for the frame at pts {pts}, which {self.path.name} keeps")
+        if array is not None:
+            array = _checked(array, self.info, self._sink.channels)
         if self._last_pts is None and self._window.start is not None:
             self._window.shift, self._window.shift_pts = float(pts * self.info.time_base), pts
-        array = _checked(array, self.info, self._sink.channels)
         self._last_pts, duration = pts, duration or _frame_span(self.info)
         self._window.last_end = float((pts + duration) * self.info.time_base)
-        if self._too_soon(pts):  # the frame kept before shows until this one would have ended
-            self._sink.last_duration = pts + duration - self._kept_pts  # type: ignore[operator]
+        if dropped:  # the frame kept before shows until this one would have ended
+            self._sink.last_duration = pts + duration - self._pacing.kept  # type: ignore[operator,union-attr]
+            self.frames_dropped += 1
             return
+        if self._pacing is not None:
+            self._pacing.kept = pts
+        assert array is not None
         self._sink.write(array, pts)
-        self._kept_pts, self._sink.last_duration = pts, duration
+        self._sink.last_duration = duration
         self.frames_written += 1
-
-    def _too_soon(self, pts: int) -> bool:
-        """Whether an animation's frame comes less than 1/50 s after the one kept before it: left out, with a note.
-
-        Browsers show a GIF (and WebP) frame of 10 ms or less for 100 ms, so frames of a 60 fps clip would play
-        many times too slowly, and GIF, in hundredths of a second, cannot time those of 120 fps at all (FFmpeg's
-        muxer refuses two frames in the same hundredth: "non monotonically increasing dts").
-        """
-        if not isinstance(self._sink, _ContainerSink) or not self._sink.encoding.animation or self._kept_pts is None:
-            return False
-        if (pts - self._kept_pts) * self.info.time_base >= _ANIMATION_STEP:
-            return False
-        self.frames_dropped += 1
-        return True
 
     def close(self) -> None:
         """Flush the encoders, copy the rest of the audio, and move the file into place.

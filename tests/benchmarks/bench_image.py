@@ -72,7 +72,10 @@ def build_set(folder: Path, count: int) -> None:
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Seconds and peak RSS (MiB) of ``command`` run in a fresh process."""
     result = subprocess.run([sys.executable, "-c", MEASURE_RSS, *command], capture_output=True, text=True, env=env)
-    code, seconds, rss_kib = result.stdout.split()
+    fields = result.stdout.split()
+    if len(fields) != 3:  # the command could not be started (the measuring wrapper failed)
+        sys.exit(f"{' '.join(command)} could not be run:\n{result.stderr}")
+    code, seconds, rss_kib = fields
     if code != "0":
         sys.exit(f"{' '.join(command)} failed ({code}):\n{result.stderr}")
     return float(seconds), int(rss_kib) / 1024
@@ -117,6 +120,8 @@ def main() -> None:
         help="also run cutout image with these extra flags, e.g. --variant='--refine guided' (repeatable)",
     )
     args = parser.parse_args()
+    if args.rembg and shutil.which(args.rembg) is None:
+        parser.error(f"--rembg {args.rembg}: no such executable (leave the option out to skip rembg)")
 
     from cutout.convert import resolve_weights
     from cutout.registry import get_spec
