@@ -34,6 +34,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from cutout.errors import CutoutError, InputError
 from cutout.io.encode import OUTPUT_FORMATS, encode_image, format_for, needs_opaque, write_atomic
+from cutout.io.iptc import iim_records, xmp_with_iim
 from cutout.io.xmp import kept_xmp
 from cutout.options import DEFAULT_MAX_PIXELS
 
@@ -503,10 +504,13 @@ def _drop_bad_resolution(exif: Image.Exif) -> None:
 
 
 def kept_xmp_of(image: Image.Image) -> bytes | None:
-    """The XMP a cutout of ``image`` keeps (keywords, title, caption, rating, rights: :mod:`cutout.io.xmp`), or
-    None. Pillow gives every format's packet as ``info["xmp"]`` (JPEG, PNG, WebP, TIFF, AVIF)."""
+    """The XMP a cutout of ``image`` keeps (keywords, title, caption, rating, rights: :mod:`cutout.io.xmp`), with
+    what the photo's IPTC-IIM block says and its XMP does not (an agency's credit line and copyright notice:
+    :mod:`cutout.io.iptc`), or None. Pillow gives every format's packet as ``info["xmp"]`` (JPEG, PNG, WebP, TIFF,
+    AVIF)."""
     packet = image.info.get("xmp")
-    return kept_xmp(packet) if isinstance(packet, (bytes, str)) else None
+    kept = kept_xmp(packet) if isinstance(packet, (bytes, str)) else None
+    return xmp_with_iim(kept, iim_records(image))
 
 
 #: PNG's predefined text keywords (PNG specification, 11.3.4.2) that a cutout keeps: what the picture is, who

@@ -71,9 +71,14 @@ def kept_xmp(packet: bytes | str | None) -> bytes | None:
                 rdf.remove(description)
         if not len(rdf):
             return None
-        body = ET.tostring(rdf, encoding="unicode")
+        return packet_of(rdf)
     except RecursionError:  # elements nested thousands deep: no real packet, and no reason to fail the photo
         return None
+
+
+def packet_of(rdf: ET.Element) -> bytes:
+    """An ``rdf:RDF`` element as a UTF-8 XMP packet (wrapper, ``x:xmpmeta``)."""
+    body = ET.tostring(rdf, encoding="unicode")
     return (
         f'<?xpacket begin="\ufeff" id="{_PACKET_ID}"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/">'
         f'{body}</x:xmpmeta>\n<?xpacket end="w"?>'
