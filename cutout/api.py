@@ -34,6 +34,7 @@ from cutout.io.images import (
     alpha_array,
     icc_profile,
     kept_exif,
+    kept_text,
     kept_xmp_of,
     load_image,
     print_resolution,
@@ -365,8 +366,9 @@ class Session:
 def _pil_like(original: Image.Image, result: np.ndarray, profile: bytes | None) -> Image.Image:
     """``result`` as a PIL image that carries ``original``'s ICC ``profile`` (an RGB one, as the result's
     colours are), its kept EXIF (date, author, copyright: :func:`cutout.io.images.kept_exif`) and its print
-    resolution (``info["dpi"]``) and kept XMP (``info["xmp"]``: keywords, title, rating), so that saving it can
-    keep what the photo's colours mean, who made it and how it is filed."""
+    resolution (``info["dpi"]``), kept XMP (``info["xmp"]``: keywords, title, rating) and kept PNG text notes
+    (``info["Title"]``, ``info["Copyright"]``: :func:`cutout.io.images.kept_text`), so that saving it can keep what
+    the photo's colours mean, who made it and how it is filed."""
     pil = Image.fromarray(result)
     if profile is not None and result.ndim == 3:
         pil.info["icc_profile"] = profile
@@ -379,6 +381,7 @@ def _pil_like(original: Image.Image, result: np.ndarray, profile: bytes | None) 
     xmp = kept_xmp_of(original)
     if xmp is not None:
         pil.info["xmp"] = xmp  # Pillow writes it into JPEG, WebP and TIFF (img.save(path, xmp=img.info["xmp"]))
+    pil.info.update(kept_text(original) or {})  # a PNG's text notes, where Pillow gives a PNG's (Title, Author)
     return pil
 
 

@@ -128,3 +128,17 @@ def test_cutout_image_keeps_them(tmp_path: Path, u2netp_onnx: Path) -> None:
     written = _written_notes((tmp_path / "out.png").read_bytes())
     assert written.pop("Software").startswith("cutout")
     assert written == NOTES
+
+
+def test_the_apis_pil_result_carries_them(tmp_path: Path, u2netp_onnx: Path) -> None:
+    import cutout
+
+    source = Image.open(Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg")
+    info = PngImagePlugin.PngInfo()
+    for keyword, value in {**NOTES, **LEFT_OUT}.items():
+        info.add_itxt(keyword, value)
+    source.resize((160, 160)).save(tmp_path / "photo.png", pnginfo=info)
+    with Image.open(tmp_path / "photo.png") as photo:
+        result = cutout.remove(photo)
+    assert {key: result.info[key] for key in NOTES} == NOTES  # as Pillow gives a PNG's, for pnginfo on saving
+    assert not set(LEFT_OUT) & set(result.info)
