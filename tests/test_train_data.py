@@ -633,3 +633,29 @@ def test_normalizer_matches_inference_preprocessing(model: str, side: int) -> No
     actual = normalizer_for(spec)(rgb)
     assert actual.dtype == np.float32 and actual.shape == (3, side, side)
     np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("orientation", [6, 8, 5, 7])
+def test_a_mask_made_on_a_phone_photos_stored_pixels_is_turned_with_it(tmp_path: Path, orientation: int) -> None:
+    # a phone stores a portrait photo as landscape pixels and an EXIF orientation; masks made by tools that ignore
+    # it (OpenCV's IMREAD_UNCHANGED, many labelling scripts) are landscape too: they were stretched into the
+    # upright photo's portrait shape, and trained the model on a mask that does not fit its photo
+    from PIL import Image
+
+    stored = np.zeros((24, 40, 3), np.uint8)
+    stored[2:10, 3:15] = (230, 20, 20)  # the subject, off-centre in the stored pixels
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = orientation
+    (tmp_path / "images").mkdir()
+    Image.fromarray(stored).save(tmp_path / "images" / "a.jpg", quality=95, exif=exif.tobytes())
+    mask = np.zeros((24, 40), np.uint8)
+    mask[2:10, 3:15] = 255
+    save(tmp_path / "masks" / "a.png", mask)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "resized"
+        sample = build_dataset(tmp_path, split="val", size=(40, 24), val_fraction=0)[0]
+    red = sample["image"].numpy()
+    subject = red[0] > red[1] + 0.5  # normalized, but red stands far above green only on the subject
+    assert subject.shape == (40, 24) and subject.sum() > 60
+    masked = sample["mask"].numpy()[0] > 0.5
+    assert (subject & masked).sum() / (subject | masked).sum() > 0.9  # JPEG rounds the corners (stretched: 0)

@@ -216,9 +216,11 @@ class PairDataset(_Samples):
             mask = layouts.read_class_map(pair.mask, self.num_classes)
         else:
             mask = layouts.read_alpha(pair.mask)
-        arrays = {"image": image, "mask": _at_size("mask", mask, pair.mask, (height, width))}
+        arrays = {"image": image, "mask": _at_size("mask", mask, pair.mask, (height, width), pair.image)}
         if self.with_trimap and pair.trimap is not None:
-            arrays["trimap"] = _at_size("trimap", layouts.read_trimap(pair.trimap), pair.trimap, (height, width))
+            arrays["trimap"] = _at_size(
+                "trimap", layouts.read_trimap(pair.trimap), pair.trimap, (height, width), pair.image
+            )
         return arrays
 
 
@@ -254,7 +256,7 @@ class CompositeDataset(_Samples):
         chosen = int(rng.integers(len(self.backgrounds))) if self.train else index % len(self.backgrounds)
         alpha = layouts.read_alpha(pair.mask)
         foreground = layouts.read_rgb(pair.image)
-        alpha = _at_size("mask", alpha, pair.mask, foreground.shape[:2])
+        alpha = _at_size("mask", alpha, pair.mask, foreground.shape[:2], pair.image)
         background = layouts.read_rgb(self.backgrounds[chosen])
         arrays = compose_sample(
             foreground, alpha, background, self.size, rng if self.train else None, self.augment, self.scale
@@ -486,7 +488,16 @@ def _class_ids(classes: Sequence[str] | None, num_classes: int, folder: Path) ->
     return ids
 
 
-def _at_size(key: str, array: np.ndarray, path: Path, size: tuple[int, int]) -> np.ndarray:
+def _at_size(key: str, array: np.ndarray, path: Path, size: tuple[int, int], image: Path) -> np.ndarray:
+    """``array`` (read from ``path``) at the upright ``image``'s ``size``. One the size of the image as stored,
+    where the image's EXIF orientation turns it (a phone's photo), was made on the stored pixels (by a tool that
+    ignores the orientation, as OpenCV's IMREAD_UNCHANGED and many labelling scripts do): it is turned as the
+    image is, not stretched into its shape. Any other size is resized, with a warning."""
+    height, width = size
+    if height != width and array.shape[:2] == (width, height):
+        orientation = layouts.stored_orientation(image)
+        if orientation >= 5:
+            array = layouts.turned(array, orientation)
     if array.shape[:2] != size:
         warnings.warn(
             f"{path} is {array.shape[1]}x{array.shape[0]}, its image {size[1]}x{size[0]}; resized", stacklevel=4

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cutout.errors import InputError, UsageError
-from cutout.io.images import alpha_array, load_image, rgb_array
+from cutout.io.images import ORIENTATION_TAG, alpha_array, load_image, rgb_array
 
 Split = Literal["train", "val"]
 
@@ -249,6 +249,29 @@ def read_rgb(path: Path) -> np.ndarray:
         except (ValueError, InputError):
             raise InputError(f"{path}: its imageData is not a base64 image") from None
     return rgb_array(load_image(path, max_pixels=None))
+
+
+def stored_orientation(path: Path) -> int:
+    """The EXIF orientation (1 to 8) an image file is shown by; 1 when it has none or it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            value = image.getexif().get(ORIENTATION_TAG, 1)
+    except (OSError, ValueError, SyntaxError, KeyError, TypeError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def turned(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``array`` (H, W, ...) turned and flipped as EXIF ``orientation`` says, as Pillow's ``exif_transpose``."""
+    if orientation in (5, 6, 7, 8):
+        array = np.rot90(array, 1 if orientation in (5, 8) else -1)  # 5 and 7: a turn, then a flip
+    if orientation == 2:
+        array = array[:, ::-1]
+    elif orientation in (4, 5, 7):
+        array = array[::-1]
+    elif orientation == 3:
+        array = array[::-1, ::-1]
+    return np.ascontiguousarray(array)
 
 
 def read_grey(path: Path) -> np.ndarray:
