@@ -291,7 +291,7 @@ def process_video(
 
         # an animation keeps at most 50 frames a second (see AnimationPacing): the frames it would leave out (every
         # other one of a 60 fps clip) are not cut out, only passed on for their timing
-        pacing = AnimationPacing(info.time_base) if kind in ("gif", "webp", "apng") else None
+        pacing = AnimationPacing.for_kind(kind, info.time_base)
 
         def frames() -> Iterator[tuple[np.ndarray | None, int | None, np.ndarray | None]]:
             for frame in reader.frames():

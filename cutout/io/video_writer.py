@@ -187,6 +187,11 @@ class AnimationPacing:
         self.time_base = time_base
         self.kept: int | None = None  # the timestamp of the last frame kept
 
+    @classmethod
+    def for_kind(cls, kind: str, time_base: Fraction) -> AnimationPacing | None:
+        """The pacing of an output of ``kind`` (:data:`KINDS`); None where it keeps every frame (not an animation)."""
+        return cls(time_base) if kind in _ENCODINGS and _ENCODINGS[kind].animation else None
+
     def keeps(self, pts: int) -> bool:
         """Whether the frame at ``pts`` (after the last kept, :attr:`kept`) would be kept."""
         return self.kept is None or (pts - self.kept) * self.time_base >= _ANIMATION_STEP
@@ -238,8 +243,7 @@ class VideoWriter:
         self.keep_on_interrupt = True
         self.frames_dropped = 0  # an animation's frames that came less than 1/50 s after the one before
         self._last_pts: int | None = None
-        animation = kind in _ENCODINGS and _ENCODINGS[kind].animation
-        self._pacing = AnimationPacing(info.time_base) if animation else None
+        self._pacing = AnimationPacing.for_kind(kind, info.time_base)
         self._window = Window(start, None if duration is None else info.start_time + (start or 0.0) + duration)
         self._closed = False
         self._sink: _PngSink | _ContainerSink
