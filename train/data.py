@@ -497,7 +497,7 @@ def _at_size(key: str, array: np.ndarray, path: Path, size: tuple[int, int], ima
     if height != width and array.shape[:2] == (width, height):
         orientation = layouts.stored_orientation(image)
         if orientation >= 5:
-            array = layouts.turned(array, orientation)
+            array = layouts.upright(array, orientation)
     if array.shape[:2] != size:
         warnings.warn(
             f"{path} is {array.shape[1]}x{array.shape[0]}, its image {size[1]}x{size[0]}; resized", stacklevel=4

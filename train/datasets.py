@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
+from cutout.compose import shown
 from cutout.errors import InputError, UsageError
 from cutout.io.images import ORIENTATION_TAG, alpha_array, load_image, rgb_array
 
@@ -251,6 +252,20 @@ def read_rgb(path: Path) -> np.ndarray:
     return rgb_array(load_image(path, max_pixels=None))
 
 
+#: EXIF orientation -> how it shows the stored pixels: counter-clockwise quarter turns, and whether they are flipped
+#: upside down first (:func:`cutout.compose.shown`)
+_EXIF_SHOWN = {
+    1: (0, False),
+    2: (2, True),
+    3: (2, False),
+    4: (0, True),
+    5: (3, True),
+    6: (3, False),
+    7: (1, True),
+    8: (1, False),
+}
+
+
 def stored_orientation(path: Path) -> int:
     """The EXIF orientation (1 to 8) an image file is shown by; 1 when it has none or it cannot be read."""
     try:
@@ -261,17 +276,9 @@ def stored_orientation(path: Path) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def turned(array: np.ndarray, orientation: int) -> np.ndarray:
-    """``array`` (H, W, ...) turned and flipped as EXIF ``orientation`` says, as Pillow's ``exif_transpose``."""
-    if orientation in (5, 6, 7, 8):
-        array = np.rot90(array, 1 if orientation in (5, 8) else -1)  # 5 and 7: a turn, then a flip
-    if orientation == 2:
-        array = array[:, ::-1]
-    elif orientation in (4, 5, 7):
-        array = array[::-1]
-    elif orientation == 3:
-        array = array[::-1, ::-1]
-    return np.ascontiguousarray(array)
+def upright(array: np.ndarray, orientation: int) -> np.ndarray:
+    """``array`` (H, W, ...) as a photo's EXIF ``orientation`` shows its stored pixels (as ``exif_transpose``)."""
+    return np.ascontiguousarray(shown(array, _EXIF_SHOWN.get(orientation, (0, False))))
 
 
 def read_grey(path: Path) -> np.ndarray:
