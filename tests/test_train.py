@@ -59,6 +59,20 @@ def _config(tiny: Path, tmp_path: Path, **changes: object) -> TrainConfig:
         ({"mnet_width": 1e9}, "--mnet-width 1000000000.0 will not do"),  # the allocator asked for 13 TB
         ({"num_classes": 100_000}, "--num-classes 100000 will not do: from 1 to 255"),  # killed for memory
         ({"size": 99_999}, "--size 99999 will not do"),  # killed for memory
+        # a MODNet with 3 outputs: refused only after the data loaded, without naming --num-classes
+        ({"model": "modnet", "num_classes": 3}, "--num-classes 3 will not do: only u2net and u2netp"),
+        # names that put the run (and its export) outside its folder, or into the released weights' cache folder
+        # under a name --model resolves to the built-in model: each trained and exported before
+        ({"name": "../evil"}, "--name '../evil' will not do: one folder name, without / or \\"),
+        ({"name": "a/b"}, "--name 'a/b' will not do: one folder name"),
+        ({"name": "a\\b"}, "--name 'a\\b' will not do: one folder name"),
+        ({"name": ".."}, "--name '..' will not do: one folder name"),
+        ({"name": "x\ny"}, "will not do: one folder name, without / or \\ or control characters"),
+        ({"name": " "}, "--name ' ' will not do: a run needs a name"),
+        ({"name": "run "}, "--name 'run ' will not do: a name without spaces at its start or end"),
+        ({"name": "u2netp"}, "--name 'u2netp' will not do: it names the built-in model u2netp"),
+        ({"name": "U2Net"}, "e.g. --name u2net-mine"),
+        ({"model": "modnet", "data": "/x/webcam", "name": None}, "the default name 'modnet-webcam' will not do"),
     ],
 )
 def test_settings_that_cannot_make_a_run_are_refused_before_any_work(
@@ -68,6 +82,12 @@ def test_settings_that_cannot_make_a_run_are_refused_before_any_work(
 
     with pytest.raises(UsageError, match=re.escape(said)):
         _config(tiny, tmp_path, **changes)
+
+
+@pytest.mark.parametrize("name", ["products v2", "-dash", "ünï", "u2netp-mine", "mnet", "", None])
+def test_plain_run_names_are_taken(tiny: Path, tmp_path: Path, name: str | None) -> None:
+    config = _config(tiny, tmp_path, name=name)
+    assert config.run_name == (name or f"u2netp-{tiny.name}")
 
 
 def test_a_loss_that_becomes_nan_ends_the_run_with_a_line_of_advice(

@@ -24,6 +24,27 @@ OPTIMIZERS: dict[str, tuple[str, float]] = {
 MAX_LR, MAX_MNET_WIDTH, MAX_CLASSES, MAX_SIZE = 10.0, 8.0, 255, 8192
 
 
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run, or None. A run's name is a folder under --out-dir and under the models
+    folder, and what ``--model NAME`` finds the exported model by: one plain folder name, not a built-in model's.
+    """
+    from cutout.registry import SPECS
+
+    if not name.strip():
+        return "a run needs a name (leave --name out for MODEL-DATA)"
+    if name != name.strip():
+        return "a name without spaces at its start or end"
+    if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "one folder name, without / or \\ or control characters (the run is the folder OUT_DIR/NAME)"
+    builtin = next((spec for spec in SPECS if spec.casefold() == name.casefold()), None)
+    if builtin:
+        return (
+            f"it names the built-in model {builtin}, whose released weights are cached under that name and which "
+            f"--model {builtin} loads, never this run's; choose another, e.g. --name {builtin}-mine"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run. ``None`` fields take the per-model default."""
@@ -80,6 +101,15 @@ class TrainConfig:
         check("mnet_width", math.isfinite(width) and 0 < width <= MAX_MNET_WIDTH, f"from above 0 to {MAX_MNET_WIDTH}")
         check("num_classes", 1 <= self.num_classes <= MAX_CLASSES, f"from 1 to {MAX_CLASSES} (masks hold 0..254)")
         check("size", 32 <= self.size <= MAX_SIZE, f"a crop side from 32 to {MAX_SIZE} pixels")
+        check(
+            "num_classes",
+            self.num_classes == 1 or self.model in ("u2net", "u2netp"),
+            f"only u2net and u2netp learn several classes; {self.model} predicts one alpha (leave --num-classes out)",
+        )
+        problem = run_name_problem(self.run_name)
+        if problem:
+            given = f"--name '{self.name}'" if self.name else f"the default name '{self.run_name}'"
+            raise UsageError(f"{given} will not do: {problem}")
 
     @property
     def run_name(self) -> str:

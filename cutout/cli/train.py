@@ -159,7 +159,7 @@ def _claim_name(config: Any, *, overwrite: bool) -> Any:
         return config
     checkpoint = config.out_dir / config.run_name / "last.pt"
     again = f"; --resume {checkpoint} continues it" if checkpoint.is_file() else ""
-    if config.name is not None:
+    if config.name:
         raise UsageError(
             f"an earlier run named {config.name} exists ({' and '.join(taken)}): choose another --name, or add "
             f"--overwrite to replace it{again}"
