@@ -815,3 +815,23 @@ def test_videos_in_a_folder_are_named_with_the_command_that_takes_them(u2netp_on
     only = _cutout("image", str(folder), str(tmp_path / "out"))
     assert only.returncode == 2
     assert f"only 1 video: cut it out with cutout video {folder / 'day1' / 'clip.MP4'}" in only.stderr.decode()
+
+
+def test_a_folder_of_files_without_image_names_says_how_images_are_found(u2netp_onnx: Path, tmp_path: Path) -> None:
+    # a folder of photos saved without a suffix (downloads named "image", "photo?id=3") said only "no images found"
+    folder = tmp_path / "downloads"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(EXAMPLE, folder / "photo")
+    (folder / "sub" / "notes.txt").write_text("shoot notes")
+    result = _cutout("image", str(folder), str(tmp_path / "out"))
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    assert f"no images found in {folder}: 2 other files (photo, notes.txt) are not images by the suffix" in err
+    assert f"named on its own (cutout image {folder / 'photo'} OUT.png), or once renamed" in err
+    named = _cutout("image", str(folder / "photo"), str(tmp_path / "photo.png"))  # as the message says
+    assert named.returncode == 0, named.stderr.decode()
+    assert (tmp_path / "photo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (folder / "photo").unlink()
+    (folder / "clip.mp4").write_bytes(b"a clip")
+    both = _cutout("image", str(folder), str(tmp_path / "out")).stderr.decode()
+    assert f"only 1 video: cut it out with cutout video {folder / 'clip.mp4'}; 1 other file (notes.txt) is not" in both

@@ -186,6 +186,18 @@ def image(
     raise typer.Exit(code)
 
 
+def _not_images(others: list[Path]) -> str:
+    """Why the other files of the folders were not taken: a folder's images are found by their names."""
+    names = ", ".join(path.name for path in others[:3]) + (", ..." if len(others) > 3 else "")
+    one = len(others) == 1
+    return (
+        f"{len(others)} other file{'' if one else 's'} ({names}) {'is not an image' if one else 'are not images'} "
+        "by the suffix of the name (.jpg, .png, .webp, .tif, .heic, ...), which is how a folder's images are found. "
+        f"An image without one is cut out when named on its own (cutout image {shlex.quote(str(others[0]))} "
+        "OUT.png), or once renamed"
+    )
+
+
 def _split(paths: list[str], output: str | None) -> tuple[list[str], str | None, bool]:
     """Inputs and output from the positional arguments (the last one is the output when it can only be one), and
     whether the output was guessed so: two files given, the second taken as the output."""
@@ -297,7 +309,8 @@ def _plan(
         example, one = f"cutout video {shlex.quote(inputs[0])}", "them"
     if not plan.jobs and not plan.skipped:
         held = f", only {videos}: cut {one} out with {example}" if clips else ""
-        raise UsageError(f"no images found in {', '.join(inputs)}{held}")
+        others = f"{';' if held else ':'} {_not_images(plan.others)}" if plan.others else ""
+        raise UsageError(f"no images found in {', '.join(inputs)}{held}{others}")
     if clips:
         warnings.warn(f"left out {videos} (cutout image takes images): cut {one} out with {example}", stacklevel=1)
     return plan.jobs, plan.skipped, False

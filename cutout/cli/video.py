@@ -323,7 +323,7 @@ def _plan(
         if os.path.isdir(path):
             root = folder if folder is not None else default_folder(path)
             check_output_folder(path, root)
-            images, clips = find_media(path, exclude=root)
+            images, clips, _ = find_media(path, exclude=root)
             # animated GIFs, PNGs and WebPs (stickers) are clips too; still images are for cutout image
             animations = [image for image in images if image.suffix.lower() in ANIMATION_SUFFIXES and _animated(image)]
             clips = sorted([*clips, *animations])

@@ -42,6 +42,7 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     skipped: list[Job] = field(default_factory=list)
     videos: list[Path] = field(default_factory=list)  # found in the folders, left out: `cutout video` takes them
+    others: list[Path] = field(default_factory=list)  # found in the folders, neither images nor videos by name
 
 
 def is_image_name(path: Path) -> bool:
@@ -58,20 +59,23 @@ def find_images(folder: Path, exclude: Path | None = None) -> list[Path]:
     return find_media(folder, exclude)[0]
 
 
-def find_media(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """The image files and the video files under ``folder``, as :func:`find_images` finds images.
+def find_media(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path], list[Path]]:
+    """The image files, the video files and the other files (not hidden) under ``folder``, as :func:`find_images`
+    finds images.
 
     Links to folders are followed (a ``2024 -> /mnt/photos/2024`` link is read as a folder of the tree), each
     real folder once: a link back up the tree, or two links to one folder, read it only the first time.
     """
     skip = exclude.resolve() if exclude is not None else None
-    images, videos = [], []
+    images, videos, others = [], [], []
     for path in _walk(folder, skip):
         if is_image_name(path) and path.is_file():
             images.append(path)
         elif path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
             videos.append(path)
-    return images, videos
+        else:
+            others.append(path)
+    return images, videos, others
 
 
 def _walk(folder: Path, skip: Path | None) -> list[Path]:
@@ -188,12 +192,14 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
     pairs: list[tuple[Path, Path]] = []
     found: set[Path] = set()  # from a folder walk: skipped when cutout made them
     videos: list[Path] = []
+    others: list[Path] = []
     for source in inputs:
         if source.is_dir():
             root = output if output is not None else default_folder(source)
             check_output_folder(source, root)
-            images, clips = find_media(source, exclude=root)
+            images, clips, rest = find_media(source, exclude=root)
             videos.extend(clips)
+            others.extend(rest)
             for image in images:
                 target = root / image.relative_to(source).with_suffix(EXTENSIONS[format])
                 pairs.append((image, target))
@@ -206,7 +212,7 @@ def plan_jobs(inputs: list[Path], output: Path | None, format: str, *, overwrite
         pairs = mirror_if_names_repeat(pairs, output, lambda path: path.with_suffix(EXTENSIONS[format]), found)
     pairs = _tell_apart(pairs)
     _check_collisions(pairs)
-    plan = Plan(videos=videos)
+    plan = Plan(videos=videos, others=others)
     for source, target in pairs:
         check_not_the_source(source, target)
         ours = (source in found or len(inputs) > 1) and is_result_name(source)
