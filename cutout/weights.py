@@ -18,7 +18,6 @@ bytes arrive, and look for :mod:`warnings` when a corrupt cached file is replace
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -136,21 +135,30 @@ def import_file(spec: ModelSpec, file: str | os.PathLike[str], *, force: bool = 
         WeightsError: the file does not exist, or with ``force`` its format cannot be told or is not released.
     """
     source = Path(file)
-    if not source.is_file():
+    if not source.exists():
         raise WeightsError(f"cannot import {source}: no such file")
+    if not source.is_file():
+        raise WeightsError(f"cannot import {source}: not a regular file (give the downloaded weights file)")
     algos = {algo for wf in spec.weights for algo in _download.parse_hashes(wf.hashes)} | {"sha256"}
-    digests = {algo: h.hexdigest() for algo, h in _download.hash_file(source, sorted(algos)).items()}
-    match = next((wf for wf in spec.weights if _matches(wf, digests)), None)
-    if match is None and not force:
-        published = "; ".join(f"{wf.filename}: {', '.join(wf.hashes)}" for wf in spec.weights)
-        raise HashMismatchError(
-            f"{source} (sha256 {digests['sha256']}) is none of the released files of {spec.name!r} "
-            f"({published}). Check that you downloaded the right file, or add --force to use it anyway."
-        )
-    weight_file = match or _weight_file_for(spec, _guess_format(source), source)
-    target = cached_path(spec, weight_file)
-    with _download.temporary_path(target.parent, target.name) as part:
-        shutil.copyfile(source, part)
+    if not spec.weights:
+        raise WeightsError(f"{spec.name!r} has no released files to import")
+    folder = cached_path(spec, spec.weights[0]).parent
+    # copied and hashed in one read: what lands in the cache is what was checked, even if the file is still
+    # being written (a download in progress) while it is imported
+    with _download.temporary_path(folder, "import") as part:
+        with open(source, "rb") as reader, open(part, "wb") as writer:
+            hashers = _download.new_hashers(sorted(algos))
+            _download.copy_stream(reader, writer, hashers, None, None)
+        digests = {algo: h.hexdigest() for algo, h in hashers.items()}
+        match = next((wf for wf in spec.weights if _matches(wf, digests)), None)
+        if match is None and not force:
+            published = "; ".join(f"{wf.filename}: {', '.join(wf.hashes)}" for wf in spec.weights)
+            raise HashMismatchError(
+                f"{source} (sha256 {digests['sha256']}) is none of the released files of {spec.name!r} "
+                f"({published}). Check that you downloaded the right file, or add --force to use it anyway."
+            )
+        weight_file = match or _weight_file_for(spec, _guess_format(part), source)
+        target = cached_path(spec, weight_file)
         _download.install(part, target)
     marker = _forced_marker(target)
     if match is None:

@@ -514,6 +514,37 @@ def test_import_recognises_the_released_file(home: Path, tmp_path: Path) -> None
     assert verify_cache([spec]) == [("tiny", "tiny.onnx", "ok")]
 
 
+def test_import_stores_the_bytes_it_checked_even_if_the_file_changes(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # import hashed the file, then copied it: a download still being written when it was imported landed in the
+    # cache with more bytes than were checked (a file that is not the released one, trusted as if it were)
+    spec = tiny_spec()
+    download = tmp_path / "still-downloading.onnx"
+    download.write_bytes(PAYLOAD)
+    hash_file = _download.hash_file
+
+    def hash_then_grow(path: Path, algos: Any) -> dict[str, Any]:
+        hashers = hash_file(path, algos)
+        if Path(path) == download:
+            with open(download, "ab") as grow:
+                grow.write(b"more bytes arriving")
+        return hashers
+
+    monkeypatch.setattr(_download, "hash_file", hash_then_grow)
+    target = import_file(spec, download)
+    assert target.read_bytes() == PAYLOAD
+    assert model_folder(home) == ["tiny.onnx"]
+
+
+def test_import_of_something_that_is_not_a_file_says_so(home: Path) -> None:
+    with pytest.raises(WeightsError, match=r"cannot import /dev/null: not a regular file"):
+        import_file(tiny_spec(), "/dev/null")
+    with pytest.raises(WeightsError, match=r"cannot import /no/such\.onnx: no such file"):
+        import_file(tiny_spec(), "/no/such.onnx")
+    assert model_folder(home) == []
+
+
 def test_import_of_a_wrong_file_lists_the_expected_hashes(home: Path, tmp_path: Path) -> None:
     spec = tiny_spec()
     wrong = tmp_path / "wrong.onnx"
