@@ -43,6 +43,7 @@ KINDS = {
     ".m4v": "mp4",
     ".mov": "mov",
     ".webm": "webm",
+    ".mkv": "mkv",
     ".webp": "webp",
     ".apng": "apng",
     ".png": "apng",
@@ -77,7 +78,8 @@ class VideoSummary:
 
 
 def output_kind(target: str | Path | None, options: VideoOptions) -> str:
-    """``mp4`` (with a background), ``mov`` ProRes 4444 / ``webm`` VP9 (transparent), ``png`` folder, ``mask``.
+    """``mp4`` or ``mkv`` (with a background), ``mov`` ProRes 4444 / ``webm`` VP9 (transparent), ``png`` folder,
+    ``mask`` or ``mkv-mask`` (the matte).
 
     ``target`` is best given as the text the user typed: a trailing slash (lost by ``Path``) means a folder.
     """
@@ -87,7 +89,7 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
     kind = KINDS.get(path.suffix.lower(), "") if path is not None else ""
     if path is not None and not kind:
         raise UsageError(
-            f"cannot tell the video format of {path}: name it .mp4 (with --bg or --only-mask), .mov (ProRes "
+            f"cannot tell the video format of {path}: name it .mp4 or .mkv (with --bg or --only-mask), .mov (ProRes "
             "4444 with alpha), .webm (VP9 with alpha), .webp, .gif or .apng (an animation), or end it with / for a "
             "folder of PNGs"
         )
@@ -96,13 +98,13 @@ def output_kind(target: str | Path | None, options: VideoOptions) -> str:
         or options.background_video is not None
         or (options.remove.background is not None and options.remove.background.opaque)
     )
-    if options.remove.only_mask and kind == "mp4":
-        return "mask"
-    if kind == "mp4" and not opaque:
+    if options.remove.only_mask and kind in ("mp4", "mkv"):
+        return "mask" if kind == "mp4" else "mkv-mask"
+    if kind in ("mp4", "mkv") and not opaque:
         raise UsageError(
-            f"MP4 (H.264) has no transparency ({see_through(options.remove.background)}): give an opaque --bg (a "
-            "colour, an image, a video or blur), use --only-mask, or write .mov (ProRes 4444) or .webm (VP9) to "
-            "keep the alpha"
+            f"{kind.upper()} (H.264) has no transparency ({see_through(options.remove.background)}): give an opaque "
+            "--bg (a colour, an image, a video or blur), use --only-mask, or write .mov (ProRes 4444) or .webm (VP9) "
+            "to keep the alpha"
         )
     return kind
 
@@ -274,13 +276,13 @@ def process_video(
             # a matte holds alpha, not colours: tagged HLG or PQ, an editor would tone-map its values on an SDR
             # timeline, changing the alpha; BT.709 leaves them as they are
             info = dataclasses.replace(info, colorspace=1, color_primaries=1, color_trc=1)
-        elif is_hdr(info.color_trc) and kind in ("mp4", "mov", "webm"):  # kept, tagged as the input
+        elif is_hdr(info.color_trc) and kind in ("mp4", "mov", "webm", "mkv"):  # kept, tagged as the input
             hdr = (info.color_trc, info.color_primaries)
         elif is_hdr(info.color_trc):  # PNG, GIF, WebP: no HDR; its signal shown as sRGB would look pale
             to_sdr = (info.color_trc, info.color_primaries)
             summary.notes.append(
                 f"the input is HDR ({NAMES[info.color_trc]}): tone-mapped to SDR for {_KIND_NAMES.get(kind, kind)}, "
-                "which cannot carry HDR; .mov, .webm or .mp4 keep it"
+                "which cannot carry HDR; .mov, .webm, .mp4 or .mkv keep it"
             )
 
         if info.interlaced:  # the reader deinterlaces (see cutout.io.video._deinterlaced)

@@ -23,6 +23,7 @@ av = pytest.importorskip("av")
 pytestmark = pytest.mark.integration
 ENV = {**os.environ, "CUTOUT_OFFLINE": "1"}
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PHOTO = ROOT / "examples" / "images" / "astronaut.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -613,7 +614,8 @@ def _sdr_clip(path: Path, value: int, *, size: tuple[int, int] = (320, 240), pix
 
 
 @pytest.mark.parametrize(
-    ("transfer", "kind", "white"), [(18, "mp4", 191), (18, "mov", 191), (18, "webm", 191), (16, "mp4", 148)]
+    ("transfer", "kind", "white"),
+    [(18, "mp4", 191), (18, "mov", 191), (18, "webm", 191), (16, "mp4", 148), (18, "mkv", 191)],
 )
 def test_an_hdr_clip_keeps_its_tags_and_gets_its_background_in_its_own_signal(
     tmp_path: Path, transfer: int, kind: str, white: int
@@ -660,7 +662,9 @@ def test_an_hdr_clip_is_tone_mapped_for_outputs_that_cannot_carry_hdr(tmp_path: 
     _hdr_clip(source, transfer, tuple(int(v) for v in sdr_to_hdr(np.array([colour], np.uint8), transfer, 9)[0]))
     target = tmp_path / ("frames" if kind == "png" else "sticker.png")
     summary = process_video(source, target, _LeftHalf(), VideoOptions(), kind=kind)
-    assert any("tone-mapped to SDR for a" in note and ".mov, .webm or .mp4 keep it" in note for note in summary.notes)
+    assert any(
+        "tone-mapped to SDR for a" in note and ".mov, .webm, .mp4 or .mkv keep it" in note for note in summary.notes
+    )
     first = sorted(target.iterdir())[0] if kind == "png" else target
     with Image.open(first) as image:
         rgba = np.asarray(image.convert("RGBA")).astype(int)
@@ -766,7 +770,9 @@ def test_format_names_the_kind_of_a_clips_output_beside_it(tmp_path: Path) -> No
     clash = _cutout("video", str(tmp_path / "clip.mp4"), str(tmp_path / "x.mov"), "--format", "webm")
     assert clash.returncode == 2 and "--format webm and the output" in clash.stderr.decode()
     unknown = _cutout("video", str(tmp_path / "clip.mp4"), "--format", "avi")
-    assert unknown.returncode == 2 and "unknown --format avi; give one of mp4, mov, webm" in unknown.stderr.decode()
+    assert (
+        unknown.returncode == 2 and "unknown --format avi; give one of mp4, mkv, mov, webm" in unknown.stderr.decode()
+    )
 
 
 def test_a_batch_stopped_by_ctrl_c_leaves_no_partial_clip_and_resumes(clips: Path, tmp_path: Path) -> None:
@@ -787,7 +793,7 @@ def test_a_batch_stopped_by_ctrl_c_leaves_no_partial_clip_and_resumes(clips: Pat
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
 
 
-@pytest.mark.parametrize("kind", ["mask", "mov"])
+@pytest.mark.parametrize("kind", ["mask", "mov", "mkv-mask"])
 def test_the_matte_of_an_hdr_clip_is_tagged_sdr_so_editors_keep_its_values(tmp_path: Path, kind: str) -> None:
     # tagged HLG as the clip, an editor on an SDR timeline would tone-map the matte, and with it the alpha
     from cutout.options import RemoveOptions
@@ -795,7 +801,7 @@ def test_the_matte_of_an_hdr_clip_is_tagged_sdr_so_editors_keep_its_values(tmp_p
 
     source = tmp_path / "phone.mp4"
     _hdr_clip(source, 18)
-    target = tmp_path / ("matte.mp4" if kind == "mask" else "matte.mov")
+    target = tmp_path / {"mask": "matte.mp4", "mov": "matte.mov", "mkv-mask": "matte.mkv"}[kind]
     options = VideoOptions(remove=RemoveOptions(only_mask=True))
     summary = process_video(source, target, _LeftHalf(), options, kind=kind)
     assert summary.frames == 5 and not [n for n in summary.notes if "HDR" in n]
@@ -1234,3 +1240,57 @@ def test_sound_that_changes_channels_and_rate_midway_is_converted_to_the_first(t
         assert audio.codec_context.channels == 2
         seconds = sum(float(p.duration * p.time_base) for p in output.demux(audio) if p.size)
     assert seconds == pytest.approx(4.0, abs=0.15)
+
+
+def _recording(path: Path, audio_codec: str) -> None:
+    """An OBS-like Matroska recording: 10 frames of a real photo at 10 fps and 1 s of sound in ``audio_codec``."""
+    import av
+
+    photo = np.asarray(Image.open(EXAMPLE_PHOTO).convert("RGB").resize((96, 64)))
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        audio = container.add_stream(audio_codec, rate=44100)
+        audio.layout = "mono"
+        for index in range(10):
+            container.mux(video.encode(av.VideoFrame.from_ndarray(np.roll(photo, 3 * index, 1), format="rgb24")))
+            tone = np.sin(np.arange(4410) * (2 * np.pi * 440 / 44100) + index * 4410 * 2 * np.pi * 440 / 44100)
+            samples = av.AudioFrame.from_ndarray((tone[None] * 8000).astype(np.int16), format="s16", layout="mono")
+            samples.sample_rate, samples.pts = 44100, index * 4410
+            container.mux(audio.encode(samples))
+        container.mux(video.encode(None))
+        container.mux(audio.encode(None))
+
+
+@pytest.mark.parametrize("audio_codec", ["flac", "pcm_s16le"])
+def test_a_matroska_output_keeps_the_recordings_sound_as_it_is(
+    u2netp_onnx: Path, tmp_path: Path, audio_codec: str
+) -> None:
+    # `cutout video rec.mkv --bg x out.mkv` was refused ("cannot tell the video format"); an MP4 re-encodes PCM
+    # sound to AAC, where Matroska takes it (and FLAC) bit for bit
+    import av
+
+    source = tmp_path / "rec.mkv"
+    _recording(source, audio_codec)
+    result = _cutout("video", str(source), "--bg", "white", str(tmp_path / "out.mkv"))
+    assert result.returncode == 0, result.stderr.decode()
+    assert "re-encoded" not in result.stderr.decode()
+
+    def sound(path: Path) -> tuple[str, list[bytes]]:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            return stream.codec_context.name, [bytes(p) for p in container.demux(stream) if p.size]
+
+    assert sound(tmp_path / "out.mkv") == sound(source)
+    frames, *_ = _video_stream_facts(tmp_path / "out.mkv")
+    assert frames == 10
+    if audio_codec == "pcm_s16le":  # PCM in MP4 plays almost nowhere: there it is re-encoded
+        mp4 = _cutout("video", str(source), "--bg", "white", str(tmp_path / "out.mp4"))
+        assert mp4.returncode == 0 and "re-encoded to AAC" in mp4.stderr.decode()
+    matte = _cutout("video", str(source), "--only-mask", str(tmp_path / "matte.mkv"), "-q")
+    assert matte.returncode == 0, matte.stderr.decode()
+    with av.open(str(tmp_path / "matte.mkv")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    clear = _cutout("video", str(source), str(tmp_path / "clear.mkv"))
+    assert clear.returncode == 2 and "MKV (H.264) has no transparency (no --bg given)" in clear.stderr.decode()
+    assert not (tmp_path / "clear.mkv").exists()

@@ -52,7 +52,7 @@ def _copy_all(source: Path, target: Path, kind: str, audio_from: Path | None = N
             array = frame.rgb
             if kind in ("mov", "webm", "png"):
                 array = _rgba(frame.rgb, frame.index)
-            elif kind == "mask":
+            elif kind in ("mask", "mkv-mask"):
                 array = frame.rgb[..., 1]
             out.write(array, frame.pts)
     return out
@@ -498,7 +498,7 @@ def test_subtitle_streams_are_dropped_with_a_note(tmp_path: Path) -> None:
 # --- writer: timing, rotation, colour, odd sizes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["mp4", "webm"])
+@pytest.mark.parametrize("kind", ["mp4", "webm", "mkv"])
 def test_variable_frame_rate_timestamps_survive(tmp_path: Path, kind: str) -> None:
     source = tmp_path / "vfr.mp4"
     _make_clip(source, [0, 1, 3, 4, 7])
@@ -512,7 +512,7 @@ def test_variable_frame_rate_timestamps_survive(tmp_path: Path, kind: str) -> No
         assert abs(output - Fraction(expected, 30)) <= Fraction(1, 1000)
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "mkv"])
 def test_rotation_is_carried_as_metadata(tmp_path: Path, kind: str) -> None:
     source = tmp_path / "turned.mp4"
     _make_clip(source, list(range(3)), rotation=90)
@@ -522,7 +522,7 @@ def test_rotation_is_carried_as_metadata(tmp_path: Path, kind: str) -> None:
     assert (info.rotation, info.width, info.height) == (90, 64, 48)
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "mkv"])
 @pytest.mark.parametrize(("rotation", "hflip"), [(90, True), (0, True), (45, False)])
 def test_a_mirror_or_an_odd_angle_is_carried_too(
     tmp_path: Path, kind: str, rotation: int, hflip: bool, display_matrix: MatrixOf
@@ -577,7 +577,7 @@ def test_a_frame_an_animation_leaves_out_needs_no_picture(clips: Path, tmp_path:
             assert image.n_frames == 2 and image.info["duration"] == 20
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("mp4", "pc"), ("webm", "pc"), ("mov", "tv")])
+@pytest.mark.parametrize(("kind", "expected"), [("mp4", "pc"), ("webm", "pc"), ("mov", "tv"), ("mkv", "pc")])
 def test_colour_range_follows_the_input(clips: Path, tmp_path: Path, kind: str, expected: str) -> None:
     info = probe(clips / ASL)
     with VideoReader(clips / ASL, duration=0.2) as reader, VideoWriter(tmp_path / f"o.{kind}", info, kind=kind) as out:
@@ -591,7 +591,7 @@ def test_colour_range_follows_the_input(clips: Path, tmp_path: Path, kind: str, 
 
 
 @pytest.mark.parametrize(("height", "matrix"), [(48, 6), (720, 1)])
-@pytest.mark.parametrize("kind", ["mp4", "webm", "mov"])
+@pytest.mark.parametrize("kind", ["mp4", "webm", "mov", "mkv"])
 def test_an_input_stored_as_rgb_gets_a_yuv_matrix_tag(tmp_path: Path, kind: str, height: int, matrix: int) -> None:
     """An APNG decodes as RGB (AVColorSpace 0); that tag on YUV output made VP9 refuse it and H.264 play as GBR."""
     from av.video.reformatter import Colorspace
@@ -734,7 +734,9 @@ def test_ctrl_c_keeps_the_png_frames_written(clips: Path, tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames"]
 
 
-@pytest.mark.parametrize(("kind", "name"), [("mp4", "out.mp4"), ("webm", "out.webm"), ("png", "frames")])
+@pytest.mark.parametrize(
+    ("kind", "name"), [("mp4", "out.mp4"), ("webm", "out.webm"), ("png", "frames"), ("mkv", "out.mkv")]
+)
 def test_any_other_error_leaves_nothing(clips: Path, tmp_path: Path, kind: str, name: str) -> None:
     with (
         pytest.raises(RuntimeError, match="boom"),
@@ -742,7 +744,7 @@ def test_any_other_error_leaves_nothing(clips: Path, tmp_path: Path, kind: str, 
         VideoWriter(tmp_path / name, reader.info, kind=kind, audio_from=clips / RABBIT) as writer,
     ):
         for frame in reader.frames():
-            writer.write(_rgba(frame.rgb, 0) if kind != "mp4" else frame.rgb, frame.pts)
+            writer.write(_rgba(frame.rgb, 0) if kind not in ("mp4", "mkv") else frame.rgb, frame.pts)
             if frame.index == 10:
                 assert [p.name.startswith(f".{name}.") for p in tmp_path.iterdir()] == [True]  # only the .part
                 raise RuntimeError("boom")
@@ -831,8 +833,8 @@ def test_raw_frames_from_a_pipe_in_small_pieces_and_cancelled_while_it_is_silent
 
 @pytest.mark.parametrize(
     ("kind", "name"),
-    [("mp4", "o.mp4"), ("mask", "o.mp4"), ("mov", "o.mov"), ("webm", "o.webm")]
-    + [("webp", "o.webp"), ("apng", "o.apng"), ("gif", "o.gif"), ("png", "frames")],
+    [("mp4", "o.mp4"), ("mask", "o.mp4"), ("mov", "o.mov"), ("webm", "o.webm"), ("mkv", "o.mkv")]
+    + [("mkv-mask", "o.mkv"), ("webp", "o.webp"), ("apng", "o.apng"), ("gif", "o.gif"), ("png", "frames")],
 )
 def test_every_output_kind_says_cutout_made_it(tmp_path: Path, kind: str, name: str) -> None:
     # what `cutout video clip.mp4 other.mp4 --overwrite` reads before it replaces a file it did not make
@@ -844,7 +846,8 @@ def test_every_output_kind_says_cutout_made_it(tmp_path: Path, kind: str, name: 
     assert not made_by_cutout(tmp_path / "in.mp4")
     with VideoReader(tmp_path / "in.mp4") as reader, VideoWriter(tmp_path / name, reader.info, kind=kind) as out:
         for frame in reader.frames():
-            array = {"mask": frame.rgb[..., 1], "mp4": frame.rgb}.get(kind, _rgba(frame.rgb, frame.index))
+            grey, rgb = frame.rgb[..., 1], frame.rgb
+            array = {"mask": grey, "mkv-mask": grey, "mp4": rgb, "mkv": rgb}.get(kind, _rgba(frame.rgb, frame.index))
             out.write(array, frame.pts)
     written = tmp_path / name if kind != "png" else tmp_path / name / "frame_000000.png"
     assert made_by_cutout(written)
@@ -898,19 +901,19 @@ def test_the_start_timecode_is_kept_and_moved_with_the_start(
     target = tmp_path / f"out.{kind}"
     with VideoReader(source, start=start) as reader, VideoWriter(target, info, kind=kind, start=start) as writer:
         for frame in reader.frames():
-            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+            writer.write(frame.rgb if kind in ("mp4", "mkv") else _rgba(frame.rgb, frame.index), frame.pts)
     assert writer.notes == []
     assert probe(target).timecode == expected
 
 
-@pytest.mark.parametrize("kind", ["webm", "png", "gif"])
+@pytest.mark.parametrize("kind", ["webm", "png", "gif", "mkv"])
 def test_a_kind_without_timecode_says_it_is_not_kept(tmp_path: Path, kind: str) -> None:
     source = tmp_path / "camera.mov"
     _timecoded_clip(source, "01:00:10:05")
     target = tmp_path / ("frames" if kind == "png" else f"out.{kind}")
     with VideoReader(source) as reader, VideoWriter(target, reader.info, kind=kind) as writer:
         for frame in reader.frames():
-            writer.write(_rgba(frame.rgb, frame.index), frame.pts)
+            writer.write(frame.rgb if kind == "mkv" else _rgba(frame.rgb, frame.index), frame.pts)
     assert (
         [note for note in writer.notes if "timecode" in note]
         == [note for note in writer.notes if note.startswith("the input's timecode (01:00:10:05) is not kept")]
@@ -929,7 +932,7 @@ def _anamorphic_clip(path: Path) -> None:
         container.mux(stream.encode(None))
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "mask", "webm", "gif"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "mask", "webm", "gif", "mkv"])
 def test_anamorphic_video_keeps_its_pixel_aspect_or_says_it_cannot(tmp_path: Path, kind: str) -> None:
     # the sample aspect ratio was dropped: a 16:9 HDV or DV widescreen clip came out squeezed to 4:3
     source = tmp_path / "hdv.mp4"
@@ -940,10 +943,14 @@ def test_anamorphic_video_keeps_its_pixel_aspect_or_says_it_cannot(tmp_path: Pat
     with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
         for frame in reader.frames():
             array = (
-                frame.rgb if kind == "mp4" else frame.rgb[..., 1] if kind == "mask" else _rgba(frame.rgb, frame.index)
+                frame.rgb
+                if kind in ("mp4", "mkv")
+                else frame.rgb[..., 1]
+                if kind == "mask"
+                else _rgba(frame.rgb, frame.index)
             )
             writer.write(array, frame.pts)
-    if kind in ("mp4", "mov", "mask"):
+    if kind in ("mp4", "mov", "mask", "mkv"):
         assert probe(target).pixel_aspect == Fraction(4, 3) and writer.notes == []
     else:
         assert [n for n in writer.notes if "pixels are not square (4:3, shown 192 x 108)" in n] != []
@@ -960,7 +967,7 @@ def _tagged_clip(path: Path, metadata: dict[str, str]) -> None:
         container.mux(stream.encode(None))
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "mkv"])
 def test_the_recording_date_is_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
     # a phone's clip: libraries sort by its creation time, which the cutout lost; its GPS place stays behind
     source = tmp_path / "phone.mov"
@@ -970,7 +977,7 @@ def test_the_recording_date_is_kept_and_the_place_is_not(tmp_path: Path, kind: s
     target = tmp_path / f"out.{kind}"
     with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
         for frame in reader.frames():
-            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+            writer.write(frame.rgb if kind in ("mp4", "mkv") else _rgba(frame.rgb, frame.index), frame.pts)
     assert probe(target).creation_time == "2024-05-01T10:20:30.000000Z"
     with av.open(str(target)) as container:
         assert "location" not in container.metadata
@@ -1055,7 +1062,7 @@ def _marks(path: Path) -> list[tuple[float, float, str]]:
         ]
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "mkv"])
 @pytest.mark.parametrize(
     ("start", "duration", "expected"),
     [(None, None, [(0.0, 1.0, "Intro"), (1.0, 2.0, "Main")]), (0.5, 1.0, [(0.0, 0.5, "Intro"), (0.5, 1.0, "Main")])],
@@ -1075,7 +1082,7 @@ def test_chapter_marks_are_kept_on_the_outputs_timeline(
         VideoWriter(target, info, kind=kind, start=start, duration=duration) as writer,
     ):
         for frame in reader.frames():
-            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+            writer.write(frame.rgb if kind in ("mp4", "mkv") else _rgba(frame.rgb, frame.index), frame.pts)
     assert writer.notes == []
     assert _marks(target) == expected
 
@@ -1091,7 +1098,7 @@ def test_a_kind_without_chapters_says_they_are_not_kept(tmp_path: Path, kind: st
     assert [n for n in writer.notes if n.startswith("the input's 2 chapter marks are not kept")] != []
 
 
-@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "gif", "png"])
+@pytest.mark.parametrize("kind", ["mp4", "mov", "webm", "gif", "png", "mkv"])
 def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Path, kind: str) -> None:
     # an editor's export says what it is and whose: the cutout carried none of it
     source = tmp_path / "film.mp4"
@@ -1102,7 +1109,7 @@ def test_title_credits_and_copyright_are_kept_and_the_place_is_not(tmp_path: Pat
     target = tmp_path / ("frames" if kind == "png" else f"out.{kind}")
     with VideoReader(source) as reader, VideoWriter(target, info, kind=kind) as writer:
         for frame in reader.frames():
-            writer.write(frame.rgb if kind == "mp4" else _rgba(frame.rgb, frame.index), frame.pts)
+            writer.write(frame.rgb if kind in ("mp4", "mkv") else _rgba(frame.rgb, frame.index), frame.pts)
     if kind in ("gif", "png"):
         name = "animated GIF has" if kind == "gif" else "PNG frames have"
         assert writer.notes == [f"the input's title, artist, genre, copyright are not kept: {name} no place for them"]

@@ -38,12 +38,13 @@ if TYPE_CHECKING:
 
 HELP = """Cut the subject out of a video: over a new background, or as a transparent video.
 
-With --bg the result is an MP4 (H.264, yuv420p) beside the input (clip.cutout.mp4); without it a
+With --bg the result is an MP4 (H.264, yuv420p) beside the input (clip.cutout.mp4; name it .mkv for Matroska,
+which takes the input's audio as it is far more often); without it a
 transparent video chosen by the output's extension: .mov ProRes 4444 (the default, for editors), .webm VP9
 with alpha, an animation (.webp, .apng or .gif; an animated GIF, PNG or WebP gives the same kind by
 default), or a folder of RGBA PNGs (an output ending in /). --only-mask writes a grey matte video. Frame rate,
 timestamps, rotation and audio are kept (audio copied without re-encoding when the container allows; animations
-have none). A phone's HDR clip (HLG or PQ) stays HDR in .mov, .webm and .mp4, with --bg colours and images
+have none). A phone's HDR clip (HLG or PQ) stays HDR in .mov, .webm, .mp4 and .mkv, with --bg colours and images
 converted into it; PNGs and animations are tone-mapped to SDR.
 
 A folder of clips (recursively, its tree mirrored), or several clips then an output folder, are cut out one
@@ -53,6 +54,7 @@ with --bg, else mov), outputs that exist are skipped (a re-run resumes), a bad c
 Examples:\n
   cutout video clip.mp4 --bg beach.jpg\n
   cutout video clip.mp4 --bg '#00ff00' green.mp4\n
+  cutout video recording.mkv --bg beach.jpg out.mkv\n
   cutout video clip.mp4 clip.mov                 # transparent ProRes 4444\n
   cutout video clip.mp4 frames/                  # RGBA PNGs\n
   cutout video clip.mp4 sticker.webp             # animated WebP with alpha\n
@@ -68,7 +70,7 @@ def video(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="INPUT [OUTPUT]: a clip and its output (.mp4/.mov/.webm/.webp/.apng/.gif, or folder/ for PNGs); "
+            help="INPUT [OUTPUT]: a clip and its output (.mp4/.mkv/.mov/.webm/.webp/.apng/.gif, or folder/ for PNGs); "
             "or a folder of clips, or several clips, then an output folder; or - with --raw.",
             show_default=False,
             metavar="INPUT... [OUTPUT]",
@@ -85,7 +87,7 @@ def video(
         typer.Option(
             "--format",
             "-f",
-            help="mp4, mov, webm, webp, apng, gif or png (a folder of PNGs) for outputs cutout names (a folder of "
+            help="mp4, mkv, mov, webm, webp, apng, gif or png (a folder of PNGs) for outputs cutout names (a folder of "
             "clips, or beside a clip); default: mp4 with --bg or --only-mask, else mov.",
         ),
     ] = None,
@@ -215,7 +217,16 @@ def video(
 
 
 #: --format: the output's extension ("/" a folder of PNG frames)
-FORMATS = {"mp4": ".mp4", "mov": ".mov", "webm": ".webm", "webp": ".webp", "apng": ".apng", "gif": ".gif", "png": "/"}
+FORMATS = {
+    "mp4": ".mp4",
+    "mkv": ".mkv",
+    "mov": ".mov",
+    "webm": ".webm",
+    "webp": ".webp",
+    "apng": ".apng",
+    "gif": ".gif",
+    "png": "/",
+}
 
 
 def _split(paths: list[str], named: str | None) -> tuple[list[str], str | None, bool]:

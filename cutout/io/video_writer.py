@@ -16,6 +16,8 @@ kind      video                                      frames given               
 ========  =========================================  ===========================  ====================
 mp4       H.264 (libx264, crf 18, veryfast), 4:2:0   (H, W, 3) composited RGB     AAC, MP3, ...
 mask      H.264 4:2:0, the matte as luma             (H, W) grey alpha            as mp4
+mkv       H.264 as mp4, in Matroska                  (H, W, 3) composited RGB     almost any (FLAC, Opus, PCM)
+mkv-mask  H.264 4:2:0 matte in Matroska              (H, W) grey alpha            as mkv
 mov       ProRes 4444 (prores_ks), yuva444p10le      (H, W, 4) RGBA, RGB or grey  AAC, PCM, ...
 webm      VP9 (libvpx-vp9, crf 24) with alpha        (H, W, 4) RGBA, RGB or grey  Opus, Vorbis
 webp      animated WebP (libwebp, quality 90), alpha  RGBA, RGB or grey            none (noted)
@@ -89,7 +91,8 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "AnimationPacing", "VideoWriter"]
 
-KINDS = ("mp4", "mov", "webm", "webp", "apng", "gif", "png", "mask")
+KINDS = ("mp4", "mov", "webm", "webp", "apng", "gif", "png", "mask", "mkv", "mkv-mask")
+_CHAPTER_MUXERS = ("mov", "mp4", "webm", "matroska")  # the containers with a place for chapter marks
 _ANIMATION_STEP = Fraction(1, 50)  # the shortest frame an animation gets (see AnimationPacing)
 _X264 = {"crf": "18", "preset": "veryfast"}
 # AVColorSpace -> the RGB -> YUV matrix swscale uses; any other (2: unspecified) gets swscale's default, BT.601,
@@ -136,7 +139,7 @@ class _Encoding:
     @property
     def name(self) -> str:
         """The format as the user knows it: MP4, animated WebP, ..."""
-        return {"webp": "animated WebP", "apng": "animated PNG", "gif": "animated GIF"}.get(
+        return {"webp": "animated WebP", "apng": "animated PNG", "gif": "animated GIF", "matroska": "MKV"}.get(
             self.muxer, self.muxer.upper()
         )
 
@@ -153,6 +156,9 @@ def _animation(
 _ENCODINGS = {
     "mp4": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000),
     "mask": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (1,), True, "aac", 256_000),
+    # Matroska (what OBS records): H.264 as in MP4, and most audio codecs go in as they are
+    "mkv": _Encoding("matroska", (".mkv",), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000),
+    "mkv-mask": _Encoding("matroska", (".mkv",), "libx264", "yuv420p", _X264, (1,), True, "aac", 256_000),
     "mov": _Encoding(
         "mov", (".mov",), "prores_ks", "yuva444p10le", {"profile": "4444"}, (1, 3, 4), False, "aac", 256_000, True
     ),
@@ -419,7 +425,7 @@ class _ContainerSink:
                     info,
                     encoding.name,
                     timecode=encoding.muxer not in ("mov", "mp4"),
-                    chapters=encoding.muxer not in ("mov", "mp4", "webm"),
+                    chapters=encoding.muxer not in _CHAPTER_MUXERS,
                     tags=encoding.animation,
                     aspect=encoding.animation or encoding.muxer == "webm",
                 )
@@ -505,10 +511,10 @@ class _ContainerSink:
         self.video.metadata["timecode"] = shift_timecode(timecode, offset, self.info.fps)
 
     def _set_chapters(self) -> None:
-        """The input's chapter marks, on the output's timeline (moved by ``--start``, cut at its end), in MOV, MP4
-        and WebM; other kinds have no place for them (see :func:`_not_kept`)."""
+        """The input's chapter marks, on the output's timeline (moved by ``--start``, cut at its end), in MOV, MP4,
+        WebM and MKV; other kinds have no place for them (see :func:`_not_kept`)."""
         chapters = self.info.chapters
-        if not chapters or self.container is None or self.encoding.muxer not in ("mov", "mp4", "webm"):
+        if not chapters or self.container is None or self.encoding.muxer not in _CHAPTER_MUXERS:
             return
         shift, end = self.window.shift, self.window.end
         marks: list[AvChapter] = []
@@ -694,8 +700,8 @@ def _not_kept(
         )
     if chapters and info.chapters:
         notes.append(
-            f"the input's {len(info.chapters)} chapter marks are not kept: {has} no place for them; .mov, .mp4 or "
-            ".webm keep them"
+            f"the input's {len(info.chapters)} chapter marks are not kept: {has} no place for them; .mov, .mp4, "
+            ".webm or .mkv keep them"
         )
     if tags and info.tags:
         notes.append(f"the input's {', '.join(key for key, _ in info.tags)} are not kept: {has} no place for them")
