@@ -113,6 +113,18 @@ def test_pull_of_a_format_that_is_not_released_is_a_usage_error(home: Path) -> N
     assert "released: torch" in str(result.exception)
 
 
+@pytest.mark.parametrize("command", [["pull"], ["path"], ["verify"], ["import", __file__]])
+def test_an_unknown_name_lists_the_models_without_offering_a_path(home: Path, command: list[str]) -> None:
+    # the message was --model's, which ends "A path to a trained model's folder or to an .onnx or .pth file also
+    # works": cutout weights takes names only
+    args = ["weights", command[0], "no-such-model", *command[1:]]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, UsageError)
+    message = str(result.exception)
+    assert message.startswith("unknown model 'no-such-model'; `cutout weights list` shows the models: u2netp, u2net")
+    assert "path" not in message
+
+
 def test_path_exit_code_says_whether_the_file_is_there(home: Path, tiny: dict[str, Any]) -> None:
     expected = str(home / "models" / "tiny" / "tiny.onnx")
     absent = runner.invoke(app, ["weights", "path", "tiny"])

@@ -98,6 +98,16 @@ def list_models() -> None:
     console.print(table)
 
 
+def _model(name: str) -> ModelSpec:
+    """The built-in or trained model called ``name``; an unknown name is a usage error listing the names these
+    commands take (``--model``'s message also offers a file path, which they do not take)."""
+    try:
+        return get_spec(name)
+    except UsageError:
+        known = ", ".join([*SPECS, *trained_specs()])
+        raise UsageError(f"unknown model {name!r}; `cutout weights list` shows the models: {known}") from None
+
+
 @app.command()
 def pull(
     name: Annotated[str, typer.Argument(help="Model name, as in `cutout weights list`.")],
@@ -111,7 +121,7 @@ def pull(
 
     from cutout.weights import fetch
 
-    spec = get_spec(name)
+    spec = _model(name)
     for weight_file in _select(spec, format.value):
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
@@ -135,7 +145,7 @@ def import_(
     """Copy a weights file you downloaded by hand into the cache, after checking its hash."""
     from cutout.weights import import_file
 
-    path = import_file(get_spec(name), file, force=force)
+    path = import_file(_model(name), file, force=force)
     typer.echo(f"imported {file} as {path}")
 
 
@@ -149,7 +159,7 @@ def verify(
 
     from cutout.weights import verify_cache
 
-    specs = [get_spec(name) for name in names] if names else list(SPECS.values())
+    specs = [_model(name) for name in names] if names else list(SPECS.values())
     report = verify_cache(specs)
     table = Table("model", "file", "status")
     for model, filename, status in report:
@@ -172,7 +182,7 @@ def path(
     """Print where a model's released file lives in the cache; exit code 1 if it is not there yet."""
     from cutout.weights import cached_path
 
-    spec = get_spec(name)
+    spec = _model(name)
     weight_file = _select(spec, format.value)[0] if format else _select(spec, "all")[0]
     location = cached_path(spec, weight_file)
     typer.echo(str(location))
