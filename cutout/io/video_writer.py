@@ -93,6 +93,7 @@ __all__ = ["KINDS", "AnimationPacing", "VideoWriter"]
 
 KINDS = ("mp4", "mov", "webm", "webp", "apng", "gif", "png", "mask", "mkv", "mkv-mask")
 _CHAPTER_MUXERS = ("mov", "mp4", "webm", "matroska")  # the containers with a place for chapter marks
+_TIMECODE_MUXERS = ("mov", "mp4")  # those with a place for a start timecode (a tmcd track)
 _ANIMATION_STEP = Fraction(1, 50)  # the shortest frame an animation gets (see AnimationPacing)
 _X264 = {"crf": "18", "preset": "veryfast"}
 # AVColorSpace -> the RGB -> YUV matrix swscale uses; any other (2: unspecified) gets swscale's default, BT.601,
@@ -153,12 +154,14 @@ def _animation(
     )
 
 
+_H264 = _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000)
+_H264_MKV = dataclasses.replace(_H264, muxer="matroska", extensions=(".mkv",))
 _ENCODINGS = {
-    "mp4": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000),
-    "mask": _Encoding("mp4", (".mp4", ".m4v"), "libx264", "yuv420p", _X264, (1,), True, "aac", 256_000),
+    "mp4": _H264,
+    "mask": dataclasses.replace(_H264, channels=(1,)),
     # Matroska (what OBS records): H.264 as in MP4, and most audio codecs go in as they are
-    "mkv": _Encoding("matroska", (".mkv",), "libx264", "yuv420p", _X264, (3,), True, "aac", 256_000),
-    "mkv-mask": _Encoding("matroska", (".mkv",), "libx264", "yuv420p", _X264, (1,), True, "aac", 256_000),
+    "mkv": _H264_MKV,
+    "mkv-mask": dataclasses.replace(_H264_MKV, channels=(1,)),
     "mov": _Encoding(
         "mov", (".mov",), "prores_ks", "yuva444p10le", {"profile": "4444"}, (1, 3, 4), False, "aac", 256_000, True
     ),
@@ -424,7 +427,7 @@ class _ContainerSink:
                 _not_kept(
                     info,
                     encoding.name,
-                    timecode=encoding.muxer not in ("mov", "mp4"),
+                    timecode=encoding.muxer not in _TIMECODE_MUXERS,
                     chapters=encoding.muxer not in _CHAPTER_MUXERS,
                     tags=encoding.animation,
                     aspect=encoding.animation or encoding.muxer == "webm",
@@ -505,7 +508,7 @@ class _ContainerSink:
         """The input's start timecode, moved on to the first frame written, on MOV and MP4 outputs (a tmcd track,
         which editors line clips up by); other kinds cannot carry one (see :func:`_not_kept`)."""
         timecode = self.info.timecode
-        if timecode is None or self.encoding.muxer not in ("mov", "mp4"):
+        if timecode is None or self.encoding.muxer not in _TIMECODE_MUXERS:
             return
         offset = round((pts * self.info.time_base - Fraction(self.info.start_time)) * self.info.fps)
         self.video.metadata["timecode"] = shift_timecode(timecode, offset, self.info.fps)
